@@ -1,0 +1,125 @@
+"""The values that flow through the pipeline, and the rule that gives a paper its identity."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+_NON_WORD = re.compile(r"[\W_]+")
+# New-style ids (2410.12345, 0704.0001) and old-style ids (hep-th/9901001, math.CA/0611800).
+_ARXIV_ID = re.compile(
+    r"(?P<new>\d{4}\.\d{4,5})(?:v\d+)?$|(?P<arch>[a-z-]+)(?:\.[A-Za-z-]+)?/(?P<num>\d{7})(?:v\d+)?$",
+    re.IGNORECASE,
+)
+
+
+def normalize_title(title: str) -> str:
+    """Fold a title so that case, Unicode forms, punctuation and spacing never tell papers apart."""
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def normalize_arxiv_id(raw: str) -> str | None:
+    """Return the bare arXiv id (no `arXiv:` prefix, URL or version), or None if it is not one."""
+    text = raw.strip()
+    for prefix in ("oai:arXiv.org:", "arXiv:", "arxiv:"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    text = re.sub(r"^https?://(www\.)?(export\.)?arxiv\.org/(abs|pdf)/", "", text)
+    text = re.sub(r"\.pdf$", "", text)
+    match = _ARXIV_ID.fullmatch(text)
+    if not match:
+        return None
+    if match["new"]:
+        return match["new"]
+    return f"{match['arch'].lower()}/{match['num']}"
+
+
+ARXIV_PREFIX = "arxiv:"
+TITLE_PREFIX = "title:"
+
+
+def paper_key(title: str, arxiv_id: str | None) -> str:
+    """Return the identity of a paper: its arXiv id when known, else its normalised title."""
+    if arxiv_id:
+        return ARXIV_PREFIX + arxiv_id
+    return TITLE_PREFIX + normalize_title(title)
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper as one snapshot shows it; `rank` is its 1-based position on the page."""
+
+    title: str
+    abstract: str
+    rank: int
+    published: date | None = None
+    org_handle: str | None = None
+    org_name: str | None = None
+    author_count: int | None = None
+    comments: int | None = None
+    upvotes: int | None = None
+    links: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+
+    @property
+    def title_key(self) -> str:
+        return normalize_title(self.title)
+
+    @property
+    def key(self) -> str:
+        return paper_key(self.title, self.arxiv_id)
+
+    @property
+    def url(self) -> str | None:
+        """The paper's own page when known, else the first link of its abstract."""
+        if self.arxiv_id:
+            return f"https://huggingface.co/papers/{self.arxiv_id}"
+        return self.links[0] if self.links else None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A parsed capture of a listing: where it came from, when it was taken, what it showed."""
+
+    path: str
+    source: str
+    captured_at: datetime
+    sha256: str
+    papers: tuple[Paper, ...]
+    page_date: str = ""
+    date_inferred: bool = False
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPaper:
+    """A paper as the store knows it: its fixed key, first sighting and the digest it went out in."""
+
+    key: str
+    paper: Paper
+    first_seen: datetime
+    digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestInfo:
+    """One digest: named by its capture date (`2026-03-13`, `2026-03-13-2` for a second one)."""
+
+    name: str
+    captured_at: datetime
+    paper_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What ingesting one snapshot did."""
+
+    path: str
+    captured_at: datetime
+    papers: int
+    new: int
+    digest: DigestInfo | None
+    status: str  # "ingested" or "already ingested"

@@ -1,0 +1,233 @@
+"""Render digests, the archive page and the email body from stored data. Pure: (data) -> text.
+
+Templates live in the top-level `templates/` folder (shipped inside the wheel as
+`digest/templates`); a user folder, when given, is searched first, so overriding one
+template keeps the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+
+from digest import __version__
+from digest.models import DigestInfo, StoredPaper
+from digest.text import clean, is_safe_url, linkify, md_escape, md_escape_block, one_line, shorten, wrap
+
+# Gmail clips messages over 102 KB; keep the body well under that so the per-subscriber
+# parts added at delivery (greeting, unsubscribe footer, MIME headers) still fit.
+EMAIL_BUDGET = 90_000
+# On a day too big for the budget, email abstracts are cut to this many characters.
+EMAIL_SHORT_ABSTRACT = 300
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the outputs will live: the title and, when public, the base URL for links."""
+
+    title: str = "Daily Papers"
+    base_url: str | None = None
+    source_url: str = "https://huggingface.co/papers"
+
+    def link(self, path: str, relative_to: str = "") -> str:
+        """An absolute link under the base URL, else a path relative to the output file."""
+        if self.base_url:
+            return f"{self.base_url.rstrip('/')}/{path}"
+        depth = relative_to.count("/")
+        return "../" * depth + path
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """A paper made ready for templates: cleaned text, display strings, safe links only."""
+
+    position: int
+    title: str
+    abstract: str
+    url: str | None
+    links: tuple[str, ...]
+    published: str | None
+    byline: str | None
+    comments: int | None
+    upvotes: int | None
+    key: str
+
+    @property
+    def meta(self) -> str:
+        """`Oct 31, 2024 · Microsoft · 4 comments` (only what is known)."""
+        parts = [p for p in (self.published, self.byline) if p]
+        if self.comments:
+            parts.append(f"{self.comments} comment" + ("s" if self.comments != 1 else ""))
+        if self.upvotes is not None:
+            parts.append(f"{self.upvotes} upvote" + ("s" if self.upvotes != 1 else ""))
+        return " · ".join(parts)
+
+
+def paper_view(stored: StoredPaper) -> PaperView:
+    """Build the template view of a stored paper."""
+    paper = stored.paper
+    if paper.org_name:
+        byline: str | None = one_line(paper.org_name)
+    elif paper.author_count:
+        byline = f"{paper.author_count} author" + ("s" if paper.author_count != 1 else "")
+    else:
+        byline = None
+    links = tuple(link for link in paper.links if is_safe_url(link))
+    url = paper.url if paper.url and is_safe_url(paper.url) else None
+    return PaperView(
+        position=paper.rank, title=one_line(paper.title), abstract=clean(paper.abstract).strip(),
+        url=url, links=links, byline=byline, comments=paper.comments, upvotes=paper.upvotes,
+        published=f"{paper.published:%b} {paper.published.day}, {paper.published.year}"
+        if paper.published else None, key=stored.key,
+    )
+
+
+def long_date(info: DigestInfo) -> str:
+    """`Mar 13, 2026`"""
+    moment = info.captured_at
+    return f"{moment:%b} {moment.day}, {moment.year}"
+
+
+def default_templates() -> Path:
+    """The bundled templates: inside the installed package, else the checkout's `templates/`."""
+    packaged = resources.files("digest") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=8)
+def environment(user_templates: str | None = None) -> Environment:
+    """A Jinja2 environment: autoescape for HTML/XML names, strict about undefined names."""
+    loaders = [FileSystemLoader(str(default_templates()))]
+    if user_templates:
+        loaders.insert(0, FileSystemLoader(user_templates))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        # Markdown and plain-text templates are not HTML; everything else is escaped.
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "xml"), disabled_extensions=("md", "txt"), default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(linkify=linkify, md=md_escape, md_block=md_escape_block,
+                       shorten=shorten, wrap=wrap, one_line=one_line)
+    env.globals["version"] = __version__
+    return env
+
+
+def _context(site: Site, info: DigestInfo, papers: Sequence[PaperView], here: str,
+             **extra: Any) -> dict[str, Any]:
+    return {
+        "site": site,
+        "digest": info,
+        "date": long_date(info),
+        "papers": papers,
+        "total": info.paper_count,
+        "web_url": site.link(f"digests/{info.name}.html", here),
+        "feed_url": site.link("feed.xml", here),
+        "atom_url": site.link("atom.xml", here),
+        "index_url": site.link("index.html", here),
+        **extra,
+    }
+
+
+def render_markdown(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
+                    templates: str | None = None) -> Iterator[str]:
+    """The digest as Markdown, streamed (a backfill day may hold tens of thousands of papers)."""
+    views = [paper_view(p) for p in papers]
+    return environment(templates).get_template("digest.md").generate(
+        _context(site, info, views, f"digests/{info.name}.md"))
+
+
+def render_page(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
+                templates: str | None = None) -> Iterator[str]:
+    """The digest as a web page (every new paper, full abstracts), streamed."""
+    views = [paper_view(p) for p in papers]
+    return environment(templates).get_template("digest.html").generate(
+        _context(site, info, views, f"digests/{info.name}.html"))
+
+
+def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | None = None) -> str:
+    """The archive page: every digest, newest first, with counts."""
+    return environment(templates).get_template("index.html").render(
+        site=site, digests=digests, long_date=long_date,
+        feed_url=site.link("feed.xml", "index.html"), atom_url=site.link("atom.xml", "index.html"),
+    )
+
+
+@dataclass(frozen=True)
+class EmailBody:
+    """The email body in both forms, and how many papers it shows in full."""
+
+    html: str
+    text: str
+    shown: int
+    total: int
+
+
+def render_email(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
+                 templates: str | None = None, budget: int = EMAIL_BUDGET) -> EmailBody:
+    """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
+
+    A normal day shows every paper in full. A big day shows the first papers in page order
+    with shortened abstracts, as many as fit, and links to the full digest for the rest.
+    """
+    env = environment(templates)
+    here = f"digests/{info.name}.email.html"
+    views = [paper_view(p) for p in papers]
+
+    def build(count: int, short: bool) -> EmailBody:
+        shown = views[:count]
+        if short:
+            shown = [_short(v) for v in shown]
+        ctx = _context(site, info, shown, here, more=len(views) - count)
+        html = _inline(env.get_template("email.html").render(ctx))
+        text = env.get_template("email.txt").render(ctx)
+        return EmailBody(html=html, text=text, shown=count, total=len(views))
+
+    full = build(len(views), short=False)
+    if _fits(full, budget):
+        return full
+    # Binary search for the most papers that fit with shortened abstracts; a paper takes at
+    # least ~200 bytes, so no more than budget/200 can ever fit.
+    low, high = 0, min(len(views), budget // 200)
+    best = build(0, short=True)
+    while low < high:
+        mid = (low + high + 1) // 2
+        candidate = build(mid, short=True)
+        if _fits(candidate, budget):
+            low, best = mid, candidate
+        else:
+            high = mid - 1
+    return best
+
+
+def _short(view: PaperView) -> PaperView:
+    return PaperView(**{**view.__dict__, "abstract": shorten(view.abstract, EMAIL_SHORT_ABSTRACT)})
+
+
+def _fits(body: EmailBody, budget: int) -> bool:
+    return len(body.html.encode()) <= budget and len(body.text.encode()) <= budget
+
+
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def _inline(html: str) -> str:
+    return str(_INLINER.inline(html))

@@ -1,0 +1,119 @@
+"""The store's tables (SQLAlchemy Core) and its numbered migrations.
+
+One schema for SQLite and PostgreSQL. Times are stored as naive UTC so both behave alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("applied_at", DateTime, nullable=False, server_default=func.now()),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("source", String(100), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("captured_at", DateTime, nullable=False, index=True),
+    Column("ingested_at", DateTime, nullable=False),
+    Column("paper_count", Integer, nullable=False),
+    Column("new_count", Integer, nullable=False),
+    Column("baseline", Boolean, nullable=False, default=False),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(40), nullable=False, unique=True),
+    Column("snapshot_id", ForeignKey("snapshots.id"), nullable=False),
+    Column("captured_at", DateTime, nullable=False),
+    Column("paper_count", Integer, nullable=False),
+)
+
+papers = Table(
+    "papers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The identity: set once, never changed (feeds and readers rely on it).
+    Column("key", Text, nullable=False, unique=True),
+    Column("title_key", Text, nullable=False, index=True),
+    Column("arxiv_id", String(40), unique=True),
+    Column("title", Text, nullable=False),
+    Column("abstract", Text, nullable=False),
+    Column("published", Date),
+    Column("org_handle", Text),
+    Column("org_name", Text),
+    Column("author_count", Integer),
+    Column("links", Text, nullable=False),  # newline-separated http(s) URLs
+    Column("first_snapshot_id", ForeignKey("snapshots.id"), nullable=False),
+    Column("first_seen_at", DateTime, nullable=False),
+    # Null for papers recorded by a baseline ingest: seen, never published.
+    Column("digest_id", ForeignKey("digests.id")),
+    Column("digest_position", Integer),
+    Index("ix_papers_digest", "digest_id", "digest_position"),
+)
+
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("snapshot_id", ForeignKey("snapshots.id"), primary_key=True),
+    Column("paper_id", ForeignKey("papers.id"), primary_key=True),
+    Column("rank", Integer, nullable=False),
+    Column("comments", Integer),
+    Column("upvotes", Integer),
+    Index("ix_sightings_paper", "paper_id"),
+)
+
+Migration = Callable[[Connection], None]
+
+
+def _m001_initial(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[snapshots, digests, papers, sightings])
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial", _m001_initial),
+]
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply the migrations not yet recorded; return the versions applied."""
+    metadata.create_all(conn, tables=[schema_migrations])
+    done = set(conn.scalars(select(schema_migrations.c.version)))
+    applied = []
+    for version, name, step in MIGRATIONS:
+        if version in done:
+            continue
+        step(conn)
+        conn.execute(insert(schema_migrations).values(version=version, name=name))
+        applied.append(version)
+    return applied

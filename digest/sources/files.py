@@ -1,0 +1,119 @@
+"""Read snapshot files and folders from disk into `Snapshot` values (the I/O edge of parsing)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from digest.capture import capture_from_name, infer_capture_date, is_future, resolve_yearless
+from digest.errors import ParseError, SourceError
+from digest.models import Paper, Snapshot
+from digest.sources.dailypage import Entry, find_links, parse_page
+
+SOURCE_NAME = "hf-daily-page"
+SNAPSHOT_SUFFIXES = (".txt",)
+_MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Turn the PATH arguments into snapshot files: a folder stands for its `*.txt` files."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in SNAPSHOT_SUFFIXES and p.is_file())
+            if not found:
+                raise SourceError(str(path), "folder holds no .txt snapshots",
+                                  "pass snapshot files or a folder of *.txt captures")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def read_snapshot(path: Path, captured_at: datetime | None, now: datetime) -> Snapshot:
+    """Read, hash and parse one snapshot file, resolving its capture time and paper dates."""
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(where, "no such file", "check the path") from None
+    except OSError as exc:
+        raise SourceError(where, f"cannot read ({exc.strerror})", "check the file's permissions") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParseError(where, f"not UTF-8 text (byte {exc.start})",
+                         "save the capture as UTF-8 text") from None
+    del raw
+    page = parse_page(text, where)
+    del text
+    if not page.entries:
+        raise ParseError(where, "the page lists no papers", "re-capture the page")
+
+    warnings: list[str] = []
+    inferred = False
+    page_date = f"{_MONTH_NAMES[page.month - 1]} {page.day}"
+    moment = captured_at or capture_from_name(path.name)
+    if moment is None:
+        moment = _infer(page.month, page.day, page.entries, now.date(), where)
+        inferred = True
+        warnings.append(
+            f"warning: {where}: capture date inferred as {moment.date().isoformat()} from the "
+            f"page date '{page_date}' — pass --captured-at YYYY-MM-DD or put the date in the "
+            "file name (2026-03-13.txt) to set it"
+        )
+    elif (moment.month, moment.day) != (page.month, page.day):
+        warnings.append(
+            f"warning: {where}: page date '{page_date}' differs from capture date "
+            f"{moment.date().isoformat()} — check the file name or --captured-at"
+        )
+    if is_future(moment, now):
+        raise ParseError(where, f"capture date {moment.date().isoformat()} is in the future",
+                         "fix the date in the file name or pass --captured-at YYYY-MM-DD")
+    papers = tuple(_paper(entry, moment.date(), where) for entry in page.entries)
+    return Snapshot(path=where, source=SOURCE_NAME, captured_at=moment, sha256=digest,
+                    papers=papers, page_date=page_date, date_inferred=inferred,
+                    warnings=tuple(warnings))
+
+
+def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) -> datetime:
+    dated = []
+    for entry in entries:
+        if entry.year is not None and entry.month is not None and entry.day is not None:
+            try:
+                dated.append(date(entry.year, entry.month, entry.day))
+            except ValueError:
+                continue
+    yearless = [(e.month, e.day) for e in entries
+                if e.year is None and e.month is not None and e.day is not None]
+    found = infer_capture_date(month, day, dated, yearless, today)
+    if found is None:
+        raise ParseError(where, "cannot infer the capture year from the page",
+                         "pass --captured-at YYYY-MM-DD")
+    return datetime(found.year, found.month, found.day, tzinfo=UTC)
+
+
+def _paper(entry: Entry, captured: date, where: str) -> Paper:
+    published = None
+    if entry.month is not None and entry.day is not None:
+        try:
+            published = (date(entry.year, entry.month, entry.day) if entry.year is not None
+                         else resolve_yearless(entry.month, entry.day, captured))
+        except ValueError:
+            raise ParseError(where, f"paper {entry.rank} ({entry.title[:50]!r}) has an impossible "
+                             f"date {entry.month}/{entry.day}", "fix the paper date") from None
+    return Paper(
+        title=entry.title,
+        abstract=entry.abstract,
+        rank=entry.rank,
+        published=published,
+        org_handle=entry.org_handle,
+        org_name=entry.org_name,
+        author_count=entry.author_count,
+        comments=entry.comments,
+        links=find_links(entry.abstract),
+    )

@@ -1,0 +1,305 @@
+"""The store: snapshots, papers, sightings and digests in SQLite or PostgreSQL.
+
+Every ingest runs in one transaction, so a failure leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from digest import schema as t
+from digest.diff import split_new, unique_papers
+from digest.errors import StoreError
+from digest.models import (
+    ARXIV_PREFIX,
+    TITLE_PREFIX,
+    DigestInfo,
+    IngestResult,
+    Paper,
+    Snapshot,
+    StoredPaper,
+)
+
+DEFAULT_URL = "sqlite:///digest.sqlite3"
+# Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
+_CHUNK = 5000
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Drop the zone after converting to UTC: the store keeps naive UTC on every backend."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def aware(moment: datetime) -> datetime:
+    """Read a stored naive UTC time back as an aware one."""
+    return moment.replace(tzinfo=UTC)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """A migrated database behind a SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def find_snapshot(self, sha256: str) -> IngestResult | None:
+        """Return the earlier ingest of these exact bytes, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.snapshots).where(t.snapshots.c.sha256 == sha256)).first()
+            if row is None:
+                return None
+            digest = conn.execute(
+                select(t.digests).where(t.digests.c.snapshot_id == row.id)
+            ).first()
+        return IngestResult(
+            path=row.path, captured_at=aware(row.captured_at), papers=row.paper_count,
+            new=row.new_count, digest=_digest_info(digest) if digest else None,
+            status="already ingested",
+        )
+
+    def newest_capture(self) -> datetime | None:
+        """Return the capture time of the newest snapshot stored."""
+        with self.engine.connect() as conn:
+            newest = conn.scalar(select(func.max(t.snapshots.c.captured_at)))
+        return aware(newest) if newest else None
+
+    def ingest(self, snapshot: Snapshot, *, baseline: bool = False,
+               now: datetime | None = None) -> IngestResult:
+        """Record a snapshot, its sightings and its new papers; make a digest of the new ones."""
+        with self.engine.begin() as conn:
+            return self._ingest(conn, snapshot, baseline, now or datetime.now(UTC))
+
+    def _ingest(self, conn: Connection, snapshot: Snapshot, baseline: bool,
+                now: datetime) -> IngestResult:
+        if conn.scalar(select(t.snapshots.c.id).where(t.snapshots.c.sha256 == snapshot.sha256)):
+            raise StoreError(snapshot.path, "already ingested", "")
+        captured = naive_utc(snapshot.captured_at)
+        newest = conn.scalar(select(func.max(t.snapshots.c.captured_at)))
+        if newest is not None and captured < newest:
+            raise StoreError(
+                snapshot.path,
+                f"captured {captured:%Y-%m-%d %H:%M} but the store already holds a snapshot "
+                f"from {newest:%Y-%m-%d %H:%M}; snapshots must be ingested in capture order",
+                "ingest it into a fresh store, or check its --captured-at date",
+            )
+        page = unique_papers(snapshot.papers)
+        known = _known_identities(conn, page)
+        new, seen = split_new(page, known)
+        snapshot_id = conn.execute(insert(t.snapshots).values(
+            sha256=snapshot.sha256, source=snapshot.source, path=snapshot.path,
+            captured_at=captured, ingested_at=naive_utc(now), paper_count=len(page),
+            new_count=len(new), baseline=baseline,
+        )).inserted_primary_key[0]
+
+        digest = None
+        if new and not baseline:
+            name = _free_digest_name(conn, captured.date().isoformat())
+            digest_id = conn.execute(insert(t.digests).values(
+                name=name, snapshot_id=snapshot_id, captured_at=captured, paper_count=len(new),
+            )).inserted_primary_key[0]
+            digest = DigestInfo(name=name, captured_at=aware(captured), paper_count=len(new))
+        else:
+            digest_id = None
+
+        new_ids: list[int] = []
+        if new:
+            rows = [_paper_row(p, snapshot_id, captured, digest_id, pos)
+                    for pos, p in enumerate(new, 1)]
+            result = conn.execute(
+                insert(t.papers).returning(t.papers.c.id, sort_by_parameter_order=True), rows
+            )
+            new_ids = list(result.scalars())
+        sighting_rows = [
+            {"snapshot_id": snapshot_id, "paper_id": pid, "rank": p.rank,
+             "comments": p.comments, "upvotes": p.upvotes}
+            for p, pid in zip(new, new_ids, strict=True)
+        ]
+        sighting_rows.extend(
+            {"snapshot_id": snapshot_id, "paper_id": pid, "rank": p.rank,
+             "comments": p.comments, "upvotes": p.upvotes}
+            for p, pid in seen
+        )
+        if sighting_rows:
+            conn.execute(insert(t.sightings), sighting_rows)
+        return IngestResult(path=snapshot.path, captured_at=aware(captured), papers=len(page),
+                            new=len(new), digest=digest, status="ingested")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def digests(self) -> list[DigestInfo]:
+        """Return every digest, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.digests).order_by(t.digests.c.id.desc()))
+            return [_digest_info(row) for row in rows]
+
+    def digest(self, name: str) -> DigestInfo | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.digests).where(t.digests.c.name == name)).first()
+        return _digest_info(row) if row else None
+
+    def digest_papers(self, name: str) -> list[StoredPaper]:
+        """Return a digest's papers in page order, as they were first seen."""
+        query = _published_papers().where(t.digests.c.name == name).order_by(
+            t.papers.c.digest_position)
+        with self.engine.connect() as conn:
+            return [_stored_paper(row) for row in conn.execute(query)]
+
+    def feed_papers(self, limit: int) -> list[StoredPaper]:
+        """Return the latest `limit` published papers, newest digest first, page order within."""
+        query = _published_papers().order_by(
+            t.digests.c.id.desc(), t.papers.c.digest_position).limit(limit)
+        with self.engine.connect() as conn:
+            return [_stored_paper(row) for row in conn.execute(query)]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Return every snapshot, oldest first, with its counts and digest name."""
+        query = (
+            select(t.snapshots, t.digests.c.name.label("digest"))
+            .select_from(t.snapshots.outerjoin(t.digests, t.digests.c.snapshot_id == t.snapshots.c.id))
+            .order_by(t.snapshots.c.captured_at, t.snapshots.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of rows in each table (for status lines and tests)."""
+        with self.engine.connect() as conn:
+            return {
+                table.name: conn.scalar(select(func.count()).select_from(table)) or 0
+                for table in (t.snapshots, t.papers, t.sightings, t.digests)
+            }
+
+
+def open_store(url: str) -> Store:
+    """Connect to the store at `url` and bring its schema up to date."""
+    try:
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                folder = Path(parsed.database).expanduser().resolve().parent
+                if not folder.is_dir():
+                    raise StoreError(url, f"folder {folder} does not exist",
+                                     "create it or choose another --db path")
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ValueError):
+        raise StoreError(url, "not a database URL",
+                         "use sqlite:///digest.sqlite3 or postgresql+psycopg://user@host/db") from None
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise StoreError(url, f"no driver for this URL ({exc})",
+                         "use sqlite:/// or postgresql+psycopg:// and pip install 'paper-digest[postgres]'"
+                         ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name != "postgresql":
+        raise StoreError(url, f"unsupported database {engine.dialect.name!r}",
+                         "use sqlite:/// or postgresql+psycopg://")
+    try:
+        with engine.begin() as conn:
+            t.migrate(conn)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreError(url, f"cannot open the store ({reason})",
+                         "check the --db URL / DIGEST_DB and that the server is running") from None
+    return Store(engine)
+
+
+def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
+    """Map each identity (arXiv key, title key) of `page` already in the store to its paper id."""
+    known: dict[str, int] = {}
+    title_keys = [p.title_key for p in page]
+    arxiv_ids = [p.arxiv_id for p in page if p.arxiv_id]
+    for chunk in _chunks(title_keys):
+        for pid, title_key in conn.execute(
+            select(t.papers.c.id, t.papers.c.title_key).where(t.papers.c.title_key.in_(chunk))
+        ):
+            known.setdefault(TITLE_PREFIX + title_key, pid)
+    for chunk in _chunks(arxiv_ids):
+        for pid, arxiv_id in conn.execute(
+            select(t.papers.c.id, t.papers.c.arxiv_id).where(t.papers.c.arxiv_id.in_(chunk))
+        ):
+            known[ARXIV_PREFIX + arxiv_id] = pid
+    return known
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _free_digest_name(conn: Connection, day: str) -> str:
+    taken = set(conn.scalars(select(t.digests.c.name).where(t.digests.c.name.like(f"{day}%"))))
+    if day not in taken:
+        return day
+    n = 2
+    while f"{day}-{n}" in taken:
+        n += 1
+    return f"{day}-{n}"
+
+
+def _paper_row(paper: Paper, snapshot_id: int, captured: datetime, digest_id: int | None,
+               position: int) -> dict[str, Any]:
+    return {
+        "key": paper.key, "title_key": paper.title_key, "arxiv_id": paper.arxiv_id,
+        "title": paper.title, "abstract": paper.abstract, "published": paper.published,
+        "org_handle": paper.org_handle, "org_name": paper.org_name,
+        "author_count": paper.author_count, "links": "\n".join(paper.links),
+        "first_snapshot_id": snapshot_id, "first_seen_at": captured,
+        "digest_id": digest_id, "digest_position": position if digest_id else None,
+    }
+
+
+def _published_papers() -> Any:
+    first_sighting = (t.sightings.c.paper_id == t.papers.c.id) & (
+        t.sightings.c.snapshot_id == t.papers.c.first_snapshot_id)
+    return select(
+        t.papers, t.digests.c.name.label("digest_name"),
+        t.sightings.c.comments, t.sightings.c.upvotes,
+    ).select_from(
+        t.papers.join(t.digests, t.digests.c.id == t.papers.c.digest_id)
+        .join(t.sightings, first_sighting)
+    )
+
+
+def _stored_paper(row: Any) -> StoredPaper:
+    paper = Paper(
+        title=row.title, abstract=row.abstract, rank=row.digest_position or 0,
+        published=row.published, org_handle=row.org_handle, org_name=row.org_name,
+        author_count=row.author_count, comments=row.comments, upvotes=row.upvotes,
+        links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
+    )
+    return StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
+                       digest=row.digest_name)
+
+
+def _digest_info(row: Any) -> DigestInfo:
+    return DigestInfo(name=row.name, captured_at=aware(row.captured_at),
+                      paper_count=row.paper_count)
+
