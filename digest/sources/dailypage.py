@@ -81,15 +81,11 @@ def find_links(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(piece for piece, is_url in split_urls(text) if is_url))
 
 
-def looks_like_page(text: str) -> bool:
-    """True when the first lines of `text` carry a Daily Papers page date."""
-    lines = [line.strip() for line in text.splitlines()[: _CHROME_LINES * 3] if line.strip()]
-    return any(PAGE_DATE.fullmatch(line) for line in lines[:_CHROME_LINES])
-
-
 def parse_page(text: str, where: str) -> Page:
     """Parse page text into entries; raise ParseError naming the line on anything unexpected."""
-    numbered = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    # Split on LF only: str.splitlines() also breaks at \x0b, \x0c, \x85 and U+2028, which
+    # can sit inside an abstract.
+    numbered = [(n, line.strip()) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     start = None
     for index, (_, line) in enumerate(numbered[:_CHROME_LINES]):
         page_date = PAGE_DATE.fullmatch(line)

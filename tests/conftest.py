@@ -1,0 +1,99 @@
+"""Shared fixtures: an isolated working folder, goldens, and stores on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLES = ROOT / "examples" / "snapshots"
+SHARED_SNAPSHOTS = ROOT.parent / "shared" / "snapshots"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true",
+                     help="Rewrite tests/goldens/ from the current output instead of comparing.")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run every test in its own folder with no DIGEST_* setting leaking in from the shell."""
+    for name in list(os.environ):
+        if name.startswith("DIGEST_") and name != "DIGEST_TEST_PG_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))
+
+
+def _pg_base_url() -> str:
+    return os.environ.get("DIGEST_TEST_PG_URL", DEFAULT_PG)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL server for tests; a failure in CI, a skip (with the reason) elsewhere."""
+    url = _pg_base_url()
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure to reach the server decides skip vs fail
+        reason = f"PostgreSQL not reachable at {url} ({type(exc).__name__}); set DIGEST_TEST_PG_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server)
+    with admin.begin() as conn:
+        conn.execute(text(f"create schema {schema}"))
+    url = make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"drop schema {schema} cascade"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store suite runs against both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def page(*entries: str, header: str = "Mar 13") -> str:
+    """Build Daily Papers page text from entry blocks (each block's lines joined by blank lines)."""
+    chrome = ["new", "Get trending papers in your email inbox!", "Subscribe",
+              "byAK and the research community", header]
+    return "\n\n".join(chrome + list(entries)) + "\n"
+
+
+def entry(title: str, abstract: str | None = None, meta: str | None = "  • 3 authors",
+          date: str | None = "Mar 12") -> str:
+    """One entry block; `meta=None` leaves out the metadata block."""
+    lines = [title, abstract or f"Abstract of {title}."]
+    if meta is not None:
+        lines += [meta, "·", date or ""]
+    return "\n\n".join(lines)

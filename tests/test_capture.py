@@ -1,0 +1,108 @@
+"""Capture dates: explicit > file name > inferred from the page, and year-less paper dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from conftest import entry, page
+
+from digest.capture import capture_from_name, infer_capture_date, resolve_yearless
+from digest.errors import ParseError
+from digest.sources.files import read_snapshot
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("2026-03-13.txt", datetime(2026, 3, 13, tzinfo=UTC)),
+        ("dailypapers-2026-03-13T08:00.txt", datetime(2026, 3, 13, 8, 0, tzinfo=UTC)),
+        ("hf_2025-12-31_0915.txt", datetime(2025, 12, 31, 9, 15, tzinfo=UTC)),
+        ("capture.txt", None),
+        ("2026-13-40.txt", None),
+        ("v12026-03-13.txt", None),
+    ],
+)
+def test_capture_from_name(name: str, expected: datetime | None) -> None:
+    assert capture_from_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("page_date", "dated", "yearless", "today", "expected", "why"),
+    [
+        ((3, 13), [], [], date(2026, 11, 25), date(2026, 3, 13), "latest year not in the future"),
+        ((12, 1), [], [], date(2026, 11, 25), date(2025, 12, 1), "Dec 1 2026 is in the future"),
+        ((3, 13), [date(2026, 4, 1)], [], date(2027, 6, 1), date(2027, 3, 13),
+         "must be later than every dated paper"),
+        ((3, 13), [date(2026, 3, 13)], [], date(2026, 11, 25), None,
+         "a paper dated the capture day itself rules the year out"),
+        ((3, 13), [], [(7, 22)], date(2026, 11, 25), date(2026, 3, 13),
+         "a year-less Jul 22 lies after Mar 13 in every year: fall back to rules (1) and (2)"),
+        ((3, 13), [], [(3, 14)], date(2026, 3, 13), date(2026, 3, 13),
+         "same fallback when the page is a day ahead of its papers' zone"),
+        ((8, 1), [], [(7, 22)], date(2026, 11, 25), date(2026, 8, 1),
+         "year-less Jul 22 before Aug 1 fits"),
+        ((2, 29), [], [], date(2026, 11, 25), date(2024, 2, 29), "leap day only in leap years"),
+    ],
+)
+def test_infer_capture_date(page_date: tuple[int, int], dated: list[date],
+                            yearless: list[tuple[int, int]], today: date,
+                            expected: date | None, why: str) -> None:
+    got = infer_capture_date(page_date[0], page_date[1], dated, yearless, today)
+    assert got == expected, why
+
+
+@pytest.mark.parametrize(
+    ("month", "day", "captured", "expected"),
+    [
+        (7, 22, date(2026, 11, 25), date(2026, 7, 22)),
+        (12, 30, date(2026, 1, 5), date(2025, 12, 30)),
+        (3, 13, date(2026, 3, 13), date(2026, 3, 13)),
+        (2, 29, date(2026, 3, 1), date(2024, 2, 29)),
+    ],
+)
+def test_resolve_yearless(month: int, day: int, captured: date, expected: date) -> None:
+    assert resolve_yearless(month, day, captured) == expected
+
+
+def test_precedence_explicit_over_file_name_over_page(tmp_path: Path) -> None:
+    path = tmp_path / "2026-03-13.txt"
+    path.write_text(page(entry("T", date="Mar 12 2")))
+    explicit = read_snapshot(path, datetime(2026, 3, 14, tzinfo=UTC), NOW)
+    named = read_snapshot(path, None, NOW)
+    assert explicit.captured_at.date() == date(2026, 3, 14)
+    assert "differs from capture date" in explicit.warnings[0]
+    assert named.captured_at.date() == date(2026, 3, 13) and named.warnings == ()
+    unnamed = tmp_path / "capture.txt"
+    unnamed.write_bytes(path.read_bytes())
+    inferred = read_snapshot(unnamed, None, NOW)
+    assert inferred.date_inferred and inferred.captured_at.date() == date(2026, 3, 13)
+    assert inferred.warnings[0] == (
+        f"warning: {unnamed}: capture date inferred as 2026-03-13 from the page date 'Mar 13' "
+        "— pass --captured-at YYYY-MM-DD or put the date in the file name (2026-03-13.txt) to set it"
+    )
+
+
+def test_year_less_paper_dates_take_capture_year_or_the_one_before(tmp_path: Path) -> None:
+    path = tmp_path / "2026-01-05.txt"
+    path.write_text(page(entry("A", date="Jan 4 1"), entry("B", date="Dec 30"), header="Jan 5"))
+    snap = read_snapshot(path, None, NOW)
+    assert [p.published for p in snap.papers] == [date(2026, 1, 4), date(2025, 12, 30)]
+    assert [p.comments for p in snap.papers] == [1, 0]
+
+
+def test_capture_in_the_future_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "2027-03-13.txt"
+    path.write_text(page(entry("T")))
+    with pytest.raises(ParseError, match="capture date 2027-03-13 is in the future"):
+        read_snapshot(path, None, NOW)
+
+
+def test_no_year_fits(tmp_path: Path) -> None:
+    path = tmp_path / "capture.txt"
+    path.write_text(page(entry("T", date="Nov 20, 2026")))  # dated after any Mar 13 <= today
+    with pytest.raises(ParseError, match="cannot infer the capture year"):
+        read_snapshot(path, None, NOW)

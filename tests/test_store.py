@@ -1,0 +1,212 @@
+"""The store and the diff, on SQLite and PostgreSQL: what is new, what is kept, what is refused."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, entry, page
+from sqlalchemy import select
+
+from digest import schema
+from digest.config import Settings
+from digest.diff import split_new, unique_papers
+from digest.errors import StoreError
+from digest.models import Paper, normalize_arxiv_id, normalize_title, paper_key
+from digest.pipeline import ingest, prepare
+from digest.sources.files import read_snapshot
+from digest.store import Store, open_store
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def write(folder: Path, name: str, *entries: str, header: str | None = None) -> Path:
+    path = folder / name
+    day = datetime.strptime(name[:10], "%Y-%m-%d")
+    path.write_text(page(*entries, header=header or f"{day:%b} {day.day}"))
+    return path
+
+
+def run(store: Store, tmp_path: Path, *paths: Path) -> list[tuple[str, int, int, str | None, str]]:
+    settings = Settings(db_url=store.url, out_dir=tmp_path / "out")
+    snapshots = prepare(store, paths, None, NOW)
+    return [(r.captured_at.date().isoformat(), r.papers, r.new,
+             r.digest.name if r.digest else None, r.status)
+            for r in ingest(store, settings, snapshots, NOW)]
+
+
+def titles(store: Store, name: str) -> list[str]:
+    return [p.paper.title for p in store.digest_papers(name)]
+
+
+def test_normalised_titles_and_keys() -> None:
+    assert normalize_title("  MedS$^3$:  Towards   Medical—Models! ") == "meds 3 towards medical models"
+    assert normalize_title("ＦＵＬＬＷＩＤＴＨ Title") == normalize_title("fullwidth title")
+    assert normalize_title("Straße") == normalize_title("STRASSE")
+    assert paper_key("Any Title", "2410.12345") == "arxiv:2410.12345"
+    assert paper_key("Fast & Slow", None) == "title:fast slow"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2410.12345v2", "2410.12345"), ("arXiv:2410.12345", "2410.12345"),
+        ("http://arxiv.org/abs/2104.12255v1", "2104.12255"), ("oai:arXiv.org:0704.0001v3", "0704.0001"),
+        ("hep-th/9901001", "hep-th/9901001"), ("math.CA/0611800v2", "math/0611800"),
+        ("solv-int/9901001v1", "solv-int/9901001"), ("https://arxiv.org/pdf/2410.12345.pdf", "2410.12345"),
+        ("not an id", None),
+    ],
+)
+def test_arxiv_ids(raw: str, expected: str | None) -> None:
+    assert normalize_arxiv_id(raw) == expected
+
+
+def test_diff_is_pure_and_uses_every_identity() -> None:
+    a = Paper(title="Alpha", abstract="", rank=1)
+    b = Paper(title="BETA!", abstract="", rank=2)
+    b_again = Paper(title="beta", abstract="", rank=3)
+    c = Paper(title="Renamed", abstract="", rank=4, arxiv_id="2410.00001")
+    page_papers = unique_papers([a, b, b_again, c])
+    assert page_papers == [a, b, c]
+    new, seen = split_new(page_papers, {"title:beta": 7, "arxiv:2410.00001": 9})
+    assert new == [a] and seen == [(b, 7), (c, 9)]
+
+
+def test_examples_new_means_never_seen_before(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    results = run(store, tmp_path, EXAMPLES)
+    assert results == [
+        ("2026-03-11", 7, 7, "2026-03-11", "ingested"),
+        ("2026-03-12", 5, 3, "2026-03-12", "ingested"),
+        ("2026-03-13", 5, 3, "2026-03-13", "ingested"),
+    ]
+    # "Q&A over Tables" left the page on Mar 12 and came back on Mar 13: not new again.
+    assert titles(store, "2026-03-13") == [
+        "HyperMesh$\\cdot$Flow: Continuous Mesh Generation with Rectified Flows",
+        "Learning to Forget: Targeted Unlearning in Retrieval-Augmented Generation",
+        "A Field Guide to Benchmark Contamination (2020–2026)",
+    ]
+    assert store.counts() == {"snapshots": 3, "papers": 13, "sightings": 17, "digests": 3}
+    store.close()
+
+
+def test_sightings_keep_every_rank_and_count(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    run(store, tmp_path, EXAMPLES)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.sightings.c.rank, schema.sightings.c.comments)
+            .join(schema.papers, schema.papers.c.id == schema.sightings.c.paper_id)
+            .join(schema.snapshots, schema.snapshots.c.id == schema.sightings.c.snapshot_id)
+            .where(schema.papers.c.title.like("Tidal Attention%"))
+            .order_by(schema.snapshots.c.captured_at)
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, 12), (3, 15)]
+    store.close()
+
+
+def test_same_bytes_twice_changes_nothing(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    first = EXAMPLES / "2026-03-11.txt"
+    run(store, tmp_path, first)
+    before = store.counts()
+    assert run(store, tmp_path, first) == [("2026-03-11", 7, 7, "2026-03-11", "already ingested")]
+    assert store.counts() == before
+    store.close()
+
+
+def test_changed_counts_and_ranks_are_the_same_paper(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    one = write(tmp_path, "2026-03-12.txt", entry("Same Paper", date="Mar 10 1"), entry("Other"))
+    two = write(tmp_path, "2026-03-13.txt", entry("Other"), entry("SAME paper!", date="Mar 10, 2026 7"))
+    assert [r[2] for r in run(store, tmp_path, one, two)] == [2, 0]
+    assert store.counts()["papers"] == 2 and store.counts()["sightings"] == 4
+    store.close()
+
+
+def test_files_are_ingested_in_capture_order_whatever_the_argument_order(tmp_path: Path) -> None:
+    files = sorted(EXAMPLES.glob("*.txt"))
+    outcomes = set()
+    for n, order in enumerate(itertools.permutations(files)):
+        store = open_store(f"sqlite:///{tmp_path / f's{n}.sqlite3'}")
+        run(store, tmp_path / f"o{n}", *order)
+        outcomes.add(tuple((d.name, tuple(titles(store, d.name))) for d in store.digests()))
+        store.close()
+    assert len(outcomes) == 1
+
+
+def test_older_snapshot_is_refused_and_nothing_changes(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    run(store, tmp_path, EXAMPLES / "2026-03-12.txt")
+    before = store.counts()
+    with pytest.raises(StoreError, match="snapshots must be ingested in capture order"):
+        run(store, tmp_path, EXAMPLES / "2026-03-11.txt")
+    assert store.counts() == before
+    # ...unless it is the very same content again.
+    assert run(store, tmp_path, EXAMPLES / "2026-03-12.txt")[0][-1] == "already ingested"
+    store.close()
+
+
+def test_a_failed_ingest_leaves_the_store_as_it_was(store_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(store_url)
+    run(store, tmp_path, EXAMPLES / "2026-03-11.txt")
+    before = store.counts()
+    snap = read_snapshot(EXAMPLES / "2026-03-12.txt", None, NOW)
+    # A paper row that violates NOT NULL fails the insert half-way through the transaction.
+    broken = snap.papers[1]
+    object.__setattr__(broken, "abstract", None)
+    with pytest.raises(Exception, match="(?i)not null|null value"):
+        store.ingest(snap, now=NOW)
+    assert store.counts() == before
+    assert [d.name for d in store.digests()] == ["2026-03-11"]
+    store.close()
+
+
+def test_two_snapshots_on_one_date_get_unique_digest_names(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    morning = write(tmp_path, "2026-03-13T08:00.txt", entry("Morning paper"), header="Mar 13")
+    evening = write(tmp_path, "2026-03-13T20:00.txt", entry("Evening paper"), header="Mar 13")
+    assert [r[3] for r in run(store, tmp_path, evening, morning)] == ["2026-03-13", "2026-03-13-2"]
+    assert titles(store, "2026-03-13-2") == ["Evening paper"]
+    store.close()
+
+
+def test_repeats_within_one_page_count_once(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    path = write(tmp_path, "2026-03-13.txt", entry("Twice"), entry("Once"), entry("twice"))
+    assert run(store, tmp_path, path)[0][1:3] == (2, 2)
+    assert titles(store, "2026-03-13") == ["Twice", "Once"]
+    store.close()
+
+
+def test_feed_order_and_limit(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    run(store, tmp_path, EXAMPLES)
+    latest = store.feed_papers(4)
+    assert [(p.digest, p.paper.rank) for p in latest] == [
+        ("2026-03-13", 1), ("2026-03-13", 2), ("2026-03-13", 3), ("2026-03-12", 1)]
+    assert latest[0].first_seen == datetime(2026, 3, 13, tzinfo=UTC)
+    store.close()
+
+
+def test_bad_store_urls() -> None:
+    with pytest.raises(StoreError, match="not a database URL"):
+        open_store("not a url")
+    with pytest.raises(StoreError, match="folder .* does not exist"):
+        open_store("sqlite:////nonexistent/folder/x.sqlite3")
+    with pytest.raises(StoreError, match="unsupported database|no driver"):
+        open_store("oracle://x@y/z")
+    with pytest.raises(StoreError, match="cannot open the store"):
+        open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_migrations_are_recorded_once(store_url: str) -> None:
+    open_store(store_url).close()
+    store = open_store(store_url)
+    with store.engine.connect() as conn:
+        versions = list(conn.scalars(select(schema.schema_migrations.c.version)))
+    assert versions == [v for v, _, _ in schema.MIGRATIONS]
+    store.close()
