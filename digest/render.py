@@ -66,6 +66,11 @@ class PaperView:
     key: str
 
     @property
+    def other_links(self) -> tuple[str, ...]:
+        """The abstract's links, less the one the title already points to."""
+        return tuple(link for link in self.links if link != self.url)
+
+    @property
     def meta(self) -> str:
         """`Oct 31, 2024 · Microsoft · 4 comments` (only what is known)."""
         parts = [p for p in (self.published, self.byline) if p]

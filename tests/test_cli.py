@@ -1,0 +1,166 @@
+"""The command line: output lines, --json, exact error lines, exit codes, help everywhere."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES, FIXTURES, entry, page
+
+from digest.cli import main
+from digest.store import open_store
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def counts(db: str = "sqlite:///digest.sqlite3") -> dict[str, int]:
+    store = open_store(db)
+    try:
+        return store.counts()
+    finally:
+        store.close()
+
+
+def test_ingest_examples_prints_one_line_per_snapshot(isolated: Path) -> None:
+    code, out, err = invoke("ingest", str(EXAMPLES))
+    assert code == 0, err
+    assert out.splitlines() == [
+        "2026-03-11  7 papers  7 new  → out/digests/2026-03-11.md",
+        "2026-03-12  5 papers  3 new  → out/digests/2026-03-12.md",
+        "2026-03-13  5 papers  3 new  → out/digests/2026-03-13.md",
+    ]
+    assert (isolated / "digest.sqlite3").is_file()
+    for name in ("feed.xml", "atom.xml", "index.html", "digests/2026-03-13.email.html",
+                 "digests/2026-03-13.email.txt", "digests/2026-03-13.html"):
+        assert (isolated / "out" / name).is_file(), name
+    code, out, _ = invoke("ingest", str(EXAMPLES / "2026-03-12.txt"))
+    assert code == 0
+    assert out == f"2026-03-12  5 papers  already ingested  ({EXAMPLES / '2026-03-12.txt'})\n"
+
+
+def test_ingest_json(isolated: Path) -> None:
+    files = [str(EXAMPLES / "2026-03-12.txt"), str(EXAMPLES / "2026-03-11.txt")]
+    code, out, _ = invoke("ingest", "--json", *files)
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0] == {"path": files[1], "captured_at": "2026-03-11", "papers": 7, "new": 7,
+                        "digest": "out/digests/2026-03-11.md", "status": "ingested"}
+    assert [line["captured_at"] for line in lines] == ["2026-03-11", "2026-03-12"]
+    code, out, _ = invoke("ingest", "--json", files[0])
+    assert json.loads(out) == {"path": files[0], "captured_at": "2026-03-12", "papers": 5,
+                               "new": 3, "digest": None, "status": "already ingested"}
+
+
+def test_db_and_out_from_options_and_environment(isolated: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_DB", f"sqlite:///{isolated / 'env.sqlite3'}")
+    monkeypatch.setenv("DIGEST_OUT", str(isolated / "envout"))
+    assert invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))[0] == 0
+    assert (isolated / "env.sqlite3").is_file() and (isolated / "envout" / "feed.xml").is_file()
+    code, _, _ = invoke("ingest", "--db", f"sqlite:///{isolated / 'opt.sqlite3'}", "--out", "o2",
+                        str(EXAMPLES / "2026-03-11.txt"))
+    assert code == 0 and (isolated / "opt.sqlite3").is_file() and (isolated / "o2/feed.xml").is_file()
+
+
+def test_captured_at_option(isolated: Path) -> None:
+    path = isolated / "capture.txt"
+    path.write_text(page(entry("T")))
+    code, out, err = invoke("ingest", "--captured-at", "2026-03-13", str(path))
+    assert code == 0 and out.startswith("2026-03-13  1 papers  1 new") and err == ""
+
+
+def test_inferred_date_warns_on_stderr(isolated: Path) -> None:
+    path = isolated / "capture.txt"
+    path.write_text(page(entry("T")))
+    code, out, err = invoke("ingest", str(path))
+    today = date.today()
+    expected = date(today.year if (today.month, today.day) >= (3, 13) else today.year - 1, 3, 13)
+    assert code == 0 and out.startswith(f"{expected}  ")
+    assert err.startswith(f"warning: {path}: capture date inferred as {expected}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.txt"], "error: missing.txt: no such file — check the path"),
+        ([str(FIXTURES / "pages/not-a-page.txt")],
+         f"error: {FIXTURES / 'pages/not-a-page.txt'}: not a Daily Papers page (no page date like "
+         "'Mar 13' in its first lines) — pass a text capture of https://huggingface.co/papers"),
+        ([str(FIXTURES / "pages/truncated.txt")],
+         f"error: {FIXTURES / 'pages/truncated.txt'}:11: truncated entry: 'Second title with no "
+         "abstract' has no abstract — re-capture the page or remove the incomplete entry"),
+        (["--captured-at", "13/03/2026", str(EXAMPLES / "2026-03-11.txt")],
+         "error: --captured-at: '13/03/2026' is not a date — use YYYY-MM-DD, e.g. --captured-at 2026-03-13"),
+        (["--db", "nonsense", str(EXAMPLES / "2026-03-11.txt")],
+         "error: nonsense: not a database URL — use sqlite:///digest.sqlite3 or "
+         "postgresql+psycopg://user@host/db"),
+    ],
+)
+def test_errors_are_one_line_exit_2_and_change_nothing(isolated: Path, args: list[str],
+                                                       message: str) -> None:
+    assert invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))[0] == 0
+    before = counts()
+    feed = (isolated / "out/feed.xml").read_bytes()
+    code, out, err = invoke("ingest", *args)
+    assert (code, out, err) == (2, "", message + "\n")
+    assert counts() == before
+    assert (isolated / "out/feed.xml").read_bytes() == feed
+
+
+def test_one_bad_file_among_good_ones_ingests_none(isolated: Path) -> None:
+    code, _, err = invoke("ingest", str(EXAMPLES), str(FIXTURES / "pages/truncated.txt"))
+    assert code == 2 and "truncated entry" in err
+    assert counts() == {"snapshots": 0, "papers": 0, "sightings": 0, "digests": 0}
+    assert not (isolated / "out/digests").exists()
+
+
+def test_out_of_order_snapshot_is_refused(isolated: Path) -> None:
+    invoke("ingest", str(EXAMPLES / "2026-03-12.txt"))
+    code, out, err = invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))
+    assert code == 2 and out == ""
+    assert err == (f"error: {EXAMPLES / '2026-03-11.txt'}: captured 2026-03-11 00:00 but the store "
+                   "already holds a snapshot from 2026-03-12 00:00; snapshots must be ingested in "
+                   "capture order — check its date (file name or --captured-at), or ingest it into "
+                   "a fresh store\n")
+
+
+def test_unreachable_postgres_is_one_line(isolated: Path) -> None:
+    code, out, err = invoke("history", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("error: postgresql+psycopg://nobody@127.0.0.1:1/none: cannot open the store")
+
+
+def test_render_and_history(isolated: Path) -> None:
+    invoke("ingest", str(EXAMPLES))
+    (isolated / "out/digests/2026-03-12.md").unlink()
+    code, out, _ = invoke("render")
+    assert code == 0 and out == "rendered 3 digests, feeds and index into out/\n"
+    assert (isolated / "out/digests/2026-03-12.md").is_file()
+    code, out, _ = invoke("history")
+    assert code == 0
+    assert out.splitlines()[1].split()[:5] == ["2026-03-11", "00:00", "7", "7", "2026-03-11"]
+    assert out.splitlines()[-1] == "3 snapshots, 3 digests, 13 papers"
+    code, out, _ = invoke("history", "--json")
+    assert [json.loads(line)["new"] for line in out.splitlines()] == [7, 3, 3]
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    assert "Example" in invoke("--help")[1]
+    for name, command in main.commands.items():
+        code, out, _ = invoke(name, "--help")
+        assert code == 0 and "Example" in out and command.help, name
+    assert invoke("-h")[0] == 0
+    assert "paper-digest, version" in invoke("--version")[1]
+
+
+def test_python_dash_m_works(isolated: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "digest", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "digest ingest" in done.stdout

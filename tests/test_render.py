@@ -1,0 +1,199 @@
+"""Rendered outputs: goldens, escaping of hostile text, the email size budget, stable feeds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import markdown
+import pytest
+from conftest import EXAMPLES, FIXTURES, entry, page
+
+from digest.config import Settings
+from digest.feeds import build_feeds, paper_guid
+from digest.models import DigestInfo, Paper, StoredPaper
+from digest.pipeline import ingest, prepare, render_all
+from digest.render import EMAIL_BUDGET, Site, render_email
+from digest.store import Store, open_store
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+
+def build(tmp_path: Path, *paths: Path, site: Site | None = None) -> tuple[Store, Settings]:
+    store = open_store(f"sqlite:///{tmp_path / 'render.sqlite3'}")
+    settings = Settings(db_url=store.url, out_dir=tmp_path / "out", site=site or Site())
+    list(ingest(store, settings, prepare(store, paths, None, NOW), NOW))
+    return store, settings
+
+
+def check_golden(name: str, actual: str, update: bool) -> None:
+    golden = GOLDENS / name
+    if update:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual)
+    assert golden.is_file(), f"missing golden {name}: run pytest --update-goldens and review it"
+    assert actual == golden.read_text(), f"{name} differs from its golden (pytest --update-goldens)"
+
+
+@pytest.mark.parametrize("output", [
+    "digests/2026-03-13.md", "digests/2026-03-13.html", "digests/2026-03-13.email.html",
+    "digests/2026-03-13.email.txt", "digests/2026-03-11.md", "index.html", "feed.xml", "atom.xml",
+])
+def test_goldens(tmp_path: Path, output: str, update_goldens: bool) -> None:
+    store, settings = build(tmp_path, EXAMPLES)
+    check_golden(output.replace("/", "_"), (settings.out_dir / output).read_text(), update_goldens)
+    store.close()
+
+
+def test_goldens_with_a_public_base_url(tmp_path: Path, update_goldens: bool) -> None:
+    store, settings = build(tmp_path, EXAMPLES, site=Site(base_url="https://papers.example.org"))
+    for output in ("digests/2026-03-12.email.txt", "atom.xml"):
+        check_golden("base-url_" + output.replace("/", "_"),
+                     (settings.out_dir / output).read_text(), update_goldens)
+    store.close()
+
+
+def test_render_rebuilds_identical_bytes_and_no_new_papers_keeps_feeds(tmp_path: Path) -> None:
+    store, settings = build(tmp_path, EXAMPLES)
+    out = settings.out_dir
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "feed.xml", out / "atom.xml", out / "index.html")}
+    render_all(store, settings)
+    assert {p: p.read_bytes() for p in files} == before
+    # A later snapshot with nothing new writes no digest and leaves the feeds untouched.
+    later = tmp_path / "2026-03-14.txt"
+    later.write_text((EXAMPLES / "2026-03-13.txt").read_text().replace("\nMar 13\n", "\nMar 14\n"))
+    list(ingest(store, settings, prepare(store, [later], None, NOW), NOW))
+    assert not (out / "digests" / "2026-03-14.md").exists()
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == files
+    store.close()
+
+
+def test_feeds_parse_back_with_stable_unique_ids(tmp_path: Path) -> None:
+    store, settings = build(tmp_path, EXAMPLES)
+    for name in ("feed.xml", "atom.xml"):
+        parsed = feedparser.parse((settings.out_dir / name).read_bytes())
+        assert not parsed.bozo, parsed.get("bozo_exception")
+        ids = [e.id for e in parsed.entries]
+        assert len(ids) == len(set(ids)) == 13
+        assert parsed.entries[0].title.startswith("HyperMesh")
+        assert parsed.entries[0].published_parsed[:3] == (2026, 3, 13)
+        assert parsed.entries[-1].published_parsed[:3] == (2026, 3, 11)
+        assert parsed.feed.updated_parsed[:3] == (2026, 3, 13)
+        assert all(e.link for e in parsed.entries)
+    # ids depend only on the paper's key: same on a rebuild into a different store.
+    (tmp_path / "again").mkdir()
+    other, other_settings = build(tmp_path / "again", *sorted(EXAMPLES.glob("*.txt")))
+    again = feedparser.parse((other_settings.out_dir / "atom.xml").read_bytes())
+    first = feedparser.parse((settings.out_dir / "atom.xml").read_bytes())
+    assert [e.id for e in again.entries] == [e.id for e in first.entries]
+    assert paper_guid("title:x") == paper_guid("title:x") != paper_guid("title:y")
+    store.close()
+    other.close()
+
+
+def test_feed_keeps_the_latest_n(tmp_path: Path) -> None:
+    store, settings = build(tmp_path, EXAMPLES)
+    rss, _ = build_feeds(settings.site, store.feed_papers(5))
+    parsed = feedparser.parse(rss)
+    assert len(parsed.entries) == 5 and parsed.entries[-1].title.startswith("Counting Sheep")
+    store.close()
+
+
+def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
+    hostile = tmp_path / "2026-03-13.txt"
+    hostile.write_bytes((FIXTURES / "pages" / "hostile.txt").read_bytes())
+    store, settings = build(tmp_path, hostile)
+    out = settings.out_dir
+    for name in ("digests/2026-03-13.html", "digests/2026-03-13.email.html", "index.html"):
+        html = (out / name).read_text()
+        assert "<script>" not in html
+        assert 'href="javascript' not in html
+        assert "<b>bold</b>" not in html
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", html)
+    page_html = (out / "digests/2026-03-13.html").read_text()
+    assert "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt; &amp; Friends" in page_html
+    assert "]]&gt;" in page_html
+    assert '<a href="https://example.org/ok?a=1&amp;b=2">' in page_html
+
+    md = (out / "digests/2026-03-13.md").read_text()
+    rendered = markdown.markdown(md)
+    assert 'href="javascript' not in rendered and "<script>" not in rendered
+    assert "<b>" not in rendered and "<img" not in rendered and "<h1>Not a heading" not in rendered
+    assert "x\\](javascript:alert(1)) \\[y" in md
+    assert '<a href="https://example.org/ok?a=1&amp;b=2">' in rendered
+
+    for name in ("feed.xml", "atom.xml"):
+        xml = (out / name).read_bytes()
+        parsed = feedparser.parse(xml)
+        assert not parsed.bozo, parsed.get("bozo_exception")
+        assert b"\x0b" not in xml and b"\x00" not in xml and b"<script>" not in xml
+        assert parsed.entries[0].title == '<script>alert("title")</script> & Friends'
+        assert "]]>" in parsed.entries[0].summary
+    text = (out / "digests/2026-03-13.email.txt").read_text()
+    assert "\x0b" not in text and "\x00" not in text and "\x1b" not in text
+    store.close()
+
+
+def _stored(n: int, abstract_len: int) -> list[StoredPaper]:
+    first_seen = datetime(2026, 3, 13, tzinfo=UTC)
+    words = ("lorem ipsum dolor sit amet " * (abstract_len // 27 + 1))[:abstract_len]
+    return [StoredPaper(
+        key=f"title:paper {i}",
+        paper=Paper(title=f"Paper number {i} with a long and descriptive title " + "x" * (i % 50 + 1),
+                    abstract=words, rank=i, links=(f"https://github.com/example/p{i}",)),
+        first_seen=first_seen, digest="2026-03-13") for i in range(1, n + 1)]
+
+
+def test_email_fits_the_budget_on_a_big_day() -> None:
+    info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC),
+                      paper_count=500)
+    body = render_email(Site(), info, _stored(500, 1500))
+    assert len(body.html.encode()) <= EMAIL_BUDGET and len(body.text.encode()) <= EMAIL_BUDGET
+    assert 20 < body.shown < 500 and body.total == 500
+    assert f"and {500 - body.shown} more papers in the full digest" in body.html
+    assert f"...and {500 - body.shown} more papers in the full digest" in body.text
+    # Titles are never cut; abstracts are shortened.
+    for i in range(1, body.shown + 1):
+        assert f"Paper number {i} with a long and descriptive title " + "x" * (i % 50 + 1) in body.html
+    assert "…" in body.html
+    # Shown papers are the first ones in page order.
+    assert f">{body.shown}.</span>" in body.html and f">{body.shown + 1}.</span>" not in body.html
+
+
+def test_email_on_a_normal_day_is_complete_inlined_and_narrow(tmp_path: Path) -> None:
+    info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC), paper_count=6)
+    body = render_email(Site(base_url="https://p.example.org"), info, _stored(6, 1500))
+    assert body.shown == body.total == 6 and "more paper" not in body.html
+    assert "lorem ipsum dolor sit amet " * 20 in body.html  # full abstracts
+    assert 'width="600"' in body.html and "max-width:600px" in body.html
+    assert re.search(r'<p class="meta" style="[^"]+"', body.html) is None  # no meta: none known
+    assert re.search(r'<h2 class="paper-title" style="[^"]*font-size', body.html)  # CSS inlined
+    assert "https://p.example.org/digests/2026-03-13.html" in body.html
+    assert "https://p.example.org/feed.xml" in body.html and "https://p.example.org/feed.xml" in body.text
+    assert max(len(line) for line in body.text.splitlines()) <= 998
+
+
+def test_user_templates_override_one_and_keep_the_rest(tmp_path: Path) -> None:
+    custom = tmp_path / "mytemplates"
+    custom.mkdir()
+    (custom / "digest.md").write_text("Custom {{ total }} {{ papers[0].title | md }}\n")
+    store = open_store(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    settings = Settings(db_url=store.url, out_dir=tmp_path / "out", templates=str(custom))
+    path = tmp_path / "2026-03-13.txt"
+    path.write_text(page(entry("A *starred* title")))
+    list(ingest(store, settings, prepare(store, [path], None, NOW), NOW))
+    assert (settings.out_dir / "digests/2026-03-13.md").read_text() == "Custom 1 A \\*starred\\* title\n"
+    assert "A *starred* title" in (settings.out_dir / "digests/2026-03-13.html").read_text()
+    store.close()
+
+
+def test_empty_store_feeds_are_valid(tmp_path: Path) -> None:
+    rss, atom = build_feeds(Site(), [])
+    assert not feedparser.parse(rss).bozo and not feedparser.parse(atom).bozo
+    assert build_feeds(Site(), []) == (rss, atom)
