@@ -102,6 +102,7 @@ class StoredPaper:
     paper: Paper
     first_seen: datetime
     digest: str | None
+    position: int = 0  # 1-based place in its digest (page order of the new papers)
 
 
 @dataclass(frozen=True, slots=True)

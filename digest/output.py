@@ -25,8 +25,13 @@ def write_atomic(path: Path, content: str | bytes | Iterable[str]) -> bool:
             if isinstance(content, bytes):
                 stream.write(content)
             else:
-                for chunk in content:
-                    stream.write(chunk.encode("utf-8"))
+                buffer: list[str] = []
+                for chunk in content:  # template streams yield many tiny chunks: batch them
+                    buffer.append(chunk)
+                    if len(buffer) >= 4096:
+                        stream.write("".join(buffer).encode("utf-8"))
+                        buffer.clear()
+                stream.write("".join(buffer).encode("utf-8"))
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp, 0o644)

@@ -9,9 +9,9 @@ from pathlib import Path
 from digest.config import Settings
 from digest.errors import StoreError
 from digest.feeds import build_feeds
-from digest.models import DigestInfo, IngestResult, Snapshot
+from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.output import write_atomic
-from digest.render import render_email, render_index, render_markdown, render_page
+from digest.render import paper_view, render_email, render_index, render_markdown, render_page
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
 
@@ -48,9 +48,10 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
                                papers=earlier.papers, new=earlier.new, digest=earlier.digest,
                                status="already ingested")
             continue
-        result = store.ingest(snapshot, baseline=baseline, now=now)
+        result, published = store.ingest(snapshot, baseline=baseline, now=now)
         if result.digest is not None:
-            publish_digest(store, settings, result.digest)
+            publish_digest(settings, result.digest, published)
+        del published
         yield result
     publish_site(store, settings)
 
@@ -60,14 +61,15 @@ def digest_path(settings: Settings, name: str, suffix: str) -> Path:
     return settings.out_dir / "digests" / f"{name}{suffix}"
 
 
-def publish_digest(store: Store, settings: Settings, info: DigestInfo) -> list[Path]:
+def publish_digest(settings: Settings, info: DigestInfo,
+                   papers: Sequence[StoredPaper]) -> list[Path]:
     """Write a digest's Markdown, web page and email bodies."""
-    papers = store.digest_papers(info.name)
+    views = [paper_view(p) for p in papers]
     site, templates = settings.site, settings.templates
-    email = render_email(site, info, papers, templates)
+    email = render_email(site, info, views, templates)
     outputs = {
-        ".md": render_markdown(site, info, papers, templates),
-        ".html": render_page(site, info, papers, templates),
+        ".md": render_markdown(site, info, views, templates),
+        ".html": render_page(site, info, views, templates),
         ".email.html": email.html,
         ".email.txt": email.text,
     }
@@ -92,6 +94,6 @@ def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
     """Rebuild every output from the store."""
     digests = store.digests()
     for info in digests:
-        publish_digest(store, settings, info)
+        publish_digest(settings, info, store.digest_papers(info.name))
     publish_site(store, settings)
     return digests

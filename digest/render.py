@@ -8,7 +8,7 @@ template keeps the others.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -50,7 +50,7 @@ class Site:
         return "../" * depth + path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PaperView:
     """A paper made ready for templates: cleaned text, display strings, safe links only."""
 
@@ -58,45 +58,34 @@ class PaperView:
     title: str
     abstract: str
     url: str | None
-    links: tuple[str, ...]
-    published: str | None
-    byline: str | None
-    comments: int | None
-    upvotes: int | None
+    other_links: tuple[str, ...]  # the abstract's links, less the one the title points to
+    meta: str  # `Oct 31, 2024 · Microsoft · 4 comments`: only what is known
     key: str
 
-    @property
-    def other_links(self) -> tuple[str, ...]:
-        """The abstract's links, less the one the title already points to."""
-        return tuple(link for link in self.links if link != self.url)
 
-    @property
-    def meta(self) -> str:
-        """`Oct 31, 2024 · Microsoft · 4 comments` (only what is known)."""
-        parts = [p for p in (self.published, self.byline) if p]
-        if self.comments:
-            parts.append(f"{self.comments} comment" + ("s" if self.comments != 1 else ""))
-        if self.upvotes is not None:
-            parts.append(f"{self.upvotes} upvote" + ("s" if self.upvotes != 1 else ""))
-        return " · ".join(parts)
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def paper_view(stored: StoredPaper) -> PaperView:
     """Build the template view of a stored paper."""
     paper = stored.paper
+    meta = []
+    if paper.published:
+        meta.append(f"{paper.published:%b} {paper.published.day}, {paper.published.year}")
     if paper.org_name:
-        byline: str | None = one_line(paper.org_name)
+        meta.append(one_line(paper.org_name))
     elif paper.author_count:
-        byline = f"{paper.author_count} author" + ("s" if paper.author_count != 1 else "")
-    else:
-        byline = None
-    links = tuple(link for link in paper.links if is_safe_url(link))
+        meta.append(_plural(paper.author_count, "author"))
+    if paper.comments:
+        meta.append(_plural(paper.comments, "comment"))
+    if paper.upvotes is not None:
+        meta.append(_plural(paper.upvotes, "upvote"))
     url = paper.url if paper.url and is_safe_url(paper.url) else None
     return PaperView(
-        position=paper.rank, title=one_line(paper.title), abstract=clean(paper.abstract).strip(),
-        url=url, links=links, byline=byline, comments=paper.comments, upvotes=paper.upvotes,
-        published=f"{paper.published:%b} {paper.published.day}, {paper.published.year}"
-        if paper.published else None, key=stored.key,
+        position=stored.position, title=one_line(paper.title), abstract=clean(paper.abstract).strip(),
+        url=url, other_links=tuple(u for u in paper.links if is_safe_url(u) and u != url),
+        meta=" · ".join(meta), key=stored.key,
     )
 
 
@@ -129,6 +118,7 @@ def environment(user_templates: str | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # a digest includes a partial per paper: no stat() per include
     )
     env.filters.update(linkify=linkify, md=md_escape, md_block=md_escape_block,
                        shorten=shorten, wrap=wrap, one_line=one_line)
@@ -152,18 +142,16 @@ def _context(site: Site, info: DigestInfo, papers: Sequence[PaperView], here: st
     }
 
 
-def render_markdown(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
+def render_markdown(site: Site, info: DigestInfo, views: Sequence[PaperView],
                     templates: str | None = None) -> Iterator[str]:
     """The digest as Markdown, streamed (a backfill day may hold tens of thousands of papers)."""
-    views = [paper_view(p) for p in papers]
     return environment(templates).get_template("digest.md").generate(
         _context(site, info, views, f"digests/{info.name}.md"))
 
 
-def render_page(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
+def render_page(site: Site, info: DigestInfo, views: Sequence[PaperView],
                 templates: str | None = None) -> Iterator[str]:
     """The digest as a web page (every new paper, full abstracts), streamed."""
-    views = [paper_view(p) for p in papers]
     return environment(templates).get_template("digest.html").generate(
         _context(site, info, views, f"digests/{info.name}.html"))
 
@@ -186,7 +174,7 @@ class EmailBody:
     total: int
 
 
-def render_email(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
+def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
                  templates: str | None = None, budget: int = EMAIL_BUDGET) -> EmailBody:
     """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
 
@@ -195,7 +183,6 @@ def render_email(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
     """
     env = environment(templates)
     here = f"digests/{info.name}.email.html"
-    views = [paper_view(p) for p in papers]
 
     def build(count: int, short: bool) -> EmailBody:
         shown = views[:count]
@@ -206,9 +193,11 @@ def render_email(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
         text = env.get_template("email.txt").render(ctx)
         return EmailBody(html=html, text=text, shown=count, total=len(views))
 
-    full = build(len(views), short=False)
-    if _fits(full, budget):
-        return full
+    # Rendering everything is only worth trying when the raw text could fit at all.
+    if sum(len(v.title) + len(v.abstract) for v in views) < budget:
+        full = build(len(views), short=False)
+        if _fits(full, budget):
+            return full
     # Binary search for the most papers that fit with shortened abstracts; a paper takes at
     # least ~200 bytes, so no more than budget/200 can ever fit.
     low, high = 0, min(len(views), budget // 200)
@@ -224,7 +213,7 @@ def render_email(site: Site, info: DigestInfo, papers: Sequence[StoredPaper],
 
 
 def _short(view: PaperView) -> PaperView:
-    return PaperView(**{**view.__dict__, "abstract": shorten(view.abstract, EMAIL_SHORT_ABSTRACT)})
+    return replace(view, abstract=shorten(view.abstract, EMAIL_SHORT_ABSTRACT))
 
 
 def _fits(body: EmailBody, budget: int) -> bool:

@@ -74,7 +74,7 @@ papers = Table(
     Column("org_name", Text),
     Column("author_count", Integer),
     Column("links", Text, nullable=False),  # newline-separated http(s) URLs
-    Column("first_snapshot_id", ForeignKey("snapshots.id"), nullable=False),
+    Column("first_snapshot_id", ForeignKey("snapshots.id"), nullable=False, index=True),
     Column("first_seen_at", DateTime, nullable=False),
     # Null for papers recorded by a baseline ingest: seen, never published.
     Column("digest_id", ForeignKey("digests.id")),

@@ -20,7 +20,7 @@ _SAFE_SCHEMES = ("http://", "https://")
 
 def clean(text: str) -> str:
     """Drop characters no output format may carry (controls, lone surrogates)."""
-    return _FORBIDDEN.sub("", text)
+    return _FORBIDDEN.sub("", text) if _FORBIDDEN.search(text) else text
 
 
 def one_line(text: str) -> str:

@@ -15,7 +15,7 @@ from digest.config import Settings
 from digest.feeds import build_feeds, paper_guid
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare, render_all
-from digest.render import EMAIL_BUDGET, Site, render_email
+from digest.render import EMAIL_BUDGET, Site, paper_view, render_email
 from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -147,13 +147,13 @@ def _stored(n: int, abstract_len: int) -> list[StoredPaper]:
         key=f"title:paper {i}",
         paper=Paper(title=f"Paper number {i} with a long and descriptive title " + "x" * (i % 50 + 1),
                     abstract=words, rank=i, links=(f"https://github.com/example/p{i}",)),
-        first_seen=first_seen, digest="2026-03-13") for i in range(1, n + 1)]
+        first_seen=first_seen, digest="2026-03-13", position=i) for i in range(1, n + 1)]
 
 
 def test_email_fits_the_budget_on_a_big_day() -> None:
     info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC),
                       paper_count=500)
-    body = render_email(Site(), info, _stored(500, 1500))
+    body = render_email(Site(), info, [paper_view(p) for p in _stored(500, 1500)])
     assert len(body.html.encode()) <= EMAIL_BUDGET and len(body.text.encode()) <= EMAIL_BUDGET
     assert 20 < body.shown < 500 and body.total == 500
     assert f"and {500 - body.shown} more papers in the full digest" in body.html
@@ -168,7 +168,8 @@ def test_email_fits_the_budget_on_a_big_day() -> None:
 
 def test_email_on_a_normal_day_is_complete_inlined_and_narrow(tmp_path: Path) -> None:
     info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC), paper_count=6)
-    body = render_email(Site(base_url="https://p.example.org"), info, _stored(6, 1500))
+    body = render_email(Site(base_url="https://p.example.org"), info,
+                        [paper_view(p) for p in _stored(6, 1500)])
     assert body.shown == body.total == 6 and "more paper" not in body.html
     assert "lorem ipsum dolor sit amet " * 20 in body.html  # full abstracts
     assert 'width="600"' in body.html and "max-width:600px" in body.html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
 
 
 def write(folder: Path, name: str, *entries: str, header: str | None = None) -> Path:
@@ -74,8 +82,7 @@ def test_diff_is_pure_and_uses_every_identity() -> None:
     assert new == [a] and seen == [(b, 7), (c, 9)]
 
 
-def test_examples_new_means_never_seen_before(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_examples_new_means_never_seen_before(store: Store, tmp_path: Path) -> None:
     results = run(store, tmp_path, EXAMPLES)
     assert results == [
         ("2026-03-11", 7, 7, "2026-03-11", "ingested"),
@@ -89,11 +96,9 @@ def test_examples_new_means_never_seen_before(store_url: str, tmp_path: Path) ->
         "A Field Guide to Benchmark Contamination (2020–2026)",
     ]
     assert store.counts() == {"snapshots": 3, "papers": 13, "sightings": 17, "digests": 3}
-    store.close()
 
 
-def test_sightings_keep_every_rank_and_count(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_sightings_keep_every_rank_and_count(store: Store, tmp_path: Path) -> None:
     run(store, tmp_path, EXAMPLES)
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -104,26 +109,21 @@ def test_sightings_keep_every_rank_and_count(store_url: str, tmp_path: Path) -> 
             .order_by(schema.snapshots.c.captured_at)
         ).all()
     assert [tuple(r) for r in rows] == [(1, 12), (3, 15)]
-    store.close()
 
 
-def test_same_bytes_twice_changes_nothing(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_same_bytes_twice_changes_nothing(store: Store, tmp_path: Path) -> None:
     first = EXAMPLES / "2026-03-11.txt"
     run(store, tmp_path, first)
     before = store.counts()
     assert run(store, tmp_path, first) == [("2026-03-11", 7, 7, "2026-03-11", "already ingested")]
     assert store.counts() == before
-    store.close()
 
 
-def test_changed_counts_and_ranks_are_the_same_paper(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_changed_counts_and_ranks_are_the_same_paper(store: Store, tmp_path: Path) -> None:
     one = write(tmp_path, "2026-03-12.txt", entry("Same Paper", date="Mar 10 1"), entry("Other"))
     two = write(tmp_path, "2026-03-13.txt", entry("Other"), entry("SAME paper!", date="Mar 10, 2026 7"))
     assert [r[2] for r in run(store, tmp_path, one, two)] == [2, 0]
     assert store.counts()["papers"] == 2 and store.counts()["sightings"] == 4
-    store.close()
 
 
 def test_files_are_ingested_in_capture_order_whatever_the_argument_order(tmp_path: Path) -> None:
@@ -134,11 +134,10 @@ def test_files_are_ingested_in_capture_order_whatever_the_argument_order(tmp_pat
         run(store, tmp_path / f"o{n}", *order)
         outcomes.add(tuple((d.name, tuple(titles(store, d.name))) for d in store.digests()))
         store.close()
-    assert len(outcomes) == 1
+        assert len(outcomes) == 1
 
 
-def test_older_snapshot_is_refused_and_nothing_changes(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_older_snapshot_is_refused_and_nothing_changes(store: Store, tmp_path: Path) -> None:
     run(store, tmp_path, EXAMPLES / "2026-03-12.txt")
     before = store.counts()
     with pytest.raises(StoreError, match="snapshots must be ingested in capture order"):
@@ -146,12 +145,10 @@ def test_older_snapshot_is_refused_and_nothing_changes(store_url: str, tmp_path:
     assert store.counts() == before
     # ...unless it is the very same content again.
     assert run(store, tmp_path, EXAMPLES / "2026-03-12.txt")[0][-1] == "already ingested"
-    store.close()
 
 
-def test_a_failed_ingest_leaves_the_store_as_it_was(store_url: str, tmp_path: Path,
+def test_a_failed_ingest_leaves_the_store_as_it_was(store: Store, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    store = open_store(store_url)
     run(store, tmp_path, EXAMPLES / "2026-03-11.txt")
     before = store.counts()
     snap = read_snapshot(EXAMPLES / "2026-03-12.txt", None, NOW)
@@ -162,34 +159,27 @@ def test_a_failed_ingest_leaves_the_store_as_it_was(store_url: str, tmp_path: Pa
         store.ingest(snap, now=NOW)
     assert store.counts() == before
     assert [d.name for d in store.digests()] == ["2026-03-11"]
-    store.close()
 
 
-def test_two_snapshots_on_one_date_get_unique_digest_names(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_two_snapshots_on_one_date_get_unique_digest_names(store: Store, tmp_path: Path) -> None:
     morning = write(tmp_path, "2026-03-13T08:00.txt", entry("Morning paper"), header="Mar 13")
     evening = write(tmp_path, "2026-03-13T20:00.txt", entry("Evening paper"), header="Mar 13")
     assert [r[3] for r in run(store, tmp_path, evening, morning)] == ["2026-03-13", "2026-03-13-2"]
     assert titles(store, "2026-03-13-2") == ["Evening paper"]
-    store.close()
 
 
-def test_repeats_within_one_page_count_once(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_repeats_within_one_page_count_once(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path, "2026-03-13.txt", entry("Twice"), entry("Once"), entry("twice"))
     assert run(store, tmp_path, path)[0][1:3] == (2, 2)
     assert titles(store, "2026-03-13") == ["Twice", "Once"]
-    store.close()
 
 
-def test_feed_order_and_limit(store_url: str, tmp_path: Path) -> None:
-    store = open_store(store_url)
+def test_feed_order_and_limit(store: Store, tmp_path: Path) -> None:
     run(store, tmp_path, EXAMPLES)
     latest = store.feed_papers(4)
-    assert [(p.digest, p.paper.rank) for p in latest] == [
+    assert [(p.digest, p.position) for p in latest] == [
         ("2026-03-13", 1), ("2026-03-13", 2), ("2026-03-13", 3), ("2026-03-12", 1)]
     assert latest[0].first_seen == datetime(2026, 3, 13, tzinfo=UTC)
-    store.close()
 
 
 def test_bad_store_urls() -> None:
@@ -205,8 +195,8 @@ def test_bad_store_urls() -> None:
 
 def test_migrations_are_recorded_once(store_url: str) -> None:
     open_store(store_url).close()
-    store = open_store(store_url)
-    with store.engine.connect() as conn:
+    again = open_store(store_url)
+    with again.engine.connect() as conn:
         versions = list(conn.scalars(select(schema.schema_migrations.c.version)))
+    again.close()
     assert versions == [v for v, _, _ in schema.MIGRATIONS]
-    store.close()

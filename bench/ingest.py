@@ -1,0 +1,158 @@
+"""Benchmark `digest ingest`: N new papers against a store already holding H papers.
+
+    python bench/ingest.py                 # the three reported cases
+    python bench/ingest.py --n 2000 --h 0  # one case
+
+Each measurement runs in a fresh subprocess and reports the wall time of the work (not
+interpreter start-up) and the peak resident memory it added. Alongside, in the same run,
+the *floor*: the least any ingest must do (read the file, split entries, hash titles, one
+indexed insert batch into SQLite) so the ratios are machine-independent.
+
+Targets (issue 2): N=2,000 at H=1,000,000 within 1.3x of H=0; N=50,000 within 2x of the
+floor stored, within 3x with every output rendered; peak memory under 4x the snapshot size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("model data learning language vision reasoning diffusion agent training benchmark "
+         "attention token graph policy reward robot speech image video scaling sparse").split()
+
+
+def synth_snapshot(path: Path, n: int, seed: int = 7) -> None:
+    """Write a Daily Papers page of `n` invented papers, in the real format."""
+    rnd = random.Random(seed)
+    parts = ["new", "Get trending papers in your email inbox!", "Subscribe",
+             "byAK and the research community", "Mar 13"]
+    for i in range(n):
+        title = f"Synthetic Paper {seed}-{i}: " + " ".join(rnd.choice(WORDS).title() for _ in range(7))
+        abstract = " ".join(rnd.choice(WORDS) for _ in range(150)) + (
+            f". Code: https://github.com/example/p{i}." if i % 3 == 0 else ".")
+        parts += [title, abstract]
+        if i % 2 == 0:
+            parts += [f"  • {i % 12 + 1} authors", "·", f"Mar {i % 12 + 1}, 2025 {i % 5 or ''}".strip()]
+    path.write_text("\n\n".join(parts) + "\n")
+
+
+def preload(db_url: str, h: int) -> None:
+    """Fill a store with `h` papers (and one sighting each) the fast way, dated before the run."""
+    from datetime import datetime
+
+    from sqlalchemy import insert
+
+    from digest import schema as t
+    from digest.store import open_store
+
+    store = open_store(db_url)
+    with store.engine.begin() as conn:
+        sid = conn.execute(insert(t.snapshots).values(
+            sha256="0" * 64, source="bench", path="preload", captured_at=datetime(2026, 1, 1),
+            ingested_at=datetime(2026, 1, 1), paper_count=h, new_count=h, baseline=True,
+        )).inserted_primary_key[0]
+        batch = 50_000
+        for start in range(0, h, batch):
+            rows = [{"id": i + 1, "key": f"title:preloaded paper {i}",
+                     "title_key": f"preloaded paper {i}", "title": f"Preloaded paper {i}",
+                     "abstract": "x" * 200, "links": "", "first_snapshot_id": sid,
+                     "first_seen_at": datetime(2026, 1, 1)} for i in range(start, min(h, start + batch))]
+            conn.execute(insert(t.papers), rows)
+            conn.execute(insert(t.sightings), [
+                {"snapshot_id": sid, "paper_id": r["id"], "rank": r["id"]} for r in rows])
+    store.close()
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def work(kind: str, snapshot: str, db_url: str, out: str) -> dict[str, float]:
+    """Run one measurement in this process (called in a fresh subprocess)."""
+    import hashlib
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    base = _rss_mb()
+    start = time.perf_counter()
+    if kind == "floor":
+        text = Path(snapshot).read_text()
+        entries = text.split("\n\n")[5:]
+        titles = [e for e in entries if len(e) < 200 and not e.startswith(("  •", "·", "Mar "))]
+        hashes = [(hashlib.sha256(t.encode()).hexdigest(), t) for t in titles]
+        db = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        db.execute("create table if not exists seen (hash text primary key, title text)")
+        with db:
+            db.executemany("insert into seen values (?, ?)", hashes)
+        db.close()
+    elif kind == "store":
+        from datetime import UTC, datetime
+
+        from digest.pipeline import prepare
+        from digest.store import open_store
+
+        store = open_store(db_url)
+        now = datetime.now(UTC)
+        for snap in prepare(store, [snapshot], None, now):
+            store.ingest(snap, now=now)
+        store.close()
+    else:
+        result = CliRunner().invoke(main, ["ingest", "--db", db_url, "--out", out, snapshot])
+        assert result.exit_code == 0, result.output
+    return {"seconds": time.perf_counter() - start, "peak_mb": _rss_mb(), "added_mb": _rss_mb() - base}
+
+
+def measure(kind: str, n: int, h: int, folder: Path) -> dict[str, float]:
+    case = folder / f"{kind}-{n}-{h}"
+    case.mkdir()
+    snapshot = case / "2026-03-13.txt"
+    synth_snapshot(snapshot, n)
+    db_url = f"sqlite:///{case / 'store.sqlite3'}"
+    if h and kind != "floor":
+        preload(db_url, h)
+    code = ("import json, sys; sys.path.insert(0, %r); from ingest import work; "
+            "print(json.dumps(work(*sys.argv[1:])))" % str(Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", code, kind, str(snapshot), db_url, str(case / "out")],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["snapshot_mb"] = snapshot.stat().st_size / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--h", type=int, default=0)
+    args = parser.parse_args()
+    cases = ([("full", args.n, args.h)] if args.n else
+             [("full", 2000, 0), ("full", 2000, 1_000_000), ("floor", 50_000, 0),
+              ("store", 50_000, 0), ("full", 50_000, 0)])
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for kind, n, h in cases:
+            r = measure(kind, n, h, Path(tmp))
+            results[(kind, n, h)] = r
+            print(f"{kind:<5} N={n:>6} H={h:>9}  {r['seconds']:7.2f} s  peak {r['peak_mb']:6.0f} MB "
+                  f"(+{r['added_mb']:.0f} MB)  snapshot {r['snapshot_mb']:.1f} MB", flush=True)
+    if not args.n:
+        small0, small1 = results[("full", 2000, 0)], results[("full", 2000, 1_000_000)]
+        floor, store, full = (results[(k, 50_000, 0)] for k in ("floor", "store", "full"))
+        print(f"H growth: N=2,000 at H=1M / H=0 = {small1['seconds'] / small0['seconds']:.2f}x (target <= 1.3x)")
+        print(f"store / floor at N=50,000 = {store['seconds'] / floor['seconds']:.2f}x (target <= 2x)")
+        print(f"full / floor at N=50,000 = {full['seconds'] / floor['seconds']:.2f}x (target <= 3x)")
+        print(f"peak memory added / snapshot size = {full['added_mb'] / full['snapshot_mb']:.2f}x "
+              "(target < 4x)")
+
+
+if __name__ == "__main__":
+    main()
