@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -70,8 +69,10 @@ def preload(db_url: str, h: int) -> None:
     store.close()
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process, from /proc (ru_maxrss survives exec)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
 def work(kind: str, snapshot: str, db_url: str, out: str) -> dict[str, float]:
@@ -83,17 +84,22 @@ def work(kind: str, snapshot: str, db_url: str, out: str) -> dict[str, float]:
 
     from digest.cli import main
 
-    base = _rss_mb()
+    base, _ = _memory_mb()
     start = time.perf_counter()
     if kind == "floor":
-        text = Path(snapshot).read_text()
-        entries = text.split("\n\n")[5:]
-        titles = [e for e in entries if len(e) < 200 and not e.startswith(("  •", "·", "Mar "))]
-        hashes = [(hashlib.sha256(t.encode()).hexdigest(), t) for t in titles]
+        # Read, split into entries (title, abstract, optional block), hash each title, and
+        # store every paper (title and abstract: an ingest must keep what it saw) in one
+        # indexed insert batch.
+        lines = [line for line in Path(snapshot).read_text().split("\n") if line][5:]
+        rows, i = [], 0
+        while i < len(lines):
+            title, abstract = lines[i], lines[i + 1]
+            i += 5 if i + 3 < len(lines) and lines[i + 3] == "·" else 2
+            rows.append((hashlib.sha256(title.encode()).hexdigest(), title, abstract))
         db = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-        db.execute("create table if not exists seen (hash text primary key, title text)")
+        db.execute("create table if not exists seen (hash text primary key, title text, abstract text)")
         with db:
-            db.executemany("insert into seen values (?, ?)", hashes)
+            db.executemany("insert into seen values (?, ?, ?)", rows)
         db.close()
     elif kind == "store":
         from datetime import UTC, datetime
@@ -109,7 +115,9 @@ def work(kind: str, snapshot: str, db_url: str, out: str) -> dict[str, float]:
     else:
         result = CliRunner().invoke(main, ["ingest", "--db", db_url, "--out", out, snapshot])
         assert result.exit_code == 0, result.output
-    return {"seconds": time.perf_counter() - start, "peak_mb": _rss_mb(), "added_mb": _rss_mb() - base}
+    seconds = time.perf_counter() - start
+    _, peak = _memory_mb()
+    return {"seconds": seconds, "peak_mb": peak, "added_mb": peak - base}
 
 
 def measure(kind: str, n: int, h: int, folder: Path) -> dict[str, float]:

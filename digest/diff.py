@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from digest.models import Paper, paper_key
+from digest.models import TITLE_PREFIX, Paper
 
 Known = TypeVar("Known")
 
 
 def identities(paper: Paper) -> tuple[str, ...]:
     """Every key under which this paper may already be known: arXiv id, then title."""
-    by_title = paper_key(paper.title, None)
+    by_title = TITLE_PREFIX + paper.title_key
     if paper.arxiv_id:
-        return (paper_key(paper.title, paper.arxiv_id), by_title)
+        return (paper.key, by_title)
     return (by_title,)
 
 

@@ -63,14 +63,16 @@ class Paper:
     upvotes: int | None = None
     links: tuple[str, ...] = ()
     arxiv_id: str | None = None
+    # Derived once: the diff and the store consult them several times per paper.
+    title_key: str = field(init=False, repr=False, compare=False)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def title_key(self) -> str:
-        return normalize_title(self.title)
-
-    @property
-    def key(self) -> str:
-        return paper_key(self.title, self.arxiv_id)
+    def __post_init__(self) -> None:
+        title_key = normalize_title(self.title)
+        object.__setattr__(self, "title_key", title_key)
+        object.__setattr__(
+            self, "key", ARXIV_PREFIX + self.arxiv_id if self.arxiv_id else TITLE_PREFIX + title_key
+        )
 
     @property
     def url(self) -> str | None:

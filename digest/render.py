@@ -25,7 +25,7 @@ from jinja2 import (
 
 from digest import __version__
 from digest.models import DigestInfo, StoredPaper
-from digest.text import clean, is_safe_url, linkify, md_escape, md_escape_block, one_line, shorten, wrap
+from digest.text import is_safe_url, linkify, md_escape, md_escape_block, one_line, shorten, wrap
 
 # Gmail clips messages over 102 KB; keep the body well under that so the per-subscriber
 # parts added at delivery (greeting, unsubscribe footer, MIME headers) still fit.
@@ -83,7 +83,7 @@ def paper_view(stored: StoredPaper) -> PaperView:
         meta.append(_plural(paper.upvotes, "upvote"))
     url = paper.url if paper.url and is_safe_url(paper.url) else None
     return PaperView(
-        position=stored.position, title=one_line(paper.title), abstract=clean(paper.abstract).strip(),
+        position=stored.position, title=one_line(paper.title), abstract=one_line(paper.abstract),
         url=url, other_links=tuple(u for u in paper.links if is_safe_url(u) and u != url),
         meta=" · ".join(meta), key=stored.key,
     )

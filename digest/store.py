@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -47,7 +47,7 @@ def aware(moment: datetime) -> datetime:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_mode=DELETE")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
@@ -132,16 +132,16 @@ class Store:
             digest_id = None
 
         if new:
-            # A plain executemany, then one indexed read of the ids: far faster than
-            # INSERT ... RETURNING, which SQLite runs row by row when order must be kept.
-            conn.execute(insert(t.papers), [_paper_row(p, snapshot_id, captured, digest_id, pos)
-                                            for pos, p in enumerate(new, 1)])
+            # A plain executemany, then one primary-key range read of the new ids: far
+            # faster than INSERT ... RETURNING, which SQLite runs row by row to keep order.
+            before = conn.scalar(select(func.max(t.papers.c.id))) or 0
+            bulk_insert(conn, t.papers, [_paper_row(p, snapshot_id, captured, digest_id, pos)
+                                         for pos, p in enumerate(new, 1)])
             ids = {key: pid for key, pid in conn.execute(
-                select(t.papers.c.key, t.papers.c.id)
-                .where(t.papers.c.first_snapshot_id == snapshot_id))}
+                select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > before))}
             seen = [(p, ids[p.key]) for p in new] + seen
         if seen:
-            conn.execute(insert(t.sightings), [
+            bulk_insert(conn, t.sightings, [
                 {"snapshot_id": snapshot_id, "paper_id": pid, "rank": p.rank,
                  "comments": p.comments, "upvotes": p.upvotes} for p, pid in seen])
         result = IngestResult(path=snapshot.path, captured_at=aware(captured), papers=len(page),
@@ -250,6 +250,28 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
         ):
             known[ARXIV_PREFIX + arxiv_id] = pid
     return known
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows at once. Same as `conn.execute(insert(table), rows)`, but on SQLite
+    the per-row parameter processing of SQLAlchemy (half the cost of a 50,000-paper ingest)
+    is done here once per column, and the rows go to the driver's executemany as tuples."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), rows)  # PostgreSQL: insertmanyvalues batches already
+        return
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    processors = [col.type._cached_bind_processor(conn.dialect) for col in columns]
+    statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+                 f"VALUES ({', '.join('?' * len(names))})")
+    if any(processors):
+        values = [tuple(row[name] if proc is None or row[name] is None else proc(row[name])
+                        for name, proc in zip(names, processors, strict=True)) for row in rows]
+    else:
+        values = [tuple(row.values()) for row in rows]
+    conn.exec_driver_sql(statement, values)
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

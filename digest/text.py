@@ -14,7 +14,13 @@ from digest.sources.dailypage import split_urls
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 # Enough to stop emphasis, links, images, autolinks, raw HTML and entities; `(` alone is
 # harmless once `[` and `]` are escaped, and leaving it keeps the Markdown readable.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&~])")
+_BREAKS = ("\n", "\r", "  ", "\t", "\x85", "\u2028", "\u2029", "\x1c", "\x1d", "\x1e")
+_MD_SPECIAL = str.maketrans({
+    **{c: "\\" + c for c in "\\`*_[]<>&~"},
+    # Line breaks would end a heading or list item; controls belong in no output.
+    **{chr(c): " " for c in (0x0A, 0x0D, 0x0B, 0x0C, 0x85, 0x2028, 0x2029)},
+    **{chr(c): None for c in [*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F]},
+})
 _SAFE_SCHEMES = ("http://", "https://")
 
 
@@ -25,7 +31,10 @@ def clean(text: str) -> str:
 
 def one_line(text: str) -> str:
     """Collapse all whitespace (CR/LF included) to single spaces: for titles and headers."""
-    return " ".join(clean(text).split())
+    text = clean(text)
+    if any(mark in text for mark in _BREAKS) or text[:1].isspace() or text[-1:].isspace():
+        return " ".join(text.split())
+    return text  # the common case, without building a list of every word
 
 
 def is_safe_url(url: str) -> bool:
@@ -37,13 +46,13 @@ def linkify(text: str) -> Markup:
     """Escape `text` for HTML and turn its http(s) URLs into links."""
     return Markup("".join(
         f'<a href="{escape(piece)}">{escape(piece)}</a>' if is_url else str(escape(piece))
-        for piece, is_url in split_urls(clean(text))
+        for piece, is_url in split_urls(text)
     ))
 
 
 def md_escape(text: str) -> str:
     """Backslash-escape Markdown syntax so untrusted text can never form a link or tag."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", one_line(text))
+    escaped = text.translate(_MD_SPECIAL).strip()
     if escaped[:1] in "-=+#" or re.match(r"\d+[.)]", escaped):
         escaped = "\\" + escaped
     return escaped
@@ -51,9 +60,8 @@ def md_escape(text: str) -> str:
 
 def md_escape_block(text: str) -> str:
     """Escape an abstract for Markdown, keeping its http(s) URLs as autolinks."""
-    out = "".join(f"<{piece}>" if is_url else _MD_SPECIAL.sub(r"\\\1", piece)
-                  for piece, is_url in split_urls(one_line(text)))
-    return out
+    return "".join(f"<{piece}>" if is_url else piece.translate(_MD_SPECIAL)
+                   for piece, is_url in split_urls(text))
 
 
 def shorten(text: str, limit: int) -> str:

@@ -134,7 +134,7 @@ def test_files_are_ingested_in_capture_order_whatever_the_argument_order(tmp_pat
         run(store, tmp_path / f"o{n}", *order)
         outcomes.add(tuple((d.name, tuple(titles(store, d.name))) for d in store.digests()))
         store.close()
-        assert len(outcomes) == 1
+    assert len(outcomes) == 1
 
 
 def test_older_snapshot_is_refused_and_nothing_changes(store: Store, tmp_path: Path) -> None:

@@ -63,6 +63,8 @@ def trim_url(url: str) -> str:
 
 def split_urls(text: str) -> list[tuple[str, bool]]:
     """Split `text` into (piece, is_url) pairs; only http(s) URLs count as URLs."""
+    if "http" not in text:  # most abstracts: skip the regex scan
+        return [(text, False)]
     pieces: list[tuple[str, bool]] = []
     last = 0
     for match in URL.finditer(text):
