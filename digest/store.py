@@ -50,6 +50,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=DELETE")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: index pages of a big store stay hot
     cursor.close()
 
 
@@ -174,10 +175,24 @@ class Store:
             return [_stored_paper(row) for row in conn.execute(query)]
 
     def feed_papers(self, limit: int) -> list[StoredPaper]:
-        """Return the latest `limit` published papers, newest digest first, page order within."""
-        query = _published_papers().order_by(
-            t.digests.c.id.desc(), t.papers.c.digest_position).limit(limit)
+        """Return the latest `limit` published papers, newest digest first, page order within.
+
+        Picks the newest digests first, so the cost follows `limit`, not the store's size.
+        """
         with self.engine.connect() as conn:
+            chosen: list[int] = []
+            total = 0
+            for digest_id, count in conn.execute(
+                select(t.digests.c.id, t.digests.c.paper_count).order_by(t.digests.c.id.desc())
+            ):
+                chosen.append(digest_id)
+                total += count
+                if total >= limit:
+                    break
+            if not chosen:
+                return []
+            query = (_published_papers().where(t.papers.c.digest_id.in_(chosen))
+                     .order_by(t.papers.c.digest_id.desc(), t.papers.c.digest_position).limit(limit))
             return [_stored_paper(row) for row in conn.execute(query)]
 
     def history(self) -> list[dict[str, Any]]:
