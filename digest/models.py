@@ -17,7 +17,8 @@ _ARXIV_ID = re.compile(
 
 def normalize_title(title: str) -> str:
     """Fold a title so that case, Unicode forms, punctuation and spacing never tell papers apart."""
-    folded = unicodedata.normalize("NFKC", title).casefold()
+    # ASCII is already in NFKC form, and its case-folding is lower(): the common case, fast.
+    folded = title.lower() if title.isascii() else unicodedata.normalize("NFKC", title).casefold()
     return _NON_WORD.sub(" ", folded).strip()
 
 

@@ -63,6 +63,9 @@ class PaperView:
     key: str
 
 
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # locale-independent
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -72,7 +75,8 @@ def paper_view(stored: StoredPaper) -> PaperView:
     paper = stored.paper
     meta = []
     if paper.published:
-        meta.append(f"{paper.published:%b} {paper.published.day}, {paper.published.year}")
+        day = paper.published
+        meta.append(f"{_MONTHS[day.month - 1]} {day.day}, {day.year}")
     if paper.org_name:
         meta.append(one_line(paper.org_name))
     elif paper.author_count:
@@ -92,7 +96,7 @@ def paper_view(stored: StoredPaper) -> PaperView:
 def long_date(info: DigestInfo) -> str:
     """`Mar 13, 2026`"""
     moment = info.captured_at
-    return f"{moment:%b} {moment.day}, {moment.year}"
+    return f"{_MONTHS[moment.month - 1]} {moment.day}, {moment.year}"
 
 
 def default_templates() -> Path:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 
 metadata = MetaData()
@@ -66,7 +67,7 @@ papers = Table(
     # The identity: set once, never changed (feeds and readers rely on it).
     Column("key", Text, nullable=False, unique=True),
     Column("title_key", Text, nullable=False, index=True),
-    Column("arxiv_id", String(40), unique=True),
+    Column("arxiv_id", String(40)),
     Column("title", Text, nullable=False),
     Column("abstract", Text, nullable=False),
     Column("published", Date),
@@ -80,6 +81,9 @@ papers = Table(
     Column("digest_id", ForeignKey("digests.id")),
     Column("digest_position", Integer),
     Index("ix_papers_digest", "digest_id", "digest_position"),
+    # Partial: most papers from page text carry no arXiv id, and NULLs need no index entry.
+    Index("ux_papers_arxiv", "arxiv_id", unique=True,
+          sqlite_where=text("arxiv_id IS NOT NULL"), postgresql_where=text("arxiv_id IS NOT NULL")),
 )
 
 sightings = Table(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, insert, select
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -116,18 +116,18 @@ class Store:
         page = unique_papers(snapshot.papers)
         known = _known_identities(conn, page)
         new, seen = split_new(page, known)
-        snapshot_id = conn.execute(insert(t.snapshots).values(
+        snapshot_id = _insert_id(conn, insert(t.snapshots).values(
             sha256=snapshot.sha256, source=snapshot.source, path=snapshot.path,
             captured_at=captured, ingested_at=naive_utc(now), paper_count=len(page),
             new_count=len(new), baseline=baseline,
-        )).inserted_primary_key[0]
+        ))
 
         digest = None
         if new and not baseline:
             name = _free_digest_name(conn, captured.date().isoformat())
-            digest_id = conn.execute(insert(t.digests).values(
+            digest_id = _insert_id(conn, insert(t.digests).values(
                 name=name, snapshot_id=snapshot_id, captured_at=captured, paper_count=len(new),
-            )).inserted_primary_key[0]
+            ))
             digest = DigestInfo(name=name, captured_at=aware(captured), paper_count=len(new))
         else:
             digest_id = None
@@ -265,6 +265,13 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
         ):
             known[ARXIV_PREFIX + arxiv_id] = pid
     return known
+
+
+def _insert_id(conn: Connection, statement: Insert) -> int:
+    """Run a single-row insert and return the new row's id."""
+    key = conn.execute(statement).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -70,7 +70,8 @@ def test_chrome_without_daily_papers_line_and_with_it() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("truncated.txt", "truncated.txt:11: truncated entry: 'Second title with no abstract' has no abstract"),
+        ("truncated.txt",
+         "truncated.txt:11: truncated entry: 'Second title with no abstract' has no abstract"),
         ("bad-date.txt", "bad-date.txt:15: bad paper date 'March 31, 2024'"),
         ("not-a-page.txt", "not-a-page.txt: not a Daily Papers page"),
     ],
