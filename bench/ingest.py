@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def measure(kind: str, n: int, h: int, folder: Path, repeat: int = 3) -> dict[st
         db = case / f"store-{attempt}.sqlite3"
         if template.exists():
             shutil.copyfile(template, db)
+        os.sync()  # a store at rest has no dirty pages: the run's fsync must not flush the copy
         done = subprocess.run([sys.executable, "-c", code, kind, str(snapshot), f"sqlite:///{db}",
                                str(case / f"out-{attempt}")], capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
