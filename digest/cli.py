@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,9 +16,11 @@ from digest import __version__, pipeline
 from digest.capture import parse_iso_capture
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError
+from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -45,6 +47,16 @@ def user_errors() -> Iterator[None]:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         click.echo(f"error: store: {reason} — check the database server and try again", err=True)
         sys.exit(2)
+
+
+@contextmanager
+def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
+    """A progress bar on stderr for long work on a terminal; silent otherwise."""
+    if len(items) < 20 or not sys.stderr.isatty():
+        yield items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        yield bar
 
 
 @contextmanager
@@ -105,7 +117,10 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, db: s
                                   "ingest them one at a time, or put dates in the file names")
         now = datetime.now(UTC)
         with opened(db, out, templates) as (store, settings):
-            snapshots = pipeline.prepare(store, paths, moment, now)
+            files = expand_paths(paths)
+            with progress(files, "reading snapshots") as bar:
+                snapshots = [read_snapshot(path, moment, now) for path in bar]
+            snapshots = pipeline.check_order(store, snapshots)
             for snapshot in snapshots:
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)

@@ -23,8 +23,12 @@ def prepare(store: Store, paths: Sequence[str | Path], captured_at: datetime | N
     Raises on the first bad file or out-of-order snapshot, so a bad call changes nothing.
     """
     files = expand_paths(paths)
-    snapshots = [read_snapshot(path, captured_at, now) for path in files]
-    snapshots.sort(key=lambda s: (s.captured_at, s.path))
+    return check_order(store, [read_snapshot(path, captured_at, now) for path in files])
+
+
+def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
+    """Sort snapshots by capture time; refuse any new one older than the store's newest."""
+    snapshots = sorted(snapshots, key=lambda s: (s.captured_at, s.path))
     newest = store.newest_capture()
     fresh = [s for s in snapshots if store.find_snapshot(s.sha256) is None]
     if newest is not None and fresh and fresh[0].captured_at < newest:
