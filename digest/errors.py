@@ -34,5 +34,9 @@ class StoreError(DigestError):
     """The store refused an operation (bad URL, out-of-order snapshot)."""
 
 
+class SubscriberError(DigestError):
+    """A subscriber address, topic list or import row is invalid."""
+
+
 class DeliveryError(DigestError):
     """A digest could not be delivered."""

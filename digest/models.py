@@ -115,6 +115,7 @@ class DigestInfo:
     name: str
     captured_at: datetime
     paper_count: int
+    held_reason: str | None = None  # set when the flood guard holds it back from email
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ template keeps the others.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -25,7 +26,17 @@ from jinja2 import (
 
 from digest import __version__
 from digest.models import DigestInfo, StoredPaper
-from digest.text import is_safe_url, linkify, md_escape, md_escape_block, one_line, shorten, wrap
+from digest.text import (
+    is_safe_url,
+    linkify,
+    mark,
+    md_escape,
+    md_escape_block,
+    one_line,
+    shorten,
+    star,
+    wrap,
+)
 
 # Gmail clips messages over 102 KB; keep the body well under that so the per-subscriber
 # parts added at delivery (greeting, unsubscribe footer, MIME headers) still fit.
@@ -124,7 +135,7 @@ def environment(user_templates: str | None = None) -> Environment:
         keep_trailing_newline=True,
         auto_reload=False,  # a digest includes a partial per paper: no stat() per include
     )
-    env.filters.update(linkify=linkify, md=md_escape, md_block=md_escape_block,
+    env.filters.update(linkify=linkify, mark=mark, star=star, md=md_escape, md_block=md_escape_block,
                        shorten=shorten, wrap=wrap, one_line=one_line)
     env.globals["version"] = __version__
     return env
@@ -179,11 +190,15 @@ class EmailBody:
 
 
 def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
-                 templates: str | None = None, budget: int = EMAIL_BUDGET) -> EmailBody:
+                 templates: str | None = None, budget: int = EMAIL_BUDGET, *,
+                 topics: Sequence[str] = (), highlight: re.Pattern[str] | None = None,
+                 unsubscribe_url: str | None = None) -> EmailBody:
     """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
 
     A normal day shows every paper in full. A big day shows the first papers in page order
     with shortened abstracts, as many as fit, and links to the full digest for the rest.
+    `views` may be a subscriber's selection (`topics`), with `highlight` marking the words
+    that matched; `unsubscribe_url` adds the footer link (the archive copy has none).
     """
     env = environment(templates)
     here = f"digests/{info.name}.email.html"
@@ -192,7 +207,8 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
         shown = views[:count]
         if short:
             shown = [_short(v) for v in shown]
-        ctx = _context(site, info, shown, here, more=len(views) - count)
+        ctx = _context(site, info, shown, here, more=len(views) - count, matched=len(views),
+                       topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url)
         html = _inline(env.get_template("email.html").render(ctx))
         text = env.get_template("email.txt").render(ctx)
         return EmailBody(html=html, text=text, shown=count, total=len(views))

@@ -58,6 +58,8 @@ digests = Table(
     Column("snapshot_id", ForeignKey("snapshots.id"), nullable=False),
     Column("captured_at", DateTime, nullable=False),
     Column("paper_count", Integer, nullable=False),
+    # The flood guard holds a suspicious digest back from email until `digest release`.
+    Column("held_reason", Text),
 )
 
 papers = Table(
@@ -98,11 +100,42 @@ sightings = Table(
     sqlite_with_rowid=False,  # the primary key is the table: one b-tree less to write
 )
 
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),  # as normalised by email-validator
+    Column("email_key", String(320), nullable=False, unique=True),  # case-folded: one row per inbox
+    Column("name", Text),
+    Column("topics", Text, nullable=False, default=""),  # "reasoning, diffusion"; "" = everything
+    Column("status", String(20), nullable=False),  # active | paused | unsubscribed
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# The delivery log: one row per (digest, subscriber), planned with the digest, then
+# pending -> sending -> sent | failed | skipped, or unknown when a run died mid-send.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("digest_id", ForeignKey("digests.id"), primary_key=True),
+    Column("subscriber_id", ForeignKey("subscribers.id"), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("message_id", Text),
+    Column("claimed_by", Text),  # host:pid of the run that is sending it
+    Column("claimed_at", DateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("reply", Text),  # the server's last reply, or why it was skipped
+    Column("finished_at", DateTime),
+    Index("ix_deliveries_status", "status", "digest_id"),
+)
+
 Migration = Callable[[Connection], None]
 
 
 def _m001_initial(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[snapshots, digests, papers, sightings])
+    metadata.create_all(conn, tables=[snapshots, digests, papers, sightings, subscribers,
+                                      deliveries])
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [

@@ -6,11 +6,22 @@ Every ingest runs in one transaction, so a failure leaves the store exactly as i
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -28,6 +39,9 @@ from digest.models import (
 )
 
 DEFAULT_URL = "sqlite:///digest.sqlite3"
+DEFAULT_MAX_NEW = 300
+FLOOD_SHARE = 0.8
+FLOOD_WINDOW = timedelta(hours=48)
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 _CHUNK = 5000
 
@@ -90,18 +104,18 @@ class Store:
             newest = conn.scalar(select(func.max(t.snapshots.c.captured_at)))
         return aware(newest) if newest else None
 
-    def ingest(self, snapshot: Snapshot, *, baseline: bool = False,
-               now: datetime | None = None) -> tuple[IngestResult, list[StoredPaper]]:
+    def ingest(self, snapshot: Snapshot, *, baseline: bool = False, now: datetime | None = None,
+               max_new: int = DEFAULT_MAX_NEW) -> tuple[IngestResult, list[StoredPaper]]:
         """Record a snapshot, its sightings and its new papers; make a digest of the new ones.
 
         Returns the result and the digest's papers as stored (empty without a digest), so
         the caller can render them without reading them back.
         """
         with self.engine.begin() as conn:
-            return self._ingest(conn, snapshot, baseline, now or datetime.now(UTC))
+            return self._ingest(conn, snapshot, baseline, now or datetime.now(UTC), max_new)
 
     def _ingest(self, conn: Connection, snapshot: Snapshot, baseline: bool,
-                now: datetime) -> tuple[IngestResult, list[StoredPaper]]:
+                now: datetime, max_new: int) -> tuple[IngestResult, list[StoredPaper]]:
         if conn.scalar(select(t.snapshots.c.id).where(t.snapshots.c.sha256 == snapshot.sha256)):
             raise StoreError(snapshot.path, "already ingested", "")
         captured = naive_utc(snapshot.captured_at)
@@ -116,6 +130,8 @@ class Store:
         page = unique_papers(snapshot.papers)
         known = _known_identities(conn, page)
         new, seen = split_new(page, known)
+        previous = conn.scalar(select(func.max(t.snapshots.c.captured_at))
+                               .where(t.snapshots.c.source == snapshot.source))
         snapshot_id = _insert_id(conn, insert(t.snapshots).values(
             sha256=snapshot.sha256, source=snapshot.source, path=snapshot.path,
             captured_at=captured, ingested_at=naive_utc(now), paper_count=len(page),
@@ -125,10 +141,21 @@ class Store:
         digest = None
         if new and not baseline:
             name = _free_digest_name(conn, captured.date().isoformat())
+            held = flood_reason(len(new), len(page), captured - previous if previous else None,
+                                max_new)
             digest_id = _insert_id(conn, insert(t.digests).values(
                 name=name, snapshot_id=snapshot_id, captured_at=captured, paper_count=len(new),
+                held_reason=held,
             ))
-            digest = DigestInfo(name=name, captured_at=aware(captured), paper_count=len(new))
+            digest = DigestInfo(name=name, captured_at=aware(captured), paper_count=len(new),
+                                held_reason=held)
+            # Planned with the digest, for the subscribers active now: a backfill of old
+            # snapshots never floods someone who subscribed today.
+            conn.execute(insert(t.deliveries).from_select(
+                ["digest_id", "subscriber_id", "status", "attempts"],
+                select(literal(digest_id), t.subscribers.c.id, literal("pending"), literal(0))
+                .where(t.subscribers.c.status == "active"),
+            ))
         else:
             digest_id = None
 
@@ -267,6 +294,21 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
     return known
 
 
+def flood_reason(new: int, page: int, since_previous: timedelta | None, max_new: int) -> str | None:
+    """Why a digest looks like a flood (held back from email), or None when it looks normal.
+
+    Too many new papers, or most of a page new although the previous snapshot of the same
+    source is recent: typically the source changed its format and every title looks new.
+    """
+    if new > max_new:
+        return f"{new} new papers is more than max_new ({max_new})"
+    if page and new > FLOOD_SHARE * page and since_previous is not None and since_previous < FLOOD_WINDOW:
+        hours = since_previous.total_seconds() / 3600
+        return (f"{new} of {page} papers ({new / page:.0%}) are new although the previous snapshot "
+                f"is only {hours:.0f} hours older; did the source change its format?")
+    return None
+
+
 def _insert_id(conn: Connection, statement: Insert) -> int:
     """Run a single-row insert and return the new row's id."""
     key = conn.execute(statement).inserted_primary_key
@@ -348,5 +390,5 @@ def _stored_paper(row: Any) -> StoredPaper:
 
 def _digest_info(row: Any) -> DigestInfo:
     return DigestInfo(name=row.name, captured_at=aware(row.captured_at),
-                      paper_count=row.paper_count)
+                      paper_count=row.paper_count, held_reason=row.held_reason)
 

@@ -42,12 +42,33 @@ def is_safe_url(url: str) -> bool:
     return url.lower().startswith(_SAFE_SCHEMES)
 
 
-def linkify(text: str) -> Markup:
-    """Escape `text` for HTML and turn its http(s) URLs into links."""
+def linkify(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
+    """Escape `text` for HTML, turn its http(s) URLs into links, and <mark> `highlight` hits."""
     return Markup("".join(
-        f'<a href="{escape(piece)}">{escape(piece)}</a>' if is_url else str(escape(piece))
+        f'<a href="{escape(piece)}">{escape(piece)}</a>' if is_url else str(mark(piece, highlight))
         for piece, is_url in split_urls(text)
     ))
+
+
+def mark(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
+    """Escape `text` for HTML, wrapping the matches of `highlight` in <mark>."""
+    if highlight is None:
+        return escape(text)
+    out: list[str] = []
+    last = 0
+    for hit in highlight.finditer(text):
+        out.append(str(escape(text[last : hit.start()])))
+        out.append(f"<mark>{escape(hit.group(0))}</mark>")
+        last = hit.end()
+    out.append(str(escape(text[last:])))
+    return Markup("".join(out))
+
+
+def star(text: str, highlight: re.Pattern[str] | None = None) -> str:
+    """Plain-text highlighting: `*word*` around each match of `highlight`."""
+    if highlight is None:
+        return text
+    return highlight.sub(lambda hit: f"*{hit.group(0)}*", text)
 
 
 def md_escape(text: str) -> str:
