@@ -3,70 +3,25 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from digest import __version__, pipeline
 from digest.capture import parse_iso_capture
-from digest.config import Settings, load_settings
-from digest.errors import ConfigError, DigestError
+from digest.cli_subscribers import subscribers
+from digest.cli_support import (
+    CONTEXT,
+    opened,
+    progress,
+    report_send,
+    send_feedback,
+    store_options,
+    user_errors,
+)
+from digest.delivery_log import release_digest
+from digest.errors import ConfigError
 from digest.sources.files import expand_paths, read_snapshot
-from digest.store import Store, open_store
-
-F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def store_options(func: F) -> F:
-    """The options every store-touching command shares."""
-    func = click.option("--templates", metavar="DIR", default=None,
-                        help="Folder of template overrides (else $DIGEST_TEMPLATES).")(func)
-    func = click.option("--out", metavar="DIR", default=None,
-                        help="Output folder (else $DIGEST_OUT, else out/).")(func)
-    func = click.option("--db", metavar="URL", default=None,
-                        help="Store URL (else $DIGEST_DB, else sqlite:///digest.sqlite3).")(func)
-    return func
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn expected failures into one `error:` line on stderr and exit code 2."""
-    try:
-        yield
-    except DigestError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        click.echo(f"error: store: {reason} — check the database server and try again", err=True)
-        sys.exit(2)
-
-
-@contextmanager
-def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
-    """A progress bar on stderr for long work on a terminal; silent otherwise."""
-    if len(items) < 20 or not sys.stderr.isatty():
-        yield items
-        return
-    with click.progressbar(items, label=label, file=sys.stderr) as bar:
-        yield bar
-
-
-@contextmanager
-def opened(db: str | None, out: str | None, templates: str | None) -> Iterator[tuple[Store, Settings]]:
-    settings = load_settings(db=db, out=out, templates=templates)
-    store = open_store(settings.db_url)
-    try:
-        yield store, settings
-    finally:
-        store.close()
 
 
 @click.group(context_settings=CONTEXT)
@@ -90,9 +45,12 @@ def main() -> None:
 @click.option("--captured-at", "captured_at", metavar="DATE", default=None,
               help="Capture date YYYY-MM-DD (else the date in the file name, else inferred).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per snapshot.")
+@click.option("--baseline", is_flag=True,
+              help="Record the papers as seen without making digests (a first install).")
+@click.option("--send", "and_send", is_flag=True, help="Deliver the new digests right away.")
 @store_options
-def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, db: str | None,
-           out: str | None, templates: str | None) -> None:
+def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, baseline: bool,
+           and_send: bool, db: str | None, out: str | None, templates: str | None) -> None:
     """Ingest snapshots, diff them against everything seen, render digests of new papers.
 
     PATH is a snapshot file or a folder of *.txt snapshots. Several snapshots are
@@ -104,6 +62,8 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, db: s
       digest ingest 2026-03-13.txt
       digest ingest --captured-at 2026-03-13 capture.txt
       digest ingest --json snapshots/
+      digest ingest --baseline backlog/      # first install: remember, send nothing
+      digest ingest --send 2026-03-14.txt    # ingest and email in one step
     """
     with user_errors():
         moment = None
@@ -124,7 +84,7 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, db: s
             for snapshot in snapshots:
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)
-            for result in pipeline.ingest(store, settings, snapshots, now):
+            for result in pipeline.ingest(store, settings, snapshots, now, baseline=baseline):
                 md = (pipeline.digest_path(settings, result.digest.name, ".md")
                       if result.digest and result.status == "ingested" else None)
                 if as_json:
@@ -139,6 +99,11 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, db: s
                 else:
                     click.echo(f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  "
                                f"already ingested  ({result.path})")
+                if result.digest and result.digest.held_reason and result.status == "ingested":
+                    click.echo(f"held: {result.digest.name}: {result.digest.held_reason} — check "
+                               f"it, then: digest release {result.digest.name}", err=True)
+            if and_send:
+                report_send(pipeline.make_sender(store, settings, **send_feedback()).run())
 
 
 @main.command(context_settings=CONTEXT)
@@ -186,3 +151,61 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
         digests = sum(1 for r in rows if r["digest"])
         click.echo(f"{len(rows)} snapshots, {digests} digests, "
                    f"{sum(r['new_count'] for r in rows)} papers")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+@click.option("--retry-unknown", is_flag=True,
+              help="Also resend deliveries whose outcome is unknown (same Message-ID).")
+@click.option("--to", "to", metavar="EMAIL", default=None,
+              help="Send one digest to this address, outside the log (needs --digest).")
+@click.option("--digest", "digest_name", metavar="DATE", default=None,
+              help="The digest for --to, e.g. 2026-03-13.")
+@store_options
+def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | None,
+         db: str | None, out: str | None, templates: str | None) -> None:
+    """Deliver every planned delivery not yet sent, each exactly once.
+
+    Uses the SMTP server in DIGEST_EMAIL_SMTP_HOST, else writes .eml files to
+    out/outbox/<digest>/. Ends with a summary; exits 1 when anything failed.
+
+    \b
+    Examples:
+      digest send
+      digest send --dry-run
+      digest send --to ada@example.org --digest 2026-03-13   # a preview copy
+    """
+    with user_errors(), opened(db, out, templates) as (store, settings):
+        if (to is None) != (digest_name is None):
+            raise ConfigError("--to/--digest", "one without the other",
+                              "give both: --to EMAIL --digest DATE")
+        sender = pipeline.make_sender(store, settings, **send_feedback())
+        if to and digest_name:
+            click.echo(f"sent {digest_name} to {to}: {sender.send_one(to, digest_name)}")
+            return
+        report_send(sender.run(dry_run=dry_run, retry_unknown=retry_unknown), dry_run=dry_run)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("name", metavar="DATE")
+@store_options
+def release(name: str, db: str | None, out: str | None, templates: str | None) -> None:
+    """Send a digest the flood guard held back, after checking it.
+
+    A digest is held when it has more than DIGEST_EMAIL_MAX_NEW new papers (300), or
+    when most of a page is new only hours after the previous snapshot (the source
+    probably changed its format).
+
+    \b
+    Example:
+      digest release 2026-03-13
+    """
+    with user_errors(), opened(db, out, templates) as (store, settings):
+        if not release_digest(store, name):
+            raise ConfigError(name, "no held digest by that name",
+                              "see `digest send --dry-run` for the held digests")
+        click.echo(f"released {name}")
+        report_send(pipeline.make_sender(store, settings, **send_feedback()).run())
+
+
+main.add_command(subscribers)

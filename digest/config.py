@@ -4,15 +4,48 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
+
 from digest.errors import ConfigError
 from digest.render import Site
-from digest.store import DEFAULT_URL
+from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
 
 DEFAULT_OUT = "out"
+
+
+SECURITY_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """How mail leaves: an SMTP server, or (no host) the outbox folder."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)  # environment only
+    from_name: str = "Daily Papers"
+    from_address: str = "digest@paper-digest.invalid"
+    secret: str | None = field(default=None, repr=False)  # environment only
+    max_new: int = DEFAULT_MAX_NEW
+
+    @property
+    def domain(self) -> str:
+        return self.from_address.rpartition("@")[2]
+
+    def require_secret(self) -> str:
+        """The token secret, which every non-outbox send needs."""
+        if not self.secret:
+            raise ConfigError("DIGEST_SECRET", "not set, and sending by SMTP needs it to sign "
+                              "unsubscribe links", MAKE_SECRET)
+        return self.secret
 
 
 @dataclass(frozen=True)
@@ -24,6 +57,7 @@ class Settings:
     templates: str | None = None
     site: Site = Site()
     feed_size: int = 200
+    email: EmailSettings = EmailSettings()
 
 
 def load_settings(
@@ -59,4 +93,48 @@ def load_settings(
         site=Site(title=env.get("DIGEST_SITE_TITLE") or "Daily Papers",
                   base_url=base_url.rstrip("/") if base_url else None),
         feed_size=feed_size,
+        email=load_email_settings(env),
+    )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(name, f"{text!r} is not a positive whole number",
+                          f"set it like {name}={default}") from None
+    return value
+
+
+def load_email_settings(env: Mapping[str, str]) -> EmailSettings:
+    """Read the DIGEST_EMAIL_* variables (and DIGEST_SECRET), checking each."""
+    security = (env.get("DIGEST_EMAIL_SMTP_SECURITY") or "starttls").lower()
+    if security not in SECURITY_PORTS:
+        raise ConfigError("DIGEST_EMAIL_SMTP_SECURITY", f"{security!r} is not a security mode",
+                          "use none, starttls or tls")
+    from_name, from_address = "Daily Papers", "digest@paper-digest.invalid"
+    raw_from = env.get("DIGEST_EMAIL_FROM")
+    if raw_from:
+        name, address = parseaddr(raw_from)
+        try:
+            from_address = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise ConfigError("DIGEST_EMAIL_FROM", f"{raw_from!r} has no valid address",
+                              "set it like: Daily Papers <papers@example.org>") from None
+        from_name = " ".join(name.split()) or from_name
+    return EmailSettings(
+        smtp_host=env.get("DIGEST_EMAIL_SMTP_HOST") or None,
+        smtp_port=_positive_int(env, "DIGEST_EMAIL_SMTP_PORT", SECURITY_PORTS[security]),
+        smtp_security=security,
+        smtp_user=env.get("DIGEST_EMAIL_SMTP_USER") or None,
+        smtp_password=env.get("DIGEST_EMAIL_SMTP_PASSWORD") or None,
+        from_name=from_name,
+        from_address=from_address,
+        secret=env.get("DIGEST_SECRET") or None,
+        max_new=_positive_int(env, "DIGEST_EMAIL_MAX_NEW", DEFAULT_MAX_NEW),
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from digest.config import Settings
+from digest.deliver import Sender
 from digest.errors import StoreError
 from digest.feeds import build_feeds
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
@@ -14,6 +16,7 @@ from digest.output import write_atomic
 from digest.render import paper_view, render_email, render_index, render_markdown, render_page
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
+from digest.transport import make_transport
 
 
 def prepare(store: Store, paths: Sequence[str | Path], captured_at: datetime | None,
@@ -52,12 +55,21 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
                                papers=earlier.papers, new=earlier.new, digest=earlier.digest,
                                status="already ingested")
             continue
-        result, published = store.ingest(snapshot, baseline=baseline, now=now)
+        result, published = store.ingest(snapshot, baseline=baseline, now=now,
+                                         max_new=settings.email.max_new)
         if result.digest is not None:
             publish_digest(settings, result.digest, published)
         del published
         yield result
     publish_site(store, settings)
+
+
+def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
+    """A Sender over the configured transport: SMTP (which needs DIGEST_SECRET) or the outbox."""
+    if settings.email.smtp_host:
+        settings.email.require_secret()
+    transport = make_transport(settings.email, settings.out_dir / "outbox")
+    return Sender(store, settings, transport, **options)
 
 
 def digest_path(settings: Settings, name: str, suffix: str) -> Path:

@@ -207,7 +207,9 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
         shown = views[:count]
         if short:
             shown = [_short(v) for v in shown]
+        following = views[count].position if count < len(views) else None
         ctx = _context(site, info, shown, here, more=len(views) - count, matched=len(views),
+                       next_position=following,
                        topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url)
         html = _inline(env.get_template("email.html").render(ctx))
         text = env.get_template("email.txt").render(ctx)

@@ -68,7 +68,8 @@ def star(text: str, highlight: re.Pattern[str] | None = None) -> str:
     """Plain-text highlighting: `*word*` around each match of `highlight`."""
     if highlight is None:
         return text
-    return highlight.sub(lambda hit: f"*{hit.group(0)}*", text)
+    return "".join(piece if is_url else highlight.sub(lambda hit: f"*{hit.group(0)}*", piece)
+                   for piece, is_url in split_urls(text))
 
 
 def md_escape(text: str) -> str:

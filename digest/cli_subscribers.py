@@ -1,0 +1,126 @@
+"""`digest subscribers ...`: who gets the digest by email."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from digest import subscribers as book
+from digest.cli_support import CONTEXT, opened, store_options, user_errors
+
+
+@click.group(context_settings=CONTEXT)
+def subscribers() -> None:
+    """Manage email subscribers: add, remove, pause, list, import, export.
+
+    \b
+    Example:
+      digest subscribers add ada@example.org --name "Ada L." --topics "reasoning, diffusion"
+    """
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@click.option("--name", default=None, help="Display name for the To: header.")
+@click.option("--topics", default=None,
+              help='Comma-separated words or phrases; only matching papers are sent.')
+@store_options
+def add(email: str, name: str | None, topics: str | None, db: str | None, out: str | None,
+        templates: str | None) -> None:
+    """Add a subscriber (or update one; re-adds an unsubscribed address).
+
+    Without --topics they get every new paper; with topics, only papers whose title or
+    abstract contains one of them (whole words, any case), with the words highlighted.
+    Someone added today starts with the next digest.
+
+    \b
+    Examples:
+      digest subscribers add ada@example.org
+      digest subscribers add "bob@example.org" --name "Bob" --topics "diffusion, robot learning"
+    """
+    with user_errors(), opened(db, out, templates) as (store, _):
+        sub, outcome = book.add(store, email, name, topics)
+        topics_note = f" (topics: {', '.join(sub.topics)})" if sub.topics else ""
+        click.echo(f"{outcome} {sub.email}{topics_note}")
+
+
+def _status_command(name: str, status: str, verb: str, doc: str) -> None:
+    @subscribers.command(name=name, context_settings=CONTEXT, help=doc)
+    @click.argument("email")
+    @store_options
+    def command(email: str, db: str | None, out: str | None, templates: str | None) -> None:
+        with user_errors(), opened(db, out, templates) as (store, _):
+            sub = book.set_status(store, email, status)
+            click.echo(f"{verb} {sub.email}")
+
+
+_status_command("remove", book.UNSUBSCRIBED, "unsubscribed",
+                "Unsubscribe an address: it gets nothing more unless added again.\n\n"
+                "\b\nExample:\n  digest subscribers remove ada@example.org")
+_status_command("pause", book.PAUSED, "paused",
+                "Pause a subscriber: no email (and no backlog) until resumed.\n\n"
+                "\b\nExample:\n  digest subscribers pause ada@example.org")
+_status_command("resume", book.ACTIVE, "resumed",
+                "Resume a paused subscriber from the next digest on.\n\n"
+                "\b\nExample:\n  digest subscribers resume ada@example.org")
+
+
+@subscribers.command(name="list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per subscriber.")
+@store_options
+def list_(as_json: bool, db: str | None, out: str | None, templates: str | None) -> None:
+    """List subscribers, oldest first.
+
+    \b
+    Example:
+      digest subscribers list --json
+    """
+    with user_errors(), opened(db, out, templates) as (store, _):
+        everyone = book.all_subscribers(store)
+        for sub in everyone:
+            if as_json:
+                click.echo(json.dumps({"email": sub.email, "name": sub.name,
+                                       "topics": list(sub.topics), "status": sub.status},
+                                      ensure_ascii=False))
+            else:
+                topics = ", ".join(sub.topics) or "(all papers)"
+                click.echo(f"{sub.status:<12} {sub.email:<40} {topics}")
+        if not as_json:
+            active = sum(1 for s in everyone if s.status == book.ACTIVE)
+            click.echo(f"{len(everyone)} subscribers, {active} active")
+
+
+@subscribers.command(name="import", context_settings=CONTEXT)
+@click.argument("path", type=click.Path(path_type=Path))
+@store_options
+def import_(path: Path, db: str | None, out: str | None, templates: str | None) -> None:
+    """Add subscribers from a CSV file with the columns email,name,topics.
+
+    A bad row is reported with its line number and skipped; the good rows are kept.
+    Addresses that unsubscribed earlier are left out.
+
+    \b
+    Example:
+      digest subscribers import people.csv
+    """
+    with user_errors(), opened(db, out, templates) as (store, _):
+        counts, problems = book.import_csv(store, path)
+        for problem in problems:
+            click.echo(f"{path}:{problem.line}: skipped: {problem.message}", err=True)
+        click.echo(f"{counts['added']} added, {counts['updated']} updated, "
+                   f"{len(problems)} skipped")
+
+
+@subscribers.command(context_settings=CONTEXT)
+@store_options
+def export(db: str | None, out: str | None, templates: str | None) -> None:
+    """Print every subscriber as CSV (email,name,topics,status), ready for import.
+
+    \b
+    Example:
+      digest subscribers export > subscribers.csv
+    """
+    with user_errors(), opened(db, out, templates) as (store, _):
+        click.echo(book.export_csv(book.all_subscribers(store)), nl=False)

@@ -1,0 +1,121 @@
+"""What the commands share: options, error handling, progress, the send report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from digest.config import Settings, load_settings
+from digest.deliver import Summary
+from digest.errors import DigestError
+from digest.store import Store, open_store
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def store_options(func: F) -> F:
+    """The options every store-touching command shares."""
+    func = click.option("--templates", metavar="DIR", default=None,
+                        help="Folder of template overrides (else $DIGEST_TEMPLATES).")(func)
+    func = click.option("--out", metavar="DIR", default=None,
+                        help="Output folder (else $DIGEST_OUT, else out/).")(func)
+    func = click.option("--db", metavar="URL", default=None,
+                        help="Store URL (else $DIGEST_DB, else sqlite:///digest.sqlite3).")(func)
+    return func
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected failures into one `error:` line on stderr and exit code 2."""
+    try:
+        yield
+    except DigestError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        click.echo(f"error: store: {reason} — check the database server and try again", err=True)
+        sys.exit(2)
+
+
+@contextmanager
+def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
+    """A progress bar on stderr for long work on a terminal; silent otherwise."""
+    if len(items) < 20 or not sys.stderr.isatty():
+        yield items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        yield bar
+
+
+@contextmanager
+def opened(db: str | None, out: str | None, templates: str | None) -> Iterator[tuple[Store, Settings]]:
+    settings = load_settings(db=db, out=out, templates=templates)
+    store = open_store(settings.db_url)
+    try:
+        yield store, settings
+    finally:
+        store.close()
+
+
+
+
+class _SendBar:
+    """A progress bar on stderr, drawn once a send has 20 messages or more."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < 20:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+        self.bar.update(1)
+        if done == total:
+            self.bar.render_finish()
+
+
+class _SendLines:
+    """Without a terminal: a line every few seconds, so logs show a long send moving."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            click.echo(f"sending: {done}/{total}", err=True)
+
+
+def send_feedback() -> dict[str, Any]:
+    """Progress for the Sender: a bar on a terminal, else a line every few seconds."""
+    return {"progress": _SendBar() if sys.stderr.isatty() else _SendLines()}
+
+
+def report_send(summary: Summary, dry_run: bool = False) -> None:
+    """Print what a send run did (or would do) and exit 1 when anything went wrong."""
+    for name, reason in summary.held:
+        click.echo(f"held: {name}: {reason} — check it, then: digest release {name}")
+    if dry_run:
+        for name, sends, skips in summary.planned:
+            click.echo(f"would send {name} to {sends} subscribers ({skips} skipped)")
+        if not summary.planned:
+            click.echo("nothing to send")
+        return
+    if summary.stopped:
+        click.echo(f"error: stopped: {summary.stopped} — the rest stays pending for the next run",
+                   err=True)
+    click.echo(summary.line())
+    if not summary.ok:
+        sys.exit(1)

@@ -1,0 +1,238 @@
+"""Deliver digests: every planned delivery not yet sent, each exactly once.
+
+For each delivery: claim it (commit), build the message, send it, record the reply
+(commit). 4xx replies and connections dropped before the message was complete are retried
+with bounded exponential backoff and the same Message-ID; a 5xx refusal fails that one
+delivery and the run goes on; a message sent without a reply is `unknown` and is resent
+only on request (`--retry-unknown`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from digest import delivery_log as log
+from digest.config import Settings
+from digest.delivery_log import Delivery
+from digest.errors import DeliveryError
+from digest.message import UNSUBSCRIBE_MARKER, Recipient, build_message, message_id
+from digest.models import DigestInfo
+from digest.render import EmailBody, PaperView, paper_view, render_email
+from digest.store import Store
+from digest.subscribers import find, normalize_address, parse_topics, topic_pattern
+from digest.tokens import unsubscribe_token
+from digest.transport import Permanent, Transient, Transport, Unknown
+
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
+
+
+@dataclass
+class Summary:
+    """What a send run did."""
+
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deferred: int = 0
+    unknown: int = 0
+    held: list[tuple[str, str]] = field(default_factory=list)  # (digest, reason)
+    planned: list[tuple[str, int, int]] = field(default_factory=list)  # dry run: digest, send, skip
+    stopped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.deferred or self.unknown or self.stopped)
+
+    def line(self) -> str:
+        parts = [f"{self.sent} sent", f"{self.skipped} skipped", f"{self.failed} failed"]
+        if self.deferred:
+            parts.append(f"{self.deferred} deferred (will retry)")
+        if self.unknown:
+            parts.append(f"{self.unknown} unknown (see --retry-unknown)")
+        return ", ".join(parts)
+
+
+@dataclass
+class _Edition:
+    """One digest as it is being sent: its papers, and email bodies cached per topic list."""
+
+    info: DigestInfo
+    views: list[PaperView]
+    bodies: dict[tuple[str, ...], tuple[EmailBody, int]] = field(default_factory=dict)
+
+
+class Sender:
+    """Sends planned deliveries through one transport; time and sleeping are passed in."""
+
+    def __init__(self, store: Store, settings: Settings, transport: Transport, *,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sleep: Callable[[float], None] = time.sleep,
+                 delays: Sequence[float] = RETRY_DELAYS,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.transport = transport
+        self.now = now
+        self.sleep = sleep
+        self.delays = tuple(delays)
+        self.progress = progress or (lambda done, total: None)
+        self.runner = log.runner_id()
+        self.editions: dict[str, _Edition] = {}
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, dry_run: bool = False, retry_unknown: bool = False) -> Summary:
+        """Deliver every planned delivery not yet sent (and `unknown` ones on request)."""
+        summary = Summary()
+        summary.unknown = log.mark_abandoned(self.store, self.now(), dry_run=dry_run)
+        statuses = (log.PENDING, log.UNKNOWN) if retry_unknown else (log.PENDING,)
+        if retry_unknown:
+            summary.unknown = 0
+        ready = []
+        for digest_id, name, held, count in log.digests_with(self.store, statuses):
+            if held:
+                summary.held.append((name, held))
+            else:
+                ready.append((digest_id, name, count))
+        total, done = sum(c for _, _, c in ready), 0
+        try:
+            for digest_id, name, _ in ready:
+                edition = self._edition(name)
+                for delivery in log.deliveries(self.store, digest_id, statuses):
+                    if dry_run:
+                        self._plan(edition, delivery, summary)
+                    else:
+                        self._deliver(edition, delivery, summary)
+                    done += 1
+                    self.progress(done, total)
+        except _StopRun as stop:
+            summary.stopped = str(stop)
+        finally:
+            self.transport.close()
+        return summary
+
+    def _plan(self, edition: _Edition, delivery: Delivery, summary: Summary) -> None:
+        sends = delivery.subscriber_status == "active" and bool(self._selection(edition, delivery))
+        name = edition.info.name
+        if not summary.planned or summary.planned[-1][0] != name:
+            summary.planned.append((name, 0, 0))
+        digest, send, skip = summary.planned[-1]
+        summary.planned[-1] = (digest, send + sends, skip + (not sends))
+
+    def _deliver(self, edition: _Edition, delivery: Delivery, summary: Summary) -> None:
+        domain = self.settings.email.domain
+        msg_id = delivery.message_id or message_id(edition.info.name, delivery.subscriber_id,
+                                                   delivery.email, domain)
+        if not log.claim(self.store, delivery, self.runner, msg_id, self.now()):
+            if log.skip_inactive(self.store, delivery, self.now()):
+                summary.skipped += 1
+            return  # another run has it, or it is no longer waiting
+        views = self._selection(edition, delivery)
+        if not views:
+            log.finish(self.store, delivery, self.runner, log.SKIPPED,
+                       "no new paper matches the subscriber's topics", self.now())
+            summary.skipped += 1
+            return
+        message = self._message(edition, delivery, msg_id)
+        sender = self.settings.email.from_address
+        label = f"{edition.info.name}/{delivery.subscriber_id:06d}-{delivery.email}"
+        for attempt in range(len(self.delays) + 1):
+            try:
+                reply = self.transport.send(message, sender, delivery.email, label)
+            except Transient as exc:
+                if attempt < len(self.delays):
+                    self.sleep(self.delays[attempt])
+                    continue
+                log.release(self.store, delivery, self.runner, str(exc))
+                summary.deferred += 1
+                if str(exc).startswith(("cannot connect", "connection lost")):
+                    raise _StopRun(f"the mail server is unreachable: {exc}") from None
+                return
+            except Permanent as exc:
+                log.finish(self.store, delivery, self.runner, log.FAILED, str(exc), self.now())
+                summary.failed += 1
+                return
+            except Unknown as exc:
+                log.finish(self.store, delivery, self.runner, log.UNKNOWN, str(exc), self.now())
+                summary.unknown += 1
+                return
+            log.finish(self.store, delivery, self.runner, log.SENT, reply, self.now())
+            summary.sent += 1
+            return
+
+    def send_one(self, address: str, digest: str) -> str:
+        """Send one digest to one address on request (a preview, a welcome copy), outside the
+        log. A subscriber's topics and unsubscribe link apply when the address is on file."""
+        email = normalize_address(address)
+        known = find(self.store, email)
+        edition = self._edition(digest)
+        delivery = Delivery(digest_id=0, digest=digest, subscriber_id=known.id if known else 0,
+                            email=email, name=known.name if known else None,
+                            topics=", ".join(known.topics) if known else "",
+                            subscriber_status="active", status="preview", message_id=None)
+        if not self._selection(edition, delivery):
+            raise DeliveryError(email, f"no paper of digest {digest} matches the subscriber's "
+                                "topics", "send another digest, or change the topics")
+        message = self._message(edition, delivery, make_msgid(domain=self.settings.email.domain),
+                                personal=known is not None)
+        try:
+            return self.transport.send(message, self.settings.email.from_address, email,
+                                       f"{digest}/preview-{email}")
+        except (Transient, Permanent, Unknown) as exc:
+            raise DeliveryError(email, f"not sent: {exc}", "check the mail server settings") from None
+        finally:
+            self.transport.close()
+
+    # -- content --------------------------------------------------------------------------
+
+    def _edition(self, name: str) -> _Edition:
+        if name not in self.editions:
+            info = self.store.digest(name)
+            if info is None:
+                raise DeliveryError(name, "no such digest", "see `digest history` for digest names")
+            views = [paper_view(p) for p in self.store.digest_papers(name)]
+            self.editions[name] = _Edition(info=info, views=views)
+        return self.editions[name]
+
+    def _selection(self, edition: _Edition, delivery: Delivery) -> list[PaperView]:
+        pattern = topic_pattern(parse_topics(delivery.topics))
+        if pattern is None:
+            return edition.views
+        return [v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
+
+    def _body(self, edition: _Edition, topics: tuple[str, ...]) -> tuple[EmailBody, int]:
+        """The email body for one topic list, rendered once and shared by its subscribers."""
+        if topics not in edition.bodies:
+            pattern = topic_pattern(topics)
+            views = edition.views if pattern is None else [
+                v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
+            # Papers keep their digest numbers, so "5." is the 5th paper of the web copy.
+            body = render_email(self.settings.site, edition.info, views,
+                                self.settings.templates, topics=topics, highlight=pattern,
+                                unsubscribe_url=UNSUBSCRIBE_MARKER)
+            edition.bodies[topics] = (body, len(views))
+        return edition.bodies[topics]
+
+    def _message(self, edition: _Edition, delivery: Delivery, msg_id: str,
+                 personal: bool = True) -> EmailMessage:
+        email = self.settings.email
+        body, count = self._body(edition, parse_topics(delivery.topics))
+        unsubscribe = None
+        if personal and self.settings.site.base_url and email.secret:
+            token = unsubscribe_token(email.secret, delivery.subscriber_id)
+            unsubscribe = self.settings.site.link(f"unsubscribe?token={token}")
+        return build_message(
+            site=self.settings.site, info=edition.info, body=body, count=count,
+            recipient=Recipient(delivery.email, delivery.name, unsubscribe),
+            from_name=email.from_name, from_address=email.from_address, msg_id=msg_id,
+            now=self.now())
+
+
+class _StopRun(Exception):
+    """The run cannot go on (the server is unreachable); what is left stays pending."""
+

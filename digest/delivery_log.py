@@ -1,0 +1,175 @@
+"""The delivery log in the store: one row per (digest, subscriber), claimed before a send
+and closed right after it, so a crash can double-send at most the one message in flight.
+
+Claims are atomic (`UPDATE ... WHERE status = 'pending'`, then the row count decides), so
+two `digest send` runs at once never send the same delivery twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
+
+from digest import schema as t
+from digest.store import Store, naive_utc
+
+PENDING, SENDING, SENT, FAILED, SKIPPED, UNKNOWN = (
+    "pending", "sending", "sent", "failed", "skipped", "unknown")
+# A claim older than this belongs to a run that died (a send takes seconds, retries < 1 min).
+STALE_CLAIM = timedelta(minutes=15)
+
+
+def runner_id() -> str:
+    """Who is claiming: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A planned delivery with what sending it needs to know about the subscriber."""
+
+    digest_id: int
+    digest: str
+    subscriber_id: int
+    email: str
+    name: str | None
+    topics: str
+    subscriber_status: str
+    status: str
+    message_id: str | None
+
+
+def _alive(claimed_by: str | None) -> bool:
+    """False when the claiming process is known to be gone (same host, pid not running)."""
+    host, _, pid = (claimed_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine: only the age of the claim can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_abandoned(store: Store, now: datetime, dry_run: bool = False) -> int:
+    """Turn `sending` rows of dead runs into `unknown`; return how many there are."""
+    stale_before = naive_utc(now - STALE_CLAIM)
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(t.deliveries.c.digest_id, t.deliveries.c.subscriber_id,
+                                   t.deliveries.c.claimed_by, t.deliveries.c.claimed_at)
+                            .where(t.deliveries.c.status == SENDING)).all()
+        dead = [r for r in rows if not _alive(r.claimed_by) or r.claimed_at < stale_before]
+        if not dry_run:
+            for row in dead:
+                conn.execute(update(t.deliveries).where(
+                    t.deliveries.c.digest_id == row.digest_id,
+                    t.deliveries.c.subscriber_id == row.subscriber_id,
+                    t.deliveries.c.status == SENDING,
+                    t.deliveries.c.claimed_by == row.claimed_by,
+                ).values(status=UNKNOWN, reply="the sending run stopped before recording the "
+                         "server's answer; resend with digest send --retry-unknown"))
+    return len(dead)
+
+
+def digests_with(store: Store, statuses: tuple[str, ...]) -> list[tuple[int, str, str | None, int]]:
+    """(digest id, name, held reason, count) of digests with deliveries in `statuses`."""
+    query = (select(t.digests.c.id, t.digests.c.name, t.digests.c.held_reason, func.count())
+             .join(t.deliveries, t.deliveries.c.digest_id == t.digests.c.id)
+             .where(t.deliveries.c.status.in_(statuses))
+             .group_by(t.digests.c.id, t.digests.c.name, t.digests.c.held_reason)
+             .order_by(t.digests.c.id))
+    with store.engine.connect() as conn:
+        return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
+
+
+def deliveries(store: Store, digest_id: int, statuses: tuple[str, ...],
+               batch: int = 500) -> Iterator[Delivery]:
+    """The digest's deliveries in `statuses`, by subscriber id, read in batches."""
+    after = 0
+    while True:
+        query = (select(t.deliveries, t.digests.c.name.label("digest"), t.subscribers.c.email,
+                        t.subscribers.c.name, t.subscribers.c.topics,
+                        t.subscribers.c.status.label("subscriber_status"))
+                 .join(t.digests, t.digests.c.id == t.deliveries.c.digest_id)
+                 .join(t.subscribers, t.subscribers.c.id == t.deliveries.c.subscriber_id)
+                 .where(t.deliveries.c.digest_id == digest_id,
+                        t.deliveries.c.status.in_(statuses),
+                        t.deliveries.c.subscriber_id > after)
+                 .order_by(t.deliveries.c.subscriber_id).limit(batch))
+        with store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        for row in rows:
+            yield Delivery(digest_id=row.digest_id, digest=row.digest,
+                           subscriber_id=row.subscriber_id, email=row.email, name=row.name,
+                           topics=row.topics, subscriber_status=row.subscriber_status,
+                           status=row.status, message_id=row.message_id)
+        after = rows[-1].subscriber_id
+
+
+def _key(d: Delivery) -> ColumnElement[bool]:
+    return and_(t.deliveries.c.digest_id == d.digest_id,
+                t.deliveries.c.subscriber_id == d.subscriber_id)
+
+
+def claim(store: Store, d: Delivery, runner: str, message_id: str, now: datetime) -> bool:
+    """Take the delivery for this run if it is still waiting and its subscriber is active."""
+    active = exists().where(t.subscribers.c.id == d.subscriber_id,
+                            t.subscribers.c.status == "active")
+    with store.engine.begin() as conn:
+        done = conn.execute(update(t.deliveries).where(
+            and_(_key(d), t.deliveries.c.status == d.status, active)
+        ).values(status=SENDING, claimed_by=runner, claimed_at=naive_utc(now),
+                 message_id=message_id, attempts=t.deliveries.c.attempts + 1))
+    return done.rowcount == 1
+
+
+def finish(store: Store, d: Delivery, runner: str, status: str, reply: str, now: datetime) -> None:
+    """Record the outcome of a claimed delivery (sent, failed, unknown, skipped)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(t.deliveries).where(
+            and_(_key(d), t.deliveries.c.status == SENDING, t.deliveries.c.claimed_by == runner)
+        ).values(status=status, reply=reply[:1000], finished_at=naive_utc(now)))
+
+
+def release(store: Store, d: Delivery, runner: str, reply: str) -> None:
+    """Give a claimed delivery back (nothing was delivered): the next run tries again."""
+    with store.engine.begin() as conn:
+        conn.execute(update(t.deliveries).where(
+            and_(_key(d), t.deliveries.c.status == SENDING, t.deliveries.c.claimed_by == runner)
+        ).values(status=PENDING, reply=reply[:1000], claimed_by=None, claimed_at=None))
+
+
+def skip_inactive(store: Store, d: Delivery, now: datetime) -> bool:
+    """Mark a waiting delivery skipped when its subscriber is no longer active."""
+    inactive = exists().where(t.subscribers.c.id == d.subscriber_id,
+                              t.subscribers.c.status != "active")
+    with store.engine.begin() as conn:
+        done = conn.execute(update(t.deliveries).where(
+            and_(_key(d), t.deliveries.c.status == d.status, inactive)
+        ).values(status=SKIPPED, reply="subscriber not active", finished_at=naive_utc(now)))
+    return done.rowcount == 1
+
+
+def release_digest(store: Store, name: str) -> bool:
+    """Lift the flood guard's hold on a digest; False when no such digest is held."""
+    with store.engine.begin() as conn:
+        done = conn.execute(update(t.digests).where(
+            t.digests.c.name == name, t.digests.c.held_reason.is_not(None)
+        ).values(held_reason=None))
+    return done.rowcount == 1
+
+
+def status_counts(store: Store) -> dict[str, int]:
+    """How many deliveries are in each status (for reports and tests)."""
+    with store.engine.connect() as conn:
+        return {status: count for status, count in conn.execute(
+            select(t.deliveries.c.status, func.count()).group_by(t.deliveries.c.status))}

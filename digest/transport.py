@@ -1,0 +1,177 @@
+"""Ways a message leaves: an SMTP server, or the outbox folder (the embedded default).
+
+A transport's `send` returns the server's reply on acceptance and raises:
+- `Transient` when it is safe to try again (4xx, or the connection dropped before the
+  message was complete: the server cannot have accepted it);
+- `Permanent` for a 5xx refusal of this recipient;
+- `Unknown` when the message was sent but no reply came back: it may have been delivered,
+  so it must not be resent blindly.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from digest.config import EmailSettings
+from digest.output import write_atomic
+
+
+class Transient(Exception):
+    """Try again later: nothing was delivered."""
+
+
+class Permanent(Exception):
+    """The server refused this message for good."""
+
+
+class Unknown(Exception):
+    """The message went out but its fate is unknown."""
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class OutboxTransport:
+    """Writes each message to `outbox/<digest>/<subscriber>.eml`, openable in any mail client."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str:
+        digest, _, who = label.partition("/")
+        path = self.folder / _safe(digest) / f"{_safe(who)}.eml"
+        write_atomic(path, message.as_bytes())
+        return f"250 written to {path}"
+
+    def close(self) -> None:
+        return None
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w@.+-]", "_", name)[:150] or "_"
+
+
+class SmtpTransport:
+    """One SMTP connection for the whole batch, opened on first use and after a drop."""
+
+    def __init__(self, settings: EmailSettings, timeout: float = 30.0,
+                 connect: Callable[[], smtplib.SMTP] | None = None) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._connect = connect or self._open
+        self._conn: smtplib.SMTP | None = None
+
+    def _open(self) -> smtplib.SMTP:
+        s = self.settings
+        host = s.smtp_host or "localhost"
+        context = ssl.create_default_context()
+        conn: smtplib.SMTP
+        if s.smtp_security == "tls":
+            conn = smtplib.SMTP_SSL(host, s.smtp_port, timeout=self.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(host, s.smtp_port, timeout=self.timeout)
+        conn.ehlo()
+        if s.smtp_security == "starttls":
+            conn.starttls(context=context)
+            conn.ehlo()
+        if s.smtp_user:
+            conn.login(s.smtp_user, s.smtp_password or "")
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except smtplib.SMTPAuthenticationError as exc:
+                raise Permanent(f"login refused: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+            except (OSError, smtplib.SMTPException) as exc:
+                raise Transient(f"cannot connect to {self.settings.smtp_host}:"
+                                f"{self.settings.smtp_port} ({exc})") from None
+        return self._conn
+
+    def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str:
+        data = message.as_bytes()
+        smtputf8 = not (sender + recipient).isascii()
+        conn = self._connection()
+        try:
+            options = ["SMTPUTF8"] if smtputf8 and conn.has_extn("smtputf8") else []
+            if smtputf8 and not options:
+                raise Permanent("the server does not support SMTPUTF8, needed for this address")
+            self._expect(conn, conn.mail(sender, options), (250,), reset=True)
+            self._expect(conn, conn.rcpt(recipient), (250, 251), reset=True)
+            self._expect(conn, conn.docmd("data"), (354,), reset=True)
+            # Until the final "." the server holds an incomplete message: a drop is safe.
+            conn.send(_dot_stuffed(data))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise Transient(f"connection lost before the message was complete ({exc})") from None
+        try:
+            code, text = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise Unknown(f"no reply after the message was sent ({exc})") from None
+        self._expect(conn, (code, text), (250,), reset=False)
+        return _reply(code, text)
+
+    def _expect(self, conn: smtplib.SMTP, answer: tuple[int, bytes], ok: tuple[int, ...],
+                reset: bool) -> None:
+        code, text = answer
+        if code in ok:
+            return
+        if reset:
+            try:
+                conn.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        if code == 421 or code < 0:  # the server is closing the connection
+            self._drop()
+        if 400 <= code < 500 or code < 0:
+            raise Transient(_reply(code, text))
+        raise Permanent(_reply(code, text))
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            finally:
+                self._drop()
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(text.split())}"
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload as smtplib.data() sends it: CRLF lines, leading dots doubled, '.' end."""
+    data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def make_transport(settings: EmailSettings, outbox: Path) -> Transport:
+    """SMTP when a host is configured, else the outbox folder."""
+    if settings.smtp_host:
+        return SmtpTransport(settings)
+    return OutboxTransport(outbox)

@@ -1,0 +1,99 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 for the delivery tests, scriptable per recipient.
+
+`script[address]` is a list of actions used one per attempt: "ok", a reply such as
+"451 4.3.0 try later" or "550 5.1.1 no such user" (at RCPT), "drop-rcpt" (hang up at
+RCPT: before the message), "drop-after-data" (take the message, hang up without a reply).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_string, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Mailbox:
+    """What the server received (only messages it answered 250) and what it was told to do."""
+
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    script: dict[str, list[str]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    data_seen: list[bytes] = field(default_factory=list)
+    on_data: Callable[[int], str | None] | None = None  # may return a reply to use instead
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def parsed(self) -> list[EmailMessage]:
+        # Headers may be raw UTF-8 (SMTPUTF8): parse the text, not the bytes.
+        return [message_from_string(raw.decode("utf-8"), policy=policy.default)  # type: ignore[misc]
+                for _, _, raw in self.messages]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for (_, rcpts, _), m in zip(self.messages, self.parsed(), strict=True)
+                if address in rcpts]
+
+    def _action(self, address: str) -> str:
+        with self.lock:
+            n = self.attempts.get(address, 0)
+            self.attempts[address] = n + 1
+        steps = self.script.get(address, [])
+        return steps[n] if n < len(steps) else "ok"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        action = self._action(address)
+        if action == "drop-rcpt":
+            server.transport.close()
+            return "421 closing"
+        if action not in ("ok", "drop-after-data"):
+            return action
+        if action == "drop-after-data":
+            envelope.__dict__.setdefault("drop", True)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        self.data_seen.append(raw)
+        if envelope.__dict__.get("drop"):
+            server.transport.close()
+            return "250 never heard"
+        if self.on_data is not None:
+            reply = self.on_data(len(self.data_seen))
+            if reply is not None:
+                return reply
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), raw))
+        return "250 2.0.0 queued"
+
+
+class SmtpServer:
+    """Start/stop an aiosmtpd Controller around a Mailbox."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.port = free_port()
+        self.controller = Controller(mailbox, hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, enable_SMTPUTF8=True)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+    def env(self) -> dict[str, str]:
+        return {"DIGEST_EMAIL_SMTP_HOST": "127.0.0.1", "DIGEST_EMAIL_SMTP_PORT": str(self.port),
+                "DIGEST_EMAIL_SMTP_SECURITY": "none"}
