@@ -20,9 +20,15 @@ from digest import delivery_log as log
 from digest.config import Settings
 from digest.delivery_log import Delivery
 from digest.errors import DeliveryError
-from digest.message import UNSUBSCRIBE_MARKER, Recipient, build_message, message_id
+from digest.message import (
+    UNSUBSCRIBE_MARKER,
+    PreparedBody,
+    Recipient,
+    build_message,
+    message_id,
+)
 from digest.models import DigestInfo
-from digest.render import EmailBody, PaperView, paper_view, render_email
+from digest.render import PaperView, paper_view, render_email
 from digest.store import Store
 from digest.subscribers import find, normalize_address, parse_topics, topic_pattern
 from digest.tokens import unsubscribe_token
@@ -57,13 +63,21 @@ class Summary:
         return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A delivery's Message-ID and message, built ahead (None: no paper matches its topics)."""
+
+    msg_id: str
+    message: EmailMessage | None
+
+
 @dataclass
 class _Edition:
     """One digest as it is being sent: its papers, and email bodies cached per topic list."""
 
     info: DigestInfo
     views: list[PaperView]
-    bodies: dict[tuple[str, ...], tuple[EmailBody, int]] = field(default_factory=dict)
+    bodies: dict[tuple[str, ...], PreparedBody] = field(default_factory=dict)
 
 
 class Sender:
@@ -83,6 +97,7 @@ class Sender:
         self.progress = progress or (lambda done, total: None)
         self.runner = log.runner_id()
         self.editions: dict[str, _Edition] = {}
+        self._sent: log.Outcome | None = None  # recorded with the next claim, or at the end
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -103,18 +118,38 @@ class Sender:
         try:
             for digest_id, name, _ in ready:
                 edition = self._edition(name)
-                for delivery in log.deliveries(self.store, digest_id, statuses):
-                    if dry_run:
+                waiting = log.deliveries(self.store, digest_id, statuses)
+                if dry_run:
+                    for delivery in waiting:
                         self._plan(edition, delivery, summary)
-                    else:
-                        self._deliver(edition, delivery, summary)
+                        done += 1
+                    continue
+                for delivery in waiting:
+                    self._deliver(edition, delivery, self._prepare(edition, delivery), summary)
                     done += 1
                     self.progress(done, total)
         except _StopRun as stop:
             summary.stopped = str(stop)
         finally:
+            self._record_sent()
             self.transport.close()
         return summary
+
+    def _record_sent(self) -> None:
+        if self._sent is not None:
+            log.finish(self.store, self._sent, self.runner, self.now())
+            self._sent = None
+
+    def _finish(self, delivery: Delivery, status: str, reply: str) -> None:
+        log.finish(self.store, log.Outcome(delivery, status, reply), self.runner, self.now())
+
+    def _prepare(self, edition: _Edition, delivery: Delivery) -> _Prepared:
+        """The delivery's Message-ID and message (no message when no paper matches)."""
+        msg_id = delivery.message_id or message_id(edition.info.name, delivery.subscriber_id,
+                                                   delivery.email, self.settings.email.domain)
+        if not self._selection(edition, delivery):
+            return _Prepared(msg_id, None)
+        return _Prepared(msg_id, self._message(edition, delivery, msg_id))
 
     def _plan(self, edition: _Edition, delivery: Delivery, summary: Summary) -> None:
         sends = delivery.subscriber_status == "active" and bool(self._selection(edition, delivery))
@@ -124,21 +159,20 @@ class Sender:
         digest, send, skip = summary.planned[-1]
         summary.planned[-1] = (digest, send + sends, skip + (not sends))
 
-    def _deliver(self, edition: _Edition, delivery: Delivery, summary: Summary) -> None:
-        domain = self.settings.email.domain
-        msg_id = delivery.message_id or message_id(edition.info.name, delivery.subscriber_id,
-                                                   delivery.email, domain)
-        if not log.claim(self.store, delivery, self.runner, msg_id, self.now()):
+    def _deliver(self, edition: _Edition, delivery: Delivery, prepared: _Prepared,
+                 summary: Summary) -> None:
+        claimed = log.claim(self.store, delivery, self.runner, prepared.msg_id, self.now(),
+                            record=self._sent)
+        self._sent = None
+        if not claimed:
             if log.skip_inactive(self.store, delivery, self.now()):
                 summary.skipped += 1
             return  # another run has it, or it is no longer waiting
-        views = self._selection(edition, delivery)
-        if not views:
-            log.finish(self.store, delivery, self.runner, log.SKIPPED,
-                       "no new paper matches the subscriber's topics", self.now())
+        message = prepared.message
+        if message is None:
+            self._finish(delivery, log.SKIPPED, "no new paper matches the subscriber's topics")
             summary.skipped += 1
             return
-        message = self._message(edition, delivery, msg_id)
         sender = self.settings.email.from_address
         label = f"{edition.info.name}/{delivery.subscriber_id:06d}-{delivery.email}"
         for attempt in range(len(self.delays) + 1):
@@ -150,18 +184,20 @@ class Sender:
                     continue
                 log.release(self.store, delivery, self.runner, str(exc))
                 summary.deferred += 1
-                if str(exc).startswith(("cannot connect", "connection lost")):
+                if exc.connection:
                     raise _StopRun(f"the mail server is unreachable: {exc}") from None
                 return
             except Permanent as exc:
-                log.finish(self.store, delivery, self.runner, log.FAILED, str(exc), self.now())
+                self._finish(delivery, log.FAILED, str(exc))
                 summary.failed += 1
                 return
             except Unknown as exc:
-                log.finish(self.store, delivery, self.runner, log.UNKNOWN, str(exc), self.now())
+                self._finish(delivery, log.UNKNOWN, str(exc))
                 summary.unknown += 1
                 return
-            log.finish(self.store, delivery, self.runner, log.SENT, reply, self.now())
+            # Recorded in the next claim's transaction (or at the end of the run): the
+            # window between the server's 250 and the commit stays one message wide.
+            self._sent = log.Outcome(delivery, log.SENT, reply)
             summary.sent += 1
             return
 
@@ -205,7 +241,7 @@ class Sender:
             return edition.views
         return [v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
 
-    def _body(self, edition: _Edition, topics: tuple[str, ...]) -> tuple[EmailBody, int]:
+    def _body(self, edition: _Edition, topics: tuple[str, ...]) -> PreparedBody:
         """The email body for one topic list, rendered once and shared by its subscribers."""
         if topics not in edition.bodies:
             pattern = topic_pattern(topics)
@@ -215,22 +251,22 @@ class Sender:
             body = render_email(self.settings.site, edition.info, views,
                                 self.settings.templates, topics=topics, highlight=pattern,
                                 unsubscribe_url=UNSUBSCRIBE_MARKER)
-            edition.bodies[topics] = (body, len(views))
+            edition.bodies[topics] = PreparedBody.of(body, len(views))
         return edition.bodies[topics]
 
     def _message(self, edition: _Edition, delivery: Delivery, msg_id: str,
                  personal: bool = True) -> EmailMessage:
         email = self.settings.email
-        body, count = self._body(edition, parse_topics(delivery.topics))
+        body = self._body(edition, parse_topics(delivery.topics))
         unsubscribe = None
         if personal and self.settings.site.base_url and email.secret:
             token = unsubscribe_token(email.secret, delivery.subscriber_id)
             unsubscribe = self.settings.site.link(f"unsubscribe?token={token}")
         return build_message(
-            site=self.settings.site, info=edition.info, body=body, count=count,
+            site=self.settings.site, info=edition.info, body=body,
             recipient=Recipient(delivery.email, delivery.name, unsubscribe),
             from_name=email.from_name, from_address=email.from_address, msg_id=msg_id,
-            now=self.now())
+            now=self.now(), eight_bit=self.transport.eight_bit())
 
 
 class _StopRun(Exception):

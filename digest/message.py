@@ -15,7 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
+from email import base64mime, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -60,14 +60,73 @@ def subject(site: Site, info: DigestInfo, count: int) -> str:
     return header_text(f"{site.title}, {day}: {count} new paper{'s' if count != 1 else ''}")
 
 
-def build_message(*, site: Site, info: DigestInfo, body: EmailBody, count: int,
-                  recipient: Recipient, from_name: str, from_address: str, msg_id: str,
-                  now: datetime) -> EmailMessage:
-    """Assemble the message for one recipient from a body rendered once per digest/topics."""
+# A body line under this length can travel as 8bit (RFC 5322 allows 998).
+_MAX_LINE = 990
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One body part, prepared once for many recipients.
+
+    As 8bit when every line is short enough (the fast path: no encoding at all), else as
+    base64 encoded once up to the block that holds the subscriber's own link.
+    """
+
+    content: str
+    head: str  # base64 lines of the bytes before the 57-byte block holding the marker
+    tail: bytes  # the rest, personalised and encoded per recipient
+    short_lines: bool
+
+    @classmethod
+    def of(cls, content: str) -> _Encoded:
+        data = content.encode("utf-8")
+        where = data.find(UNSUBSCRIBE_MARKER.encode())
+        # base64 lines hold 57 bytes each: cutting at a multiple of 57 lets the head's
+        # encoding be reused and the tail's appended, exactly as if encoded in one go.
+        cut = len(data) - len(data) % 57 if where < 0 else where - where % 57
+        short = max(map(len, content.splitlines()), default=0) < _MAX_LINE
+        return cls(content=content, head=base64mime.body_encode(data[:cut]), tail=data[cut:],
+                   short_lines=short)
+
+    def part(self, subtype: str, link: str, eight_bit: bool) -> EmailMessage:
+        part = EmailMessage(policy=POLICY)
+        part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+        if eight_bit and self.short_lines and len(link) < 200:
+            part["Content-Transfer-Encoding"] = "8bit"
+            # The email package keeps raw 8bit bodies as surrogate-escaped str; the bytes
+            # generator writes them back out unchanged.
+            raw = self.content.replace(UNSUBSCRIBE_MARKER, link).encode("utf-8")
+            part.set_payload(raw.decode("ascii", "surrogateescape"))
+        else:
+            part["Content-Transfer-Encoding"] = "base64"
+            part.set_payload(self.head + base64mime.body_encode(
+                self.tail.replace(UNSUBSCRIBE_MARKER.encode(), link.encode("utf-8"))))
+        return part
+
+
+@dataclass(frozen=True)
+class PreparedBody:
+    """An email body (rendered once per digest and topic list) ready for many recipients."""
+
+    text: _Encoded
+    html: _Encoded
+    count: int  # papers in it, for the subject line
+
+    @classmethod
+    def of(cls, body: EmailBody, count: int) -> PreparedBody:
+        return cls(text=_Encoded.of(body.text), html=_Encoded.of(body.html), count=count)
+
+
+def build_message(*, site: Site, info: DigestInfo, body: PreparedBody, recipient: Recipient,
+                  from_name: str, from_address: str, msg_id: str, now: datetime,
+                  eight_bit: bool = False) -> EmailMessage:
+    """Assemble the message for one recipient from a body prepared once per digest/topics.
+
+    `eight_bit` when the server takes 8BITMIME: parts with short lines then go unencoded.
+    """
     mailto = f"mailto:{from_address}?subject=unsubscribe"
     personal = recipient.unsubscribe_url or mailto
-    html = body.html.replace(UNSUBSCRIBE_MARKER, str(escape(personal)))
-    text = body.text.replace(UNSUBSCRIBE_MARKER, personal)
+    count = body.count
     utf8 = not recipient.email.isascii() or not from_address.isascii()
 
     message = EmailMessage(policy=POLICY_UTF8 if utf8 else POLICY)
@@ -85,10 +144,14 @@ def build_message(*, site: Site, info: DigestInfo, body: EmailBody, count: int,
         message["List-Unsubscribe"] = f"<{mailto}>"
     message["Auto-Submitted"] = "auto-generated"
     message["Precedence"] = "bulk"
-    # Plain text first, HTML last. Both encodings keep every line under 998 characters and
-    # need no 8BITMIME from the server; base64 is the fast one for the long inlined HTML.
-    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    message["MIME-Version"] = "1.0"
+    # Plain text first, HTML last (clients show the last part they understand).
+    message.make_alternative()
+    message.attach(body.text.part("plain", personal, eight_bit))
+    message.attach(body.html.part("html", str(escape(personal)), eight_bit))
+    # A boundary of our own (the generator would search 100 KB for a free one): '_' is
+    # outside the base64 alphabet, and this random tag cannot occur in text we rendered.
+    message.set_boundary(f"=_paper-digest_{hashlib.sha256(msg_id.encode()).hexdigest()[:24]}")
     return message
 
 

@@ -33,6 +33,7 @@ from digest.text import (
     md_escape,
     md_escape_block,
     one_line,
+    reflow_html,
     shorten,
     star,
     wrap,
@@ -211,7 +212,7 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
         ctx = _context(site, info, shown, here, more=len(views) - count, matched=len(views),
                        next_position=following,
                        topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url)
-        html = _inline(env.get_template("email.html").render(ctx))
+        html = reflow_html(_inline(env.get_template("email.html").render(ctx)))
         text = env.get_template("email.txt").render(ctx)
         return EmailBody(html=html, text=text, shown=count, total=len(views))
 

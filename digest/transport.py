@@ -23,7 +23,11 @@ from digest.output import write_atomic
 
 
 class Transient(Exception):
-    """Try again later: nothing was delivered."""
+    """Try again later: nothing was delivered. `connection` when the server is unreachable."""
+
+    def __init__(self, reason: str, connection: bool = False) -> None:
+        super().__init__(reason)
+        self.connection = connection
 
 
 class Permanent(Exception):
@@ -36,6 +40,8 @@ class Unknown(Exception):
 
 class Transport(Protocol):
     def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str: ...
+
+    def eight_bit(self) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -51,6 +57,9 @@ class OutboxTransport:
         path = self.folder / _safe(digest) / f"{_safe(who)}.eml"
         write_atomic(path, message.as_bytes())
         return f"250 written to {path}"
+
+    def eight_bit(self) -> bool:
+        return True  # mail clients read 8bit .eml files
 
     def close(self) -> None:
         return None
@@ -95,25 +104,28 @@ class SmtpTransport:
                 raise Permanent(f"login refused: {_reply(exc.smtp_code, exc.smtp_error)}") from None
             except (OSError, smtplib.SMTPException) as exc:
                 raise Transient(f"cannot connect to {self.settings.smtp_host}:"
-                                f"{self.settings.smtp_port} ({exc})") from None
+                                f"{self.settings.smtp_port} ({exc})", connection=True) from None
         return self._conn
 
     def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str:
-        data = message.as_bytes()
+        data = _dot_stuffed(message.as_bytes(), crlf=message.policy.linesep == "\r\n")
         smtputf8 = not (sender + recipient).isascii()
         conn = self._connection()
         try:
             options = ["SMTPUTF8"] if smtputf8 and conn.has_extn("smtputf8") else []
             if smtputf8 and not options:
                 raise Permanent("the server does not support SMTPUTF8, needed for this address")
+            if conn.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
             self._expect(conn, conn.mail(sender, options), (250,), reset=True)
             self._expect(conn, conn.rcpt(recipient), (250, 251), reset=True)
             self._expect(conn, conn.docmd("data"), (354,), reset=True)
             # Until the final "." the server holds an incomplete message: a drop is safe.
-            conn.send(_dot_stuffed(data))
+            conn.send(data)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            raise Transient(f"connection lost before the message was complete ({exc})") from None
+            raise Transient(f"connection lost before the message was complete ({exc})",
+                            connection=True) from None
         try:
             code, text = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -121,6 +133,10 @@ class SmtpTransport:
             raise Unknown(f"no reply after the message was sent ({exc})") from None
         self._expect(conn, (code, text), (250,), reset=False)
         return _reply(code, text)
+
+    def eight_bit(self) -> bool:
+        """True once connected to a server that takes 8BITMIME (before that: play safe)."""
+        return self._conn is not None and bool(self._conn.has_extn("8bitmime"))
 
     def _expect(self, conn: smtplib.SMTP, answer: tuple[int, bytes], ok: tuple[int, ...],
                 reset: bool) -> None:
@@ -161,10 +177,13 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
-def _dot_stuffed(data: bytes) -> bytes:
+def _dot_stuffed(data: bytes, crlf: bool = False) -> bytes:
     """The DATA payload as smtplib.data() sends it: CRLF lines, leading dots doubled, '.' end."""
-    data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
-    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not crlf:  # a message serialised with policy.SMTP has CRLF line ends already
+
+        data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = re.sub(rb"(?m)^\.", b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

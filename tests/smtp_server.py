@@ -18,6 +18,14 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 
+def content(part: EmailMessage) -> str:
+    """A text part's content. Messages are parsed from UTF-8 text (their headers may be raw
+    UTF-8), so an 8bit part's payload is already the text; get_content() would re-decode it."""
+    if part["Content-Transfer-Encoding"] == "8bit":
+        return str(part.get_payload()).replace("\r\n", "\n")  # as a mail client reads it
+    return str(part.get_content())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, entry, page
-from smtp_server import Mailbox, SmtpServer
+from smtp_server import Mailbox, SmtpServer, content
 
 from digest import delivery_log as log
 from digest import subscribers as book
@@ -91,9 +91,9 @@ def test_message_content_and_exact_headers(world: tuple[Store, Settings, Mailbox
     assert message.get_content_type() == "multipart/alternative"
     text, html = message.get_payload()
     assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
-    assert "Tidal Attention" in text.get_content() and "Tidal Attention" in html.get_content()
-    assert 'style="' in html.get_content()  # CSS inlined
-    assert "https://papers.example.org/digests/2026-03-11.html" in html.get_content()
+    assert "Tidal Attention" in content(text) and "Tidal Attention" in content(html)
+    assert 'style="' in content(html)  # CSS inlined
+    assert "https://papers.example.org/digests/2026-03-11.html" in content(html)
     # The List-Unsubscribe header arrives unencoded, with a token the web app can verify.
     header = raw.split(b"\r\nList-Unsubscribe: ", 1)[1].split(b"\r\n", 1)[0].decode()
     assert "=?" not in header
@@ -104,7 +104,7 @@ def test_message_content_and_exact_headers(world: tuple[Store, Settings, Mailbox
     assert subscriber and read_unsubscribe_token(SECRET, token) == subscriber.id
     assert read_unsubscribe_token(SECRET, token[:-2] + "xx") is None
     assert read_unsubscribe_token("another secret", token) is None
-    assert url in html.get_content() and url in text.get_content()
+    assert url in content(html) and url in content(text)
 
 
 def test_long_list_unsubscribe_url_is_not_encoded(tmp_path: Path,
@@ -135,7 +135,7 @@ def test_topics_filter_highlight_and_skip_empty_matches(world: tuple[Store, Sett
     assert box.to("none@example.org") == []
     (attn,) = box.to("attn@example.org")
     assert attn["Subject"] == "Daily Papers, Mar 11: 2 new papers"
-    text, html = (part.get_content() for part in attn.get_payload())
+    text, html = (content(part) for part in attn.get_payload())
     assert re.search(r"Tidal <mark[^>]*>Attention</mark>", html)
     assert re.search(r"<mark[^>]*>speech recognition</mark>", html)
     assert "Lanternfish" not in html and "Lanternfish" not in text
@@ -225,7 +225,7 @@ def test_hostile_names_and_titles_cannot_inject_headers(world: tuple[Store, Sett
         assert list(message.keys()) == HEADERS
         assert len(message["To"].addresses) == 1 and "\n" not in message["Subject"]
         assert message["To"].addresses[0].addr_spec in ("zoë@example.org", "script@example.org")
-        html = message.get_payload()[1].get_content()
+        html = content(message.get_payload()[1])
         assert "<script>" not in html and "&lt;script&gt;" in html
         assert message["Subject"] == "Papers = ?UTF-8?Q?=0A?=Bcc: evil@example.org, Mar 13: 1 new paper"
     zoe = box.to("zoë@example.org")[0]
@@ -370,3 +370,24 @@ def test_two_sends_at_once_never_send_twice(tmp_path: Path,
     assert received == [f"u{n:02d}@example.org" for n in range(1, 41)]
     assert sum(int(out.split(" sent")[0].split()[-1]) for out in outputs) == 40
     store.close()
+
+
+def test_8bit_and_base64_bodies_carry_the_same_content(world: tuple[Store, Settings, Mailbox]) -> None:
+    """The first message goes before the server's extensions are known (base64); the rest
+    as 8bit once it has said 8BITMIME. Both decode to the same, personalised, body."""
+    store, settings, box = world
+    for name in ("a", "b", "c"):
+        book.add(store, f"{name}@example.org")
+    ingest_files(store, settings, EXAMPLES / "2026-03-11.txt")
+    assert sender(store, settings).run().sent == 3
+    encodings = [[part["Content-Transfer-Encoding"] for part in m.get_payload()] for m in box.parsed()]
+    assert encodings == [["base64", "base64"], ["8bit", "8bit"], ["8bit", "8bit"]]
+    for raw in (raw for _, _, raw in box.messages):
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    bodies = []
+    for message in box.parsed():
+        text, html = (content(part) for part in message.get_payload())
+        link = message["List-Unsubscribe"].split(", ")[1].strip("<>")
+        assert link in text and link.replace("&", "&amp;") in html
+        bodies.append((text.replace(link, "LINK"), html.replace(link, "LINK")))
+    assert bodies[0] == bodies[1] == bodies[2]
