@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import EXAMPLES
 from smtp_server import Mailbox, free_port
+from test_deliver import NOW, SECRET
 
 from digest import subscribers as book
 from digest.config import EmailSettings, Settings
@@ -21,7 +22,6 @@ from digest.deliver import Sender
 from digest.pipeline import ingest, prepare
 from digest.store import open_store
 from digest.transport import SmtpTransport
-from test_deliver import NOW, SECRET
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
