@@ -316,14 +316,21 @@ def _send_env(settings: Settings, server: SmtpServer) -> dict[str, str]:
             "DIGEST_SITE_BASE_URL": "https://papers.example.org"}
 
 
+def _planned(tmp_path: Path, server: SmtpServer, n: int) -> tuple[Settings, Store, list[str]]:
+    """A store with one digest planned for n subscribers u01@..., and their addresses."""
+    settings = make_settings(tmp_path, server.port)
+    store = open_store(settings.db_url)
+    addresses = [f"u{i:02d}@example.org" for i in range(1, n + 1)]
+    for address in addresses:
+        book.add(store, address)
+    ingest_files(store, settings, EXAMPLES / "2026-03-11.txt")
+    return settings, store, addresses
+
+
 def test_crash_mid_send_then_rerun_gives_everyone_exactly_one_copy(
         tmp_path: Path, mailbox: tuple[Mailbox, SmtpServer]) -> None:
     box, server = mailbox
-    settings = make_settings(tmp_path, server.port)
-    store = open_store(settings.db_url)
-    for n in range(1, 11):
-        book.add(store, f"u{n:02d}@example.org")
-    ingest_files(store, settings, EXAMPLES / "2026-03-11.txt")
+    settings, store, addresses = _planned(tmp_path, server, 10)
     child: dict[str, subprocess.Popen[bytes]] = {}
     killed = threading.Event()
 
@@ -348,26 +355,20 @@ def test_crash_mid_send_then_rerun_gives_everyone_exactly_one_copy(
     retry = subprocess.run([sys.executable, "-m", "digest", "send", "--retry-unknown"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert retry.returncode == 0 and "1 sent" in retry.stdout
-    received = sorted(r for _, rcpts, _ in box.messages for r in rcpts)
-    assert received == [f"u{n:02d}@example.org" for n in range(1, 11)]
+    assert sorted(r for _, rcpts, _ in box.messages for r in rcpts) == addresses
     store.close()
 
 
 def test_two_sends_at_once_never_send_twice(tmp_path: Path,
                                             mailbox: tuple[Mailbox, SmtpServer]) -> None:
     box, server = mailbox
-    settings = make_settings(tmp_path, server.port)
-    store = open_store(settings.db_url)
-    for n in range(1, 41):
-        book.add(store, f"u{n:02d}@example.org")
-    ingest_files(store, settings, EXAMPLES / "2026-03-11.txt")
+    settings, store, addresses = _planned(tmp_path, server, 40)
     env = _send_env(settings, server)
     runs = [subprocess.Popen([sys.executable, "-m", "digest", "send"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [run.communicate(timeout=120)[0].decode() for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
-    received = sorted(r for _, rcpts, _ in box.messages for r in rcpts)
-    assert received == [f"u{n:02d}@example.org" for n in range(1, 41)]
+    assert sorted(r for _, rcpts, _ in box.messages for r in rcpts) == addresses
     assert sum(int(out.split(" sent")[0].split()[-1]) for out in outputs) == 40
     store.close()
 
