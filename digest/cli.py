@@ -9,6 +9,7 @@ import click
 
 from digest import __version__, pipeline
 from digest.capture import parse_iso_capture
+from digest.cli_config import config_group, init
 from digest.cli_subscribers import subscribers
 from digest.cli_support import (
     CONTEXT,
@@ -26,7 +27,9 @@ from digest.sources.files import expand_paths, read_snapshot
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="paper-digest")
-def main() -> None:
+@click.option("--config", metavar="FILE", default=None,
+              help="Settings file (else $DIGEST_CONFIG, else ./digest.toml if present).")
+def main(config: str | None) -> None:
     """paper-digest: publish only the research papers you have never seen.
 
     Feed it captures of the Hugging Face Daily Papers page; it keeps every snapshot,
@@ -209,3 +212,5 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
 
 
 main.add_command(subscribers)
+main.add_command(config_group)
+main.add_command(init)

@@ -57,9 +57,18 @@ def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
         yield bar
 
 
+def settings_for(db: str | None = None, out: str | None = None,
+                 templates: str | None = None) -> Settings:
+    """The settings, taking `digest --config FILE` from the command group."""
+    context = click.get_current_context(silent=True)
+    config = context.find_root().params.get("config") if context else None
+    return load_settings(db=db, out=out, templates=templates, config=config)
+
+
 @contextmanager
 def opened(db: str | None, out: str | None, templates: str | None) -> Iterator[tuple[Store, Settings]]:
-    settings = load_settings(db=db, out=out, templates=templates)
+    """Resolve the settings (with the group's --config) and open the store."""
+    settings = settings_for(db, out, templates)
     store = open_store(settings.db_url)
     try:
         yield store, settings

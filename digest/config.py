@@ -1,13 +1,22 @@
-"""Settings: command line > environment > default. (The TOML file joins this order later.)"""
+"""Settings, resolved in this order: command line > environment > digest.toml > default.
+
+Every file setting `[section] key` has an environment twin `DIGEST_<SECTION>_<KEY>`
+(`DIGEST_DB` and `DIGEST_OUT` stay as shorthands). Secrets (the SMTP password, the token
+secret) come from the environment only. Unknown keys are errors, and every value is
+checked before anything runs, each problem on one line naming where it came from.
+"""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -49,8 +58,26 @@ class EmailSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    """When `digest schedule` runs a cycle."""
+
+    cron: str = "0 8 * * *"
+    timezone: str = "UTC"
+    misfire_grace: int = 3600  # seconds a late run may still start (APScheduler's default: 1)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One listing to watch: a file, a folder or an http(s) URL, in a format (or auto)."""
+
+    name: str
+    location: str
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything a command needs to know about where things live."""
+    """Everything a command needs to know."""
 
     db_url: str = DEFAULT_URL
     out_dir: Path = Path(DEFAULT_OUT)
@@ -58,6 +85,95 @@ class Settings:
     site: Site = Site()
     feed_size: int = 200
     email: EmailSettings = EmailSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    sources: tuple[SourceSettings, ...] = ()
+    alerts_email: str | None = None
+    config_path: Path | None = None
+
+
+
+CONFIG_NAME = "digest.toml"
+SOURCE_FORMATS = ("auto", "dailypage", "hf-json", "hf-html", "arxiv", "feed")
+CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+# Each file setting: (section, key) -> default. The environment twin is DIGEST_SECTION_KEY.
+KEYS: dict[tuple[str, str], Any] = {
+    ("store", "url"): DEFAULT_URL,
+    ("output", "dir"): DEFAULT_OUT,
+    ("output", "templates"): None,
+    ("site", "title"): "Daily Papers",
+    ("site", "base_url"): None,
+    ("site", "feed_size"): 200,
+    ("email", "smtp_host"): None,
+    ("email", "smtp_port"): None,
+    ("email", "smtp_security"): "starttls",
+    ("email", "smtp_user"): None,
+    ("email", "from"): None,
+    ("email", "max_new"): DEFAULT_MAX_NEW,
+    ("schedule", "cron"): "0 8 * * *",
+    ("schedule", "timezone"): "UTC",
+    ("schedule", "misfire_grace"): 3600,
+    ("alerts", "email"): None,
+}
+SHORTHANDS = {("store", "url"): "DIGEST_DB", ("output", "dir"): "DIGEST_OUT",
+              ("output", "templates"): "DIGEST_TEMPLATES"}
+SECRETS = {("email", "smtp_password"): "DIGEST_EMAIL_SMTP_PASSWORD",
+           ("email", "secret"): "DIGEST_SECRET", ("site", "secret"): "DIGEST_SECRET"}
+
+
+def env_name(section: str, key: str) -> str:
+    return f"DIGEST_{section.upper()}_{key.upper()}"
+
+
+class _Values:
+    """Raw values by (section, key), each with where it came from, for error messages."""
+
+    def __init__(self, file_values: dict[str, Any], file_label: str,
+                 env: Mapping[str, str]) -> None:
+        self.file, self.file_label, self.env = file_values, file_label, env
+
+    def get(self, section: str, key: str) -> tuple[Any, str]:
+        names = [env_name(section, key)]
+        if (section, key) in SHORTHANDS:
+            names.insert(0, SHORTHANDS[(section, key)])
+        for name in names:
+            if self.env.get(name):
+                return self.env[name], name
+        table = self.file.get(section, {})
+        if key in table:
+            return table[key], f"{self.file_label}: {section}.{key}"
+        return KEYS[(section, key)], f"{section}.{key}"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse digest.toml, rejecting unknown sections and keys, and secrets in the file."""
+    label = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(label, "no such file", "check --config / DIGEST_CONFIG, or run "
+                          "`digest init` to write an example") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(label, f"cannot read ({exc})", "check the file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(label, f"not valid TOML ({exc})", "fix the syntax at that line") from None
+    sections = {section for section, _ in KEYS} | {"sources"}
+    for section, table in data.items():
+        if section not in sections:
+            raise ConfigError(label, f"unknown section [{section}]",
+                              f"use one of: {', '.join(sorted(sections))}")
+        if section == "sources":
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(label, f"{section} must be a table", f"write it as [{section}]")
+        for key in table:
+            if (section, key) in SECRETS:
+                raise ConfigError(f"{label}: {section}.{key}", "secrets are read from the "
+                                  "environment only", f"remove it and set {SECRETS[(section, key)]}")
+            if (section, key) not in KEYS:
+                known = ", ".join(k for s, k in KEYS if s == section)
+                raise ConfigError(f"{label}: {section}.{key}", "unknown setting",
+                                  f"[{section}] takes: {known}")
+    return data
 
 
 def load_settings(
@@ -65,76 +181,157 @@ def load_settings(
     out: str | None = None,
     templates: str | None = None,
     env: Mapping[str, str] | None = None,
+    config: str | None = None,
 ) -> Settings:
-    """Resolve settings from options, then `DIGEST_*` environment variables, then defaults."""
+    """Resolve every setting: options, then DIGEST_* variables, then digest.toml, then defaults."""
     env = os.environ if env is None else env
-    base_url = env.get("DIGEST_SITE_BASE_URL") or None
+    explicit = config or env.get("DIGEST_CONFIG")
+    path = Path(explicit) if explicit else Path(CONFIG_NAME)
+    file_values = read_config_file(path) if explicit or path.is_file() else {}
+    values = _Values(file_values, str(path), env)
+
+    def text(section: str, key: str) -> str | None:
+        value, where = values.get(section, key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(where, f"{value!r} should be text", "quote it")
+        return value
+
+    def number(section: str, key: str, default: int | None = None) -> int | None:
+        value, where = values.get(section, key)
+        if value is None or value == "":
+            return default
+        try:
+            result = int(value)
+            if result < 1 or isinstance(value, bool | float):
+                raise ValueError
+        except ValueError:
+            example = default or KEYS[(section, key)] or 1
+            raise ConfigError(where, f"{value!r} is not a positive whole number",
+                              f"set it like {env_name(section, key)}={example}") from None
+        return result
+
+    base_url = text("site", "base_url")
     if base_url:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError("DIGEST_SITE_BASE_URL", f"{base_url!r} is not an http(s) URL",
-                              "set it like https://papers.example.org")
-    feed_size_text = env.get("DIGEST_SITE_FEED_SIZE", "200")
-    try:
-        feed_size = int(feed_size_text)
-        if feed_size < 1:
-            raise ValueError
-    except ValueError:
-        raise ConfigError("DIGEST_SITE_FEED_SIZE", f"{feed_size_text!r} is not a positive number",
-                          "set it to how many papers the feeds keep, e.g. 200") from None
-    templates = templates or env.get("DIGEST_TEMPLATES") or None
+            raise ConfigError(values.get("site", "base_url")[1], f"{base_url!r} is not an "
+                              "http(s) URL", "set it like https://papers.example.org")
+    templates = templates or text("output", "templates")
     if templates and not Path(templates).is_dir():
-        raise ConfigError("templates", f"folder {templates!r} does not exist",
+        raise ConfigError(values.get("output", "templates")[1] if not templates else "templates",
+                          f"folder {templates!r} does not exist",
                           "pass a folder of template overrides, or leave it unset")
     return Settings(
-        db_url=db or env.get("DIGEST_DB") or DEFAULT_URL,
-        out_dir=Path(out or env.get("DIGEST_OUT") or DEFAULT_OUT),
+        db_url=db or text("store", "url") or DEFAULT_URL,
+        out_dir=Path(out or text("output", "dir") or DEFAULT_OUT),
         templates=templates,
-        site=Site(title=env.get("DIGEST_SITE_TITLE") or "Daily Papers",
+        site=Site(title=text("site", "title") or "Daily Papers",
                   base_url=base_url.rstrip("/") if base_url else None),
-        feed_size=feed_size,
-        email=load_email_settings(env),
+        feed_size=number("site", "feed_size") or 200,
+        email=_email_settings(values, text, number, env),
+        schedule=_schedule_settings(values, text, number),
+        sources=_sources(file_values.get("sources", []), str(path)),
+        alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
+        config_path=path if file_values else None,
     )
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name)
-    if not text:
-        return default
+def _address(values: _Values, section: str, key: str, raw: str | None) -> str | None:
+    if not raw:
+        return None
     try:
-        value = int(text)
-        if value < 1:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(name, f"{text!r} is not a positive whole number",
-                          f"set it like {name}={default}") from None
-    return value
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ConfigError(values.get(section, key)[1], f"{raw!r} is not an email address",
+                          "set it like ops@example.org") from None
 
 
-def load_email_settings(env: Mapping[str, str]) -> EmailSettings:
-    """Read the DIGEST_EMAIL_* variables (and DIGEST_SECRET), checking each."""
-    security = (env.get("DIGEST_EMAIL_SMTP_SECURITY") or "starttls").lower()
+def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, str]) -> EmailSettings:
+    security = (text("email", "smtp_security") or "starttls").lower()
     if security not in SECURITY_PORTS:
-        raise ConfigError("DIGEST_EMAIL_SMTP_SECURITY", f"{security!r} is not a security mode",
-                          "use none, starttls or tls")
+        raise ConfigError(values.get("email", "smtp_security")[1],
+                          f"{security!r} is not a security mode", "use none, starttls or tls")
     from_name, from_address = "Daily Papers", "digest@paper-digest.invalid"
-    raw_from = env.get("DIGEST_EMAIL_FROM")
+    raw_from = text("email", "from")
     if raw_from:
         name, address = parseaddr(raw_from)
         try:
             from_address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError:
-            raise ConfigError("DIGEST_EMAIL_FROM", f"{raw_from!r} has no valid address",
+            raise ConfigError(values.get("email", "from")[1], f"{raw_from!r} has no valid address",
                               "set it like: Daily Papers <papers@example.org>") from None
         from_name = " ".join(name.split()) or from_name
     return EmailSettings(
-        smtp_host=env.get("DIGEST_EMAIL_SMTP_HOST") or None,
-        smtp_port=_positive_int(env, "DIGEST_EMAIL_SMTP_PORT", SECURITY_PORTS[security]),
+        smtp_host=text("email", "smtp_host"),
+        smtp_port=number("email", "smtp_port", SECURITY_PORTS[security]),
         smtp_security=security,
-        smtp_user=env.get("DIGEST_EMAIL_SMTP_USER") or None,
+        smtp_user=text("email", "smtp_user"),
         smtp_password=env.get("DIGEST_EMAIL_SMTP_PASSWORD") or None,
         from_name=from_name,
         from_address=from_address,
         secret=env.get("DIGEST_SECRET") or None,
-        max_new=_positive_int(env, "DIGEST_EMAIL_MAX_NEW", DEFAULT_MAX_NEW),
+        max_new=number("email", "max_new", DEFAULT_MAX_NEW),
     )
+
+
+def check_cron(expression: str, timezone: str) -> str | None:
+    """Why `expression` is not a valid 5-field cron expression, or None when it is."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"has {len(fields)} fields, not 5 (minute hour day month weekday)"
+    for index, name in enumerate(CRON_FIELDS):
+        try:
+            CronTrigger(**{name: fields[index]}, timezone=timezone)
+        except ValueError:
+            return f"{name.replace('_', ' ')} {fields[index]}"
+    return None
+
+
+def _schedule_settings(values: _Values, text: Any, number: Any) -> ScheduleSettings:
+    timezone = text("schedule", "timezone") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(values.get("schedule", "timezone")[1], f"{timezone!r} is not a time zone",
+                          "use a name like UTC or Europe/Paris") from None
+    cron = text("schedule", "cron") or "0 8 * * *"
+    problem = check_cron(cron, timezone)
+    if problem:
+        raise ConfigError(values.get("schedule", "cron")[1],
+                          f'"{cron}" is not a valid cron expression ({problem})',
+                          'use five fields, e.g. "0 8 * * *" for 08:00 every day')
+    return ScheduleSettings(cron=cron, timezone=timezone,
+                            misfire_grace=number("schedule", "misfire_grace", 3600))
+
+
+def _sources(raw: Any, label: str) -> tuple[SourceSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{label}: sources", "must be a list of tables",
+                          'write each as [[sources]] with name = "..." and location = "..."')
+    found: list[SourceSettings] = []
+    for index, table in enumerate(raw, 1):
+        where = f"{label}: sources[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError(where, "must be a table", "write it as [[sources]]")
+        unknown = set(table) - {"name", "location", "format"}
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown setting",
+                              "a source takes: name, location, format")
+        name, location = table.get("name"), table.get("location")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}.name", "missing", 'give every source a name = "..."')
+        if not isinstance(location, str) or not location.strip():
+            raise ConfigError(f"{where}.location", "missing",
+                              "set a file, a folder or an http(s) URL")
+        fmt = table.get("format", "auto")
+        if fmt not in SOURCE_FORMATS:
+            raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
+                              f"use one of: {', '.join(SOURCE_FORMATS)}")
+        if any(s.name == name for s in found):
+            raise ConfigError(f"{where}.name", f"{name!r} is used twice", "give each source its own name")
+        found.append(SourceSettings(name=name, location=location, format=fmt))
+    return tuple(found)

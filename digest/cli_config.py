@@ -1,0 +1,125 @@
+"""`digest config check` and `digest init`: see and start the settings."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.cli_support import CONTEXT, settings_for, user_errors
+from digest.config import CONFIG_NAME
+from digest.errors import ConfigError
+from digest.output import write_atomic
+
+EXAMPLE = """\
+# paper-digest settings. Every setting can be overridden by an environment variable
+# DIGEST_<SECTION>_<KEY> (e.g. DIGEST_EMAIL_SMTP_HOST); the command line beats both.
+# Secrets never go here: set DIGEST_EMAIL_SMTP_PASSWORD and DIGEST_SECRET in the
+# environment (make a secret with: python -c 'import secrets; print(secrets.token_urlsafe(32))').
+
+[store]
+# SQLite file, or PostgreSQL: "postgresql+psycopg://digest@db.example.org/digest"
+url = "sqlite:///digest.sqlite3"
+
+[output]
+dir = "out"
+# templates = "my-templates"   # a folder of template overrides
+
+[site]
+title = "Daily Papers"
+# base_url = "https://papers.example.org"   # where out/ is served; makes links absolute
+feed_size = 200
+
+[email]
+# Without smtp_host, mail goes to out/outbox/ as .eml files.
+# smtp_host = "smtp.example.org"
+# smtp_port = 587
+smtp_security = "starttls"   # none, starttls or tls
+# smtp_user = "digest"
+from = "Daily Papers <papers@example.org>"
+max_new = 300                # flood guard: hold a digest with more new papers than this
+
+[schedule]
+cron = "0 8 * * *"           # minute hour day month weekday
+timezone = "UTC"
+misfire_grace = 3600         # seconds a late run may still start after downtime
+
+# [alerts]
+# email = "ops@example.org"  # one short email when a cycle fails (at most daily per source)
+
+# One [[sources]] block per listing: a file, a folder of captures, or an http(s) URL.
+# format: auto, dailypage, hf-json, hf-html, arxiv or feed.
+[[sources]]
+name = "hf-daily"
+location = "https://huggingface.co/api/daily_papers"
+format = "auto"
+"""
+
+_SECRET_FIELDS = {"smtp_password", "secret"}
+
+
+@click.group(name="config", context_settings=CONTEXT)
+def config_group() -> None:
+    """Check the settings.
+
+    \b
+    Example:
+      digest --config /etc/paper-digest/digest.toml config check
+    """
+
+
+@config_group.command(context_settings=CONTEXT)
+def check() -> None:
+    """Validate the settings and print the effective configuration, secrets masked.
+
+    Reads the command line, DIGEST_* variables and digest.toml; exits 2 on the first
+    problem, naming the file and key (or variable) and how to fix it.
+
+    \b
+    Example:
+      DIGEST_EMAIL_SMTP_HOST=smtp.example.org digest config check
+    """
+    with user_errors():
+        settings = settings_for()
+        source = settings.config_path or "(no digest.toml: defaults and environment)"
+        click.echo(f"# settings from {source}")
+        for name, value in _flatten(settings):
+            click.echo(f"{name} = {value}")
+        click.echo("ok")
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if is_dataclass(value) and not isinstance(value, type):
+        for field in fields(value):
+            rows += _flatten(getattr(value, field.name),
+                             f"{prefix}.{field.name}" if prefix else field.name)
+        return rows
+    if isinstance(value, tuple) and value and is_dataclass(value[0]):
+        for index, item in enumerate(value, 1):
+            rows += _flatten(item, f"{prefix}[{index}]")
+        return rows
+    leaf = prefix.rsplit(".", 1)[-1]
+    if leaf in _SECRET_FIELDS:
+        return [(prefix, "(set)" if value else "(not set)")]
+    return [(prefix, repr(str(value)) if isinstance(value, Path) else repr(value))]
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.argument("path", default=CONFIG_NAME, required=False)
+def init(path: str, force: bool) -> None:
+    """Write a commented example digest.toml to start from.
+
+    \b
+    Example:
+      digest init && digest config check
+    """
+    with user_errors():
+        target = Path(path)
+        if target.exists() and not force:
+            raise ConfigError(path, "already exists", "pass --force to overwrite it")
+        write_atomic(target, EXAMPLE)
+        click.echo(f"wrote {path}: edit it, then run `digest config check`")

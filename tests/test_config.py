@@ -1,0 +1,104 @@
+"""Settings from digest.toml and DIGEST_* variables: precedence, validation, check, init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.config import load_settings
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_precedence_option_env_file_default(isolated: Path) -> None:
+    write(isolated / "digest.toml", '[store]\nurl = "sqlite:///file.sqlite3"\n'
+          '[site]\ntitle = "From File"\nfeed_size = 50\n[output]\ndir = "file-out"\n')
+    settings = load_settings(env={})
+    assert (settings.db_url, settings.site.title, settings.feed_size, str(settings.out_dir)) == (
+        "sqlite:///file.sqlite3", "From File", 50, "file-out")
+    env = {"DIGEST_SITE_TITLE": "From Env", "DIGEST_STORE_URL": "sqlite:///env.sqlite3",
+           "DIGEST_OUT": "env-out"}
+    settings = load_settings(env=env)
+    assert (settings.db_url, settings.site.title, str(settings.out_dir)) == (
+        "sqlite:///env.sqlite3", "From Env", "env-out")
+    assert load_settings(db="sqlite:///opt.sqlite3", env=env).db_url == "sqlite:///opt.sqlite3"
+    assert load_settings(env={"DIGEST_DB": "sqlite:///short.sqlite3"}).db_url == "sqlite:///short.sqlite3"
+    assert load_settings(env={}, config=str(write(isolated / "other.toml", ""))).db_url == (
+        "sqlite:///digest.sqlite3")
+
+
+def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
+    write(isolated / "digest.toml", '[schedule]\ncron = "30 6 * * 1-5"\ntimezone = "Europe/Paris"\n'
+          '[[sources]]\nname = "hf"\nlocation = "https://huggingface.co/api/daily_papers"\n'
+          '[[sources]]\nname = "captures"\nlocation = "captures/"\nformat = "dailypage"\n')
+    settings = load_settings(env={})
+    assert [(s.name, s.format) for s in settings.sources] == [("hf", "auto"), ("captures", "dailypage")]
+    assert (settings.schedule.cron, settings.schedule.timezone) == ("30 6 * * 1-5", "Europe/Paris")
+
+
+@pytest.mark.parametrize(("toml", "env", "message"), [
+    ('[schedule]\ncron = "0 25 * * *"\n', {}, 'error: digest.toml: schedule.cron: "0 25 * * *" is '
+     'not a valid cron expression (hour 25) — use five fields, e.g. "0 8 * * *" for 08:00 every day'),
+    ("", {"DIGEST_SCHEDULE_CRON": "0 8 * *"}, 'error: DIGEST_SCHEDULE_CRON: "0 8 * *" is not a valid '
+     'cron expression (has 4 fields, not 5 (minute hour day month weekday)) — use five fields, e.g. '
+     '"0 8 * * *" for 08:00 every day'),
+    ('[schedule]\ntimezone = "Mars/Olympus"\n', {}, "error: digest.toml: schedule.timezone: "
+     "'Mars/Olympus' is not a time zone — use a name like UTC or Europe/Paris"),
+    ("[sitee]\ntitle = 'x'\n", {}, "error: digest.toml: unknown section [sitee] — use one of: "
+     "alerts, email, output, schedule, site, sources, store"),
+    ("[site]\ntitel = 'x'\n", {}, "error: digest.toml: site.titel: unknown setting — [site] takes: "
+     "title, base_url, feed_size"),
+    ("[email]\nsmtp_password = 'hunter2'\n", {}, "error: digest.toml: email.smtp_password: secrets "
+     "are read from the environment only — remove it and set DIGEST_EMAIL_SMTP_PASSWORD"),
+    ("[site]\nfeed_size = 0\n", {}, "error: digest.toml: site.feed_size: 0 is not a positive whole "
+     "number — set it like DIGEST_SITE_FEED_SIZE=200"),
+    ("[site\n", {}, "error: digest.toml: not valid TOML (Expected ']' at the end of a table "
+     "declaration (at line 1, column 6)) — fix the syntax at that line"),
+    ("[[sources]]\nname = 'a'\n", {}, "error: digest.toml: sources[1].location: missing — set a "
+     "file, a folder or an http(s) URL"),
+    ("[[sources]]\nname = 'a'\nlocation = 'x'\nformat = 'pdf'\n", {}, "error: digest.toml: "
+     "sources[1].format: 'pdf' is not a format — use one of: auto, dailypage, hf-json, hf-html, "
+     "arxiv, feed"),
+    ("[alerts]\nemail = 'ops'\n", {}, "error: digest.toml: alerts.email: 'ops' is not an email "
+     "address — set it like ops@example.org"),
+])
+def test_config_errors_are_one_line_before_anything_runs(isolated: Path, toml: str,
+                                                         env: dict[str, str], message: str) -> None:
+    write(isolated / "digest.toml", toml)
+    code, out, err = invoke("config", "check", env=env)
+    assert (code, out, err) == (2, "", message + "\n")
+    code, _, err = invoke("ingest", "missing.txt", env=env)
+    assert code == 2 and err == message + "\n"
+    assert not (isolated / "digest.sqlite3").exists()
+
+
+def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> None:
+    code, out, _ = invoke("init")
+    assert code == 0 and (isolated / "digest.toml").is_file()
+    assert invoke("init")[0] == 2  # never overwrites without --force
+    code, out, _ = invoke("config", "check", env={"DIGEST_SECRET": "s3cret-value",
+                                                   "DIGEST_EMAIL_SMTP_PASSWORD": "pw-value"})
+    assert code == 0 and out.endswith("ok\n")
+    assert "s3cret-value" not in out and "pw-value" not in out
+    assert "email.secret = (set)" in out and "email.smtp_password = (set)" in out
+    assert "sources[1].location = 'https://huggingface.co/api/daily_papers'" in out
+
+
+def test_config_option_and_variable(isolated: Path) -> None:
+    write(isolated / "elsewhere.toml", "[site]\ntitle = 'Elsewhere'\n")
+    assert "site.title = 'Elsewhere'" in invoke("--config", "elsewhere.toml", "config", "check")[1]
+    assert "site.title = 'Elsewhere'" in invoke("config", "check",
+                                                env={"DIGEST_CONFIG": "elsewhere.toml"})[1]
+    code, _, err = invoke("--config", "missing.toml", "config", "check")
+    assert code == 2 and err.startswith("error: missing.toml: no such file")
