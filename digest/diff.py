@@ -16,11 +16,11 @@ Known = TypeVar("Known")
 
 
 def identities(paper: Paper) -> tuple[str, ...]:
-    """Every key under which this paper may already be known: arXiv id, then title."""
+    """Every key under which this paper may already be known: its key, then its title."""
     by_title = TITLE_PREFIX + paper.title_key
-    if paper.arxiv_id:
-        return (paper.key, by_title)
-    return (by_title,)
+    if paper.key == by_title:
+        return (by_title,)
+    return (paper.key, by_title) if paper.matches_by_title else (paper.key,)
 
 
 def unique_papers(papers: Iterable[Paper]) -> list[Paper]:
@@ -48,5 +48,6 @@ def split_new(
                 seen.append((paper, known[identity]))
                 break
         else:
-            new.append(paper)
+            if not paper.update:  # an update of a paper never seen is still not news
+                new.append(paper)
     return new, seen

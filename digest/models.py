@@ -64,6 +64,10 @@ class Paper:
     upvotes: int | None = None
     links: tuple[str, ...] = ()
     arxiv_id: str | None = None
+    ident: str | None = None  # another stable id when there is no arXiv id: "doi:…", "guid:…"
+    page_url: str | None = None  # the entry's own page, when the source names one
+    authors: tuple[str, ...] = ()
+    update: bool = False  # an announcement that a known paper changed (arXiv "replace")
     # Derived once: the diff and the store consult them several times per paper.
     title_key: str = field(init=False, repr=False, compare=False)
     key: str = field(init=False, repr=False, compare=False)
@@ -71,13 +75,23 @@ class Paper:
     def __post_init__(self) -> None:
         title_key = normalize_title(self.title)
         object.__setattr__(self, "title_key", title_key)
-        object.__setattr__(
-            self, "key", ARXIV_PREFIX + self.arxiv_id if self.arxiv_id else TITLE_PREFIX + title_key
-        )
+        if self.arxiv_id:
+            key = ARXIV_PREFIX + self.arxiv_id
+        else:
+            key = self.ident or TITLE_PREFIX + title_key
+        object.__setattr__(self, "key", key)
+
+    @property
+    def matches_by_title(self) -> bool:
+        """Research papers (arXiv id or title identity) are also recognised by their title;
+        generic feed entries ("Weekly update") are not."""
+        return self.ident is None or self.arxiv_id is not None
 
     @property
     def url(self) -> str | None:
         """The paper's own page when known, else the first link of its abstract."""
+        if self.page_url:
+            return self.page_url
         if self.arxiv_id:
             return f"https://huggingface.co/papers/{self.arxiv_id}"
         return self.links[0] if self.links else None
@@ -106,6 +120,7 @@ class StoredPaper:
     first_seen: datetime
     digest: str | None
     position: int = 0  # 1-based place in its digest (page order of the new papers)
+    source: str = ""  # the source that first listed it (digests group papers by source)
 
 
 @dataclass(frozen=True, slots=True)

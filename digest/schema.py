@@ -76,6 +76,8 @@ papers = Table(
     Column("org_handle", Text),
     Column("org_name", Text),
     Column("author_count", Integer),
+    Column("authors", Text, nullable=False, default=""),  # newline-separated names
+    Column("page_url", Text),  # the paper's own page, when a source names one
     Column("links", Text, nullable=False),  # newline-separated http(s) URLs
     Column("first_snapshot_id", ForeignKey("snapshots.id"), nullable=False),
     Column("first_seen_at", DateTime, nullable=False),

@@ -5,32 +5,24 @@ Every ingest runs in one transaction, so a failure leaves the store exactly as i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Engine,
-    Insert,
-    Table,
     create_engine,
     event,
     func,
-    insert,
-    literal,
     select,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from digest import schema as t
-from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
 from digest.models import (
-    ARXIV_PREFIX,
-    TITLE_PREFIX,
     DigestInfo,
     IngestResult,
     Paper,
@@ -40,8 +32,6 @@ from digest.models import (
 
 DEFAULT_URL = "sqlite:///digest.sqlite3"
 DEFAULT_MAX_NEW = 300
-FLOOD_SHARE = 0.8
-FLOOD_WINDOW = timedelta(hours=48)
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 _CHUNK = 5000
 
@@ -109,80 +99,24 @@ class Store:
 
     def ingest(self, snapshot: Snapshot, *, baseline: bool = False, now: datetime | None = None,
                max_new: int = DEFAULT_MAX_NEW) -> tuple[IngestResult, list[StoredPaper]]:
-        """Record a snapshot, its sightings and its new papers; make a digest of the new ones.
+        """Record one snapshot (see `ingest_cycle`); returns its result and digest papers."""
+        results, published = self.ingest_cycle([snapshot], baseline=baseline, now=now,
+                                               max_new=max_new)
+        return results[0], published
 
-        Returns the result and the digest's papers as stored (empty without a digest), so
-        the caller can render them without reading them back.
+    def ingest_cycle(self, snapshots: Sequence[Snapshot], *, baseline: bool = False,
+                     now: datetime | None = None, max_new: int = DEFAULT_MAX_NEW,
+                     ) -> tuple[list[IngestResult], list[StoredPaper]]:
+        """Record snapshots, their sightings and their new papers in one transaction, and
+        make one digest of all the new papers (grouped by snapshot, each paper once).
+
+        Returns a result per snapshot and the digest's papers as stored (empty without a
+        digest), so the caller can render them without reading them back.
         """
+        from digest.store_ingest import record
+
         with self.engine.begin() as conn:
-            return self._ingest(conn, snapshot, baseline, now or datetime.now(UTC), max_new)
-
-    def _ingest(self, conn: Connection, snapshot: Snapshot, baseline: bool,
-                now: datetime, max_new: int) -> tuple[IngestResult, list[StoredPaper]]:
-        if conn.scalar(select(t.snapshots.c.id).where(t.snapshots.c.sha256 == snapshot.sha256)):
-            raise StoreError(snapshot.path, "already ingested", "")
-        captured = naive_utc(snapshot.captured_at)
-        newest = conn.scalar(select(func.max(t.snapshots.c.captured_at)))
-        if newest is not None and captured < newest:
-            raise StoreError(
-                snapshot.path,
-                f"captured {captured:%Y-%m-%d %H:%M} but the store already holds a snapshot "
-                f"from {newest:%Y-%m-%d %H:%M}; snapshots must be ingested in capture order",
-                "ingest it into a fresh store, or check its --captured-at date",
-            )
-        page = unique_papers(snapshot.papers)
-        known = _known_identities(conn, page)
-        new, seen = split_new(page, known)
-        previous = conn.scalar(select(func.max(t.snapshots.c.captured_at))
-                               .where(t.snapshots.c.source == snapshot.source))
-        snapshot_id = _insert_id(conn, insert(t.snapshots).values(
-            sha256=snapshot.sha256, source=snapshot.source, path=snapshot.path,
-            captured_at=captured, ingested_at=naive_utc(now), paper_count=len(page),
-            new_count=len(new), baseline=baseline,
-        ))
-
-        digest = None
-        if new and not baseline:
-            name = _free_digest_name(conn, captured.date().isoformat())
-            held = flood_reason(len(new), len(page), captured - previous if previous else None,
-                                max_new)
-            digest_id = _insert_id(conn, insert(t.digests).values(
-                name=name, snapshot_id=snapshot_id, captured_at=captured, paper_count=len(new),
-                held_reason=held,
-            ))
-            digest = DigestInfo(name=name, captured_at=aware(captured), paper_count=len(new),
-                                held_reason=held)
-            # Planned with the digest, for the subscribers active now: a backfill of old
-            # snapshots never floods someone who subscribed today.
-            conn.execute(insert(t.deliveries).from_select(
-                ["digest_id", "subscriber_id", "status", "attempts"],
-                select(literal(digest_id), t.subscribers.c.id, literal("pending"), literal(0))
-                .where(t.subscribers.c.status == "active"),
-            ))
-        else:
-            digest_id = None
-
-        if new:
-            # A plain executemany, then one primary-key range read of the new ids: far
-            # faster than INSERT ... RETURNING, which SQLite runs row by row to keep order.
-            before = conn.scalar(select(func.max(t.papers.c.id))) or 0
-            bulk_insert(conn, t.papers, [_paper_row(p, snapshot_id, captured, digest_id, pos)
-                                         for pos, p in enumerate(new, 1)])
-            ids = {key: pid for key, pid in conn.execute(
-                select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > before))}
-            seen = [(p, ids[p.key]) for p in new] + seen
-        if seen:
-            bulk_insert(conn, t.sightings, [
-                {"snapshot_id": snapshot_id, "paper_id": pid, "rank": p.rank,
-                 "comments": p.comments, "upvotes": p.upvotes} for p, pid in seen])
-        result = IngestResult(path=snapshot.path, captured_at=aware(captured), papers=len(page),
-                              new=len(new), digest=digest, status="ingested")
-        published = [
-            StoredPaper(key=p.key, paper=p, first_seen=aware(captured), digest=digest.name,
-                        position=pos)
-            for pos, p in enumerate(new, 1)
-        ] if digest else []
-        return result, published
+            return record(conn, snapshots, baseline, now or datetime.now(UTC), max_new)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -279,104 +213,16 @@ def open_store(url: str) -> Store:
     return Store(engine)
 
 
-def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
-    """Map each identity (arXiv key, title key) of `page` already in the store to its paper id."""
-    known: dict[str, int] = {}
-    title_keys = [p.title_key for p in page]
-    arxiv_ids = [p.arxiv_id for p in page if p.arxiv_id]
-    for chunk in _chunks(title_keys):
-        for pid, title_key in conn.execute(
-            select(t.papers.c.id, t.papers.c.title_key).where(t.papers.c.title_key.in_(chunk))
-        ):
-            known.setdefault(TITLE_PREFIX + title_key, pid)
-    for chunk in _chunks(arxiv_ids):
-        for pid, arxiv_id in conn.execute(
-            select(t.papers.c.id, t.papers.c.arxiv_id).where(t.papers.c.arxiv_id.in_(chunk))
-        ):
-            known[ARXIV_PREFIX + arxiv_id] = pid
-    return known
-
-
-def flood_reason(new: int, page: int, since_previous: timedelta | None, max_new: int) -> str | None:
-    """Why a digest looks like a flood (held back from email), or None when it looks normal.
-
-    Too many new papers, or most of a page new although the previous snapshot of the same
-    source is recent: typically the source changed its format and every title looks new.
-    """
-    if new > max_new:
-        return f"{new} new papers is more than max_new ({max_new})"
-    if page and new > FLOOD_SHARE * page and since_previous is not None and since_previous < FLOOD_WINDOW:
-        hours = since_previous.total_seconds() / 3600
-        return (f"{new} of {page} papers ({new / page:.0%}) are new although the previous snapshot "
-                f"is only {hours:.0f} hours older; did the source change its format?")
-    return None
-
-
-def _insert_id(conn: Connection, statement: Insert) -> int:
-    """Run a single-row insert and return the new row's id."""
-    key = conn.execute(statement).inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows at once. Same as `conn.execute(insert(table), rows)`, but on SQLite
-    the per-row parameter processing of SQLAlchemy (half the cost of a 50,000-paper ingest)
-    is done here once per column, and the rows go to the driver's executemany as tuples."""
-    if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), rows)  # PostgreSQL: insertmanyvalues batches already
-        return
-    names = list(rows[0])
-    columns = [table.c[name] for name in names]
-    processors = [col.type._cached_bind_processor(conn.dialect) for col in columns]
-    statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
-                 f"VALUES ({', '.join('?' * len(names))})")
-    if any(processors):
-        values = [tuple(row[name] if proc is None or row[name] is None else proc(row[name])
-                        for name, proc in zip(names, processors, strict=True)) for row in rows]
-    else:
-        values = [tuple(row.values()) for row in rows]
-    conn.exec_driver_sql(statement, values)
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _free_digest_name(conn: Connection, day: str) -> str:
-    taken = set(conn.scalars(select(t.digests.c.name).where(t.digests.c.name.like(f"{day}%"))))
-    if day not in taken:
-        return day
-    n = 2
-    while f"{day}-{n}" in taken:
-        n += 1
-    return f"{day}-{n}"
-
-
-def _paper_row(paper: Paper, snapshot_id: int, captured: datetime, digest_id: int | None,
-               position: int) -> dict[str, Any]:
-    return {
-        "key": paper.key, "title_key": paper.title_key, "arxiv_id": paper.arxiv_id,
-        "title": paper.title, "abstract": paper.abstract, "published": paper.published,
-        "org_handle": paper.org_handle, "org_name": paper.org_name,
-        "author_count": paper.author_count, "links": "\n".join(paper.links),
-        "first_snapshot_id": snapshot_id, "first_seen_at": captured,
-        "digest_id": digest_id, "digest_position": position if digest_id else None,
-    }
-
-
 def _published_papers() -> Any:
     first_sighting = (t.sightings.c.paper_id == t.papers.c.id) & (
         t.sightings.c.snapshot_id == t.papers.c.first_snapshot_id)
     return select(
         t.papers, t.digests.c.name.label("digest_name"),
-        t.sightings.c.rank, t.sightings.c.comments, t.sightings.c.upvotes,
+        t.sightings.c.rank, t.sightings.c.comments, t.sightings.c.upvotes, t.snapshots.c.source,
     ).select_from(
         t.papers.join(t.digests, t.digests.c.id == t.papers.c.digest_id)
         .join(t.sightings, first_sighting)
+        .join(t.snapshots, t.snapshots.c.id == t.papers.c.first_snapshot_id)
     )
 
 
@@ -386,9 +232,10 @@ def _stored_paper(row: Any) -> StoredPaper:
         published=row.published, org_handle=row.org_handle, org_name=row.org_name,
         author_count=row.author_count, comments=row.comments, upvotes=row.upvotes,
         links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
+        authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
     )
     return StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
-                       digest=row.digest_name, position=row.digest_position)
+                       digest=row.digest_name, position=row.digest_position, source=row.source)
 
 
 def _digest_info(row: Any) -> DigestInfo:
