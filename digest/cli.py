@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -209,6 +210,42 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
                               "see `digest send --dry-run` for the held digests")
         click.echo(f"released {name}")
         report_send(pipeline.make_sender(store, settings, **send_feedback()).run())
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--source", "only", metavar="NAME", default=None, help="Run only this source.")
+@click.option("--no-send", is_flag=True, help="Fetch, ingest and render, but send nothing.")
+@store_options
+def run(only: str | None, no_send: bool, db: str | None, out: str | None,
+        templates: str | None) -> None:
+    """Run one full cycle: fetch every source, ingest, render, send.
+
+    Every source's new papers make one digest (grouped by source, each paper once).
+    Running it twice in a row changes nothing the second time. A source that fails, or
+    lists no papers, fails the cycle (exit 1) without stopping the others; with
+    alerts.email set, the operator gets one short email per source per day.
+
+    \b
+    Examples:
+      digest run
+      digest run --source hf-daily --no-send
+    """
+    with user_errors(), opened(db, out, templates) as (store, settings):
+        report = pipeline.run_cycle(store, settings, datetime.now(UTC), only=only,
+                                    send=not no_send)
+        for name, count in report.fetched.items():
+            click.echo(f"{name}: {count} new snapshot{'s' if count != 1 else ''}")
+        for name, reason in report.failures:
+            click.echo(f"{name}: failed: {reason}", err=True)
+        if report.digest:
+            md = pipeline.digest_path(settings, report.digest.name, ".md")
+            click.echo(f"{report.digest.name}  {report.digest.paper_count} new  → {md}")
+            if report.digest.held_reason:
+                click.echo(f"held: {report.digest.name}: {report.digest.held_reason} — check it, "
+                           f"then: digest release {report.digest.name}", err=True)
+        click.echo(report.line())
+        if not report.ok:
+            sys.exit(1)
 
 
 main.add_command(subscribers)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from digest import cycle_log
+from digest.alerts import alert_operator
 from digest.config import Settings
-from digest.deliver import Sender
-from digest.errors import StoreError
+from digest.deliver import Sender, Summary
+from digest.errors import ConfigError, ParseError, SourceError, StoreError
 from digest.feeds import build_feeds
+from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.output import write_atomic
 from digest.render import paper_view, render_email, render_index, render_markdown, render_page
+from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
 from digest.transport import make_transport
@@ -113,3 +121,76 @@ def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
         publish_digest(settings, info, store.digest_papers(info.name))
     publish_site(store, settings)
     return digests
+
+
+@dataclass
+class CycleReport:
+    """What one `digest run` cycle did."""
+
+    fetched: dict[str, int] = field(default_factory=dict)  # source -> new snapshots
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    results: list[IngestResult] = field(default_factory=list)
+    digest: DigestInfo | None = None
+    sent: Summary | None = None
+    seconds: float = 0.0
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and (self.sent is None or self.sent.ok)
+
+    def line(self) -> str:
+        sent = self.sent.line() if self.sent else "not sent"
+        return (f"cycle {'ok' if self.ok else 'FAILED'}: {sum(self.fetched.values())} snapshots, "
+                f"{self.new} new papers, {sent}, {len(self.failures)} sources failed, "
+                f"{self.seconds:.1f} s")
+
+
+def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | None = None,
+              client: httpx.Client | None = None, sleep: Callable[[float], None] | None = None,
+              lock_wait: float = 10.0, send: bool = True) -> CycleReport:
+    """One full cycle: fetch every source, ingest what is new as one digest, render, send.
+
+    A source that cannot be fetched, or lists no papers, fails (and the cycle with it),
+    but the other sources still make the day's digest. Holds the store's run lock.
+    """
+    sources = [s for s in settings.sources if only is None or s.name == only]
+    if not sources:
+        raise ConfigError("sources", f"no source named {only!r}" if only else "none configured",
+                          "add [[sources]] to digest.toml (see `digest init`)")
+    started = time.monotonic()
+    report = CycleReport()
+    with cycle_lock(store, wait=lock_wait):
+        cycle_id = cycle_log.start(store, now)
+        snapshots: list[Snapshot] = []
+        newest = store.newest_capture()
+        for source in sources:
+            try:
+                found = collect(store, source, now, client, sleep)
+            except (SourceError, ParseError) as exc:
+                report.failures.append((source.name, exc.message))
+                continue
+            late = [s for s in found if newest and s.captured_at < newest]
+            if late:
+                report.failures.append((source.name, f"{late[0].path}: captured before the "
+                                        "newest snapshot stored; ingest it into a fresh store"))
+                found = [s for s in found if s not in late]
+            report.fetched[source.name] = len(found)
+            snapshots += found
+        if snapshots:
+            report.results, published = store.ingest_cycle(
+                snapshots, now=now, max_new=settings.email.max_new)
+            report.digest = next((r.digest for r in report.results if r.digest), None)
+            if report.digest:
+                publish_digest(settings, report.digest, published)
+            publish_site(store, settings)
+        if send:
+            report.sent = make_sender(store, settings).run()
+        for name, reason in report.failures:
+            alert_operator(store, settings, name, reason, now)
+        report.seconds = time.monotonic() - started
+        cycle_log.finish(store, cycle_id, report, now)
+    return report

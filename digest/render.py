@@ -73,6 +73,7 @@ class PaperView:
     other_links: tuple[str, ...]  # the abstract's links, less the one the title points to
     meta: str  # `Oct 31, 2024 · Microsoft · 4 comments`: only what is known
     key: str
+    source: str = ""  # the source that listed it (a digest of several sources groups by it)
 
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # locale-independent
@@ -101,7 +102,7 @@ def paper_view(stored: StoredPaper) -> PaperView:
     return PaperView(
         position=stored.position, title=one_line(paper.title), abstract=one_line(paper.abstract),
         url=url, other_links=tuple(u for u in paper.links if is_safe_url(u) and u != url),
-        meta=" · ".join(meta), key=stored.key,
+        meta=" · ".join(meta), key=stored.key, source=stored.source,
     )
 
 
@@ -149,6 +150,7 @@ def _context(site: Site, info: DigestInfo, papers: Sequence[PaperView], here: st
         "digest": info,
         "date": long_date(info),
         "papers": papers,
+        "grouped": len({p.source for p in papers}) > 1,  # headings per source
         "total": info.paper_count,
         "web_url": site.link(f"digests/{info.name}.html", here),
         "feed_url": site.link("feed.xml", here),

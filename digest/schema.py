@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -132,12 +133,53 @@ deliveries = Table(
     Index("ix_deliveries_status", "status", "digest_id"),
 )
 
+# Every fetch of an http source, kept raw (gzip) before parsing, so it can be re-parsed.
+fetches = Table(
+    "fetches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("fetched_at", DateTime, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("content_type", Text),
+    Column("sha256", String(64)),
+    Column("body_gzip", LargeBinary),
+    Index("ix_fetches_source", "source", "id"),
+)
+
+# One row per `digest run` cycle: what it did, or why it failed (the scheduler's memory).
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(20), nullable=False),  # running | ok | failed
+    Column("fetched", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("report", Text, nullable=False, default=""),
+)
+
+# Alerts sent to the operator: at most one per source per day.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("reason", Text, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 
 
 def _m001_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=[snapshots, digests, papers, sightings, subscribers,
-                                      deliveries])
+                                      deliveries, fetches, cycles, alerts])
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [

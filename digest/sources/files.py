@@ -11,14 +11,15 @@ from digest.capture import capture_from_name, infer_capture_date, is_future, res
 from digest.errors import ParseError, SourceError
 from digest.models import Paper, Snapshot
 from digest.sources.dailypage import Entry, find_links, parse_page
+from digest.sources.detect import detect, parser_for
 
 SOURCE_NAME = "hf-daily-page"
-SNAPSHOT_SUFFIXES = (".txt",)
+SNAPSHOT_SUFFIXES = (".txt", ".json", ".html", ".xml", ".rss", ".atom")
 _MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Turn the PATH arguments into snapshot files: a folder stands for its `*.txt` files."""
+    """Turn the PATH arguments into snapshot files: a folder stands for its captures."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -26,14 +27,15 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             found = sorted(p for p in path.iterdir() if p.suffix in SNAPSHOT_SUFFIXES and p.is_file())
             if not found:
                 raise SourceError(str(path), "folder holds no .txt snapshots",
-                                  "pass snapshot files or a folder of *.txt captures")
+                                  "pass snapshot files or a folder of captures (.txt, .json, .html, .xml)")
             files.extend(found)
         else:
             files.append(path)
     return files
 
 
-def read_snapshot(path: Path, captured_at: datetime | None, now: datetime) -> Snapshot:
+def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: str = "auto",
+                  source: str | None = None) -> Snapshot:
     """Read, hash and parse one snapshot file, resolving its capture time and paper dates."""
     where = str(path)
     try:
@@ -42,6 +44,13 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime) -> Sn
         raise SourceError(where, "no such file", "check the path") from None
     except OSError as exc:
         raise SourceError(where, f"cannot read ({exc.strerror})", "check the file's permissions") from None
+    if fmt == "auto":
+        fmt = detect(raw)
+    if fmt != "dailypage":
+        moment = captured_at or capture_from_name(path.name)
+        if moment is None:
+            moment = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return parse_snapshot(raw, where, fmt, moment, now, source or fmt)
     digest = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8-sig")
@@ -75,9 +84,23 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime) -> Sn
         raise ParseError(where, f"capture date {moment.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
     papers = tuple(_paper(entry, moment.date(), where) for entry in page.entries)
-    return Snapshot(path=where, source=SOURCE_NAME, captured_at=moment, sha256=digest,
+    return Snapshot(path=where, source=source or SOURCE_NAME, captured_at=moment, sha256=digest,
                     papers=papers, page_date=page_date, date_inferred=inferred,
                     warnings=tuple(warnings))
+
+
+def parse_snapshot(raw: bytes, where: str, fmt: str, captured_at: datetime, now: datetime,
+                   source: str) -> Snapshot:
+    """A snapshot of a structured format (JSON API, HTML page, feeds), captured at a known time."""
+    if is_future(captured_at, now):
+        raise ParseError(where, f"capture date {captured_at.date().isoformat()} is in the future",
+                         "fix the date in the file name or pass --captured-at YYYY-MM-DD")
+    papers = parser_for(fmt)(raw, where)
+    if not papers:
+        raise ParseError(where, f"no papers in this {fmt} snapshot",
+                         "check the source: an empty listing is treated as a failure")
+    return Snapshot(path=where, source=source, captured_at=captured_at,
+                    sha256=hashlib.sha256(raw).hexdigest(), papers=tuple(papers))
 
 
 def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) -> datetime:

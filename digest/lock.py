@@ -1,0 +1,73 @@
+"""One cycle at a time per store, across processes and machines.
+
+PostgreSQL: an advisory lock held on a dedicated connection for the whole cycle (session
+locks through a transaction-pooling proxy would be lost; point `store.url` at the server
+or a session-pooling proxy). SQLite: an flock on a separate file next to the database,
+never on the database file itself (SQLite's own close() calls would drop it). Either way
+the lock dies with its holder: a killed run releases it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+
+from digest.errors import StoreError
+from digest.store import Store
+
+# pg_advisory_lock takes a bigint: a fixed number that reads "paper-digest".
+PG_LOCK_KEY = 0x70617065725F6467
+
+
+@contextmanager
+def cycle_lock(store: Store, wait: float = 10.0, poll: float = 0.2) -> Iterator[None]:
+    """Hold the store's run lock, waiting up to `wait` seconds; StoreError if it is taken."""
+    deadline = time.monotonic() + wait
+    if store.engine.dialect.name == "postgresql":
+        conn = store.engine.connect()
+        try:
+            while not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_KEY}):
+                conn.rollback()
+                if time.monotonic() >= deadline:
+                    raise _busy(wait)
+                time.sleep(poll)
+            conn.commit()
+            yield
+        finally:
+            conn.invalidate()  # closing the session is what releases the lock
+            conn.close()
+        return
+    path = _lock_path(store)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _busy(wait) from None
+                time.sleep(poll)
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(handle)  # closing the descriptor releases the flock
+
+
+def _lock_path(store: Store) -> Path:
+    database = store.engine.url.database
+    if not database or database == ":memory:":
+        return Path(os.environ.get("TMPDIR", "/tmp")) / "paper-digest-memory.lock"
+    return Path(database).with_name(Path(database).name + ".lock")
+
+
+def _busy(wait: float) -> StoreError:
+    return StoreError("digest run", f"another cycle is running on this store (waited {wait:.0f} s)",
+                      "let it finish; the scheduler runs one cycle at a time")

@@ -1,0 +1,40 @@
+"""Tell a snapshot's format from its bytes (and the HTTP Content-Type, when there is one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from digest.errors import ParseError
+from digest.models import Paper
+from digest.sources.feeds import parse_feed
+from digest.sources.hf_html import parse_hf_html
+from digest.sources.hf_json import parse_hf_json
+
+FORMATS = ("dailypage", "hf-json", "hf-html", "arxiv", "feed")
+
+
+def detect(data: bytes, content_type: str = "") -> str:
+    """One of FORMATS, from the first bytes: JSON, a feed, an HTML page, else page text."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    kind = content_type.split(";")[0].strip().lower()
+    if kind.endswith("json") or head[:1] in (b"[", b"{"):
+        return "hf-json"
+    if head.startswith(b"<"):
+        if b"<rss" in head or b"<feed" in head or b"<rdf:rdf" in head:
+            return "arxiv" if b"arxiv" in head else "feed"
+        if b"<html" in head or b"<!doctype html" in head:
+            return "hf-html"
+        if head.startswith(b"<?xml"):
+            return "feed"
+    return "dailypage"
+
+
+def parser_for(fmt: str) -> Callable[[bytes, str], list[Paper]]:
+    """The parser of a structured format (the page text has its own path: dates, chrome)."""
+    if fmt == "hf-json":
+        return parse_hf_json
+    if fmt == "hf-html":
+        return parse_hf_html
+    if fmt in ("arxiv", "feed"):
+        return parse_feed
+    raise ParseError(fmt, "not a structured format", f"use one of: {', '.join(FORMATS)}")

@@ -1,0 +1,232 @@
+"""Live sources against a local HTTP server (127.0.0.1 only): every format, the same paper
+across formats, conditional GET, retries, timeouts, failed cycles, the run lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+from conftest import EXAMPLES, FIXTURES
+from http_server import FixtureServer, Route
+from sqlalchemy import select
+
+from digest import schema as t
+from digest.config import EmailSettings, Settings, SourceSettings
+from digest.errors import StoreError
+from digest.feeds import paper_guid
+from digest.lock import cycle_lock
+from digest.pipeline import ingest, prepare, run_cycle
+from digest.sources.detect import detect
+from digest.sources.files import read_snapshot
+from digest.store import Store, open_store
+
+SOURCES = FIXTURES / "sources"
+NOW = datetime(2026, 3, 13, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def server() -> Iterator[FixtureServer]:
+    with FixtureServer() as fixture_server:
+        yield fixture_server
+
+
+def settings_for(tmp_path: Path, *sources: SourceSettings, **extra: object) -> Settings:
+    return Settings(db_url=f"sqlite:///{tmp_path / 'live.sqlite3'}", out_dir=tmp_path / "out",
+                    sources=sources, email=EmailSettings(), **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'live.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+def cycle(store: Store, settings: Settings, **options: object):  # type: ignore[no-untyped-def]
+    client = httpx.Client(timeout=options.pop("timeout", 5.0))  # type: ignore[arg-type]
+    try:
+        return run_cycle(store, settings, options.pop("now", NOW), client=client,  # type: ignore[arg-type]
+                         sleep=lambda _: None, lock_wait=0.5, **options)  # type: ignore[arg-type]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("daily_papers.json", "hf-json"), ("papers.html", "hf-html"), ("arxiv_api.xml", "arxiv"),
+    ("arxiv_rss.xml", "arxiv"), ("journal.rss", "feed"),
+])
+def test_format_detection(name: str, fmt: str) -> None:
+    assert detect((SOURCES / name).read_bytes()) == fmt
+    assert detect((EXAMPLES / "2026-03-11.txt").read_bytes()) == "dailypage"
+    assert detect(b'{"x": 1}', "application/json") == "hf-json"
+
+
+def test_every_format_yields_the_same_papers() -> None:
+    def papers(name: str):  # type: ignore[no-untyped-def]
+        return read_snapshot(SOURCES / name, NOW, NOW).papers
+
+    from_json, from_html = papers("daily_papers.json"), papers("papers.html")
+    assert from_json == from_html
+    sheep = from_json[0]
+    assert (sheep.arxiv_id, sheep.upvotes, sheep.comments, sheep.org_name) == (
+        "2603.01234", 41, 3, "Example Vision Lab")
+    assert sheep.authors == ("Mira Okafor", "Tomás Lindqvist")  # the hidden author is left out
+    assert sheep.links[0] == "https://github.com/example-vision/counting-sheep"
+    assert "\n" not in sheep.abstract
+    api = papers("arxiv_api.xml")
+    assert [p.key for p in api] == ["arxiv:2603.01234", "arxiv:hep-th/9901001"]
+    assert api[0].title == sheep.title and api[0].url == "https://arxiv.org/abs/2603.01234"
+    rss = papers("arxiv_rss.xml")
+    assert [(p.key, p.update) for p in rss] == [
+        ("arxiv:2603.05555", False), ("arxiv:2511.00042", True), ("arxiv:2603.01234", True)]
+    assert rss[0].authors == ("Ada Fold", "Ben Crease")
+    journal = papers("journal.rss")
+    assert [p.key for p in journal] == ["doi:10.1234/jes.2026.0042", "guid:jes-editorial-2026-11"]
+    assert journal[0].title == "Tidal Patterns in <Estuaries> & Deltas"
+    assert "<" not in journal[0].abstract and "alert" not in journal[0].abstract
+
+
+def test_a_paper_seen_by_title_keeps_its_identity_when_its_arxiv_id_appears(
+        tmp_path: Path, server: FixtureServer, store: Store) -> None:
+    settings = settings_for(tmp_path, SourceSettings("hf", server.url("/api/daily_papers")))
+    list(ingest(store, settings, prepare(store, [EXAMPLES], None, NOW), NOW))
+    feed_before = feedparser.parse((settings.out_dir / "atom.xml").read_bytes())
+    sheep_id = paper_guid("title:counting sheep why vision language models cannot count beyond seven")
+    assert sheep_id in [e.id for e in feed_before.entries]
+    server.routes["/api/daily_papers"] = Route((SOURCES / "daily_papers.json").read_bytes(),
+                                               "application/json")
+    report = cycle(store, settings, now=datetime(2026, 3, 14, 8, tzinfo=UTC), send=False)
+    assert report.ok and report.new == 1  # only the protein paper is new
+    assert report.digest and [p.paper.title for p in store.digest_papers(report.digest.name)] == [
+        "Sparse Autoencoders for <Protein> & Ligand Interfaces"]
+    with store.engine.connect() as conn:
+        key, arxiv_id = conn.execute(select(t.papers.c.key, t.papers.c.arxiv_id).where(
+            t.papers.c.title.like("Counting Sheep%"))).one()
+    assert key.startswith("title:") and arxiv_id == "2603.01234"
+    feed_after = feedparser.parse((settings.out_dir / "atom.xml").read_bytes())
+    assert sheep_id in [e.id for e in feed_after.entries]
+    assert len({e.id for e in feed_after.entries}) == len(feed_after.entries)
+
+
+def test_conditional_get_304_is_no_new_snapshot(tmp_path: Path, server: FixtureServer,
+                                                store: Store) -> None:
+    server.routes["/rss"] = Route((SOURCES / "arxiv_rss.xml").read_bytes(),
+                                  "application/rss+xml", etag='"v1"')
+    settings = settings_for(tmp_path, SourceSettings("arxiv", server.url("/rss")))
+    first = cycle(store, settings, send=False)
+    assert first.ok and first.new == 1 and first.fetched == {"arxiv": 1}
+    second = cycle(store, settings, send=False, now=datetime(2026, 3, 14, 8, tzinfo=UTC))
+    assert second.ok and second.fetched == {"arxiv": 0} and second.digest is None
+    assert server.hits[-1].headers.get("if-none-match") == '"v1"' and server.hits[-1].status == 304
+    assert server.hits[0].headers["user-agent"].startswith("paper-digest/")
+    with store.engine.connect() as conn:
+        statuses = list(conn.scalars(select(t.fetches.c.status).order_by(t.fetches.c.id)))
+    assert statuses == [200, 304]
+
+
+def test_5xx_is_retried_then_succeeds(tmp_path: Path, server: FixtureServer, store: Store) -> None:
+    server.routes["/api"] = Route((SOURCES / "daily_papers.json").read_bytes(), "application/json",
+                                  failures=[503, 502])
+    report = cycle(store, settings_for(tmp_path, SourceSettings("hf", server.url("/api"))),
+                   send=False)
+    assert report.ok and report.new == 2
+    assert [h.status for h in server.hits] == [503, 502, 200]
+
+
+@pytest.mark.parametrize(("route", "reason"), [
+    (Route(b"[]", "application/json"), "no papers in this hf-json snapshot"),
+    (Route(b"", failures=[500, 500, 500, 500]), "HTTP 500 after 4 tries"),
+    (Route(b"", failures=[404]), "HTTP 404: the server refused the request"),
+    (Route(b"[]", "application/json", delay=1.5), "timed out after 4 tries"),
+])
+def test_failed_fetches_fail_the_cycle_and_ingest_nothing(
+        tmp_path: Path, server: FixtureServer, store: Store, route: Route, reason: str) -> None:
+    server.routes["/api"] = route
+    alerts_to = "ops@example.org"
+    settings = settings_for(tmp_path, SourceSettings("hf", server.url("/api")),
+                            alerts_email=alerts_to)
+    report = cycle(store, settings, timeout=0.5)
+    assert not report.ok and report.failures[0][0] == "hf" and reason in report.failures[0][1]
+    assert store.counts()["snapshots"] == 0
+    (alert,) = (tmp_path / "out/outbox/alerts").glob("*.eml")
+    assert b"source hf failed" in alert.read_bytes()
+    cycle(store, settings, timeout=0.5)  # the same day: no second alert
+    assert len(list((tmp_path / "out/outbox/alerts").glob("*.eml"))) == 1
+    with store.engine.connect() as conn:
+        assert list(conn.scalars(select(t.cycles.c.status))) == ["failed", "failed"]
+
+
+def test_one_digest_for_all_sources_each_paper_once(tmp_path: Path, server: FixtureServer,
+                                                    store: Store) -> None:
+    server.routes["/api"] = Route((SOURCES / "daily_papers.json").read_bytes(), "application/json")
+    server.routes["/rss"] = Route((SOURCES / "arxiv_api.xml").read_bytes(), "application/atom+xml")
+    server.routes["/journal"] = Route((SOURCES / "journal.rss").read_bytes(), "application/rss+xml")
+    settings = settings_for(tmp_path, SourceSettings("hf", server.url("/api")),
+                            SourceSettings("arxiv", server.url("/rss")),
+                            SourceSettings("journal", server.url("/journal"), "feed"))
+    report = cycle(store, settings, send=False)
+    assert report.ok and report.digest and report.digest.paper_count == 5
+    papers = store.digest_papers(report.digest.name)
+    assert [(p.source, p.paper.title[:20]) for p in papers] == [
+        ("hf", "Counting Sheep: Why "), ("hf", "Sparse Autoencoders "),
+        ("arxiv", "An Old-Style Identif"),
+        ("journal", "Tidal Patterns in <E"), ("journal", "Editorial: Weekly Up")]
+    page = (settings.out_dir / "digests" / f"{report.digest.name}.html").read_text()
+    assert page.index(">hf<") < page.index(">arxiv<") < page.index(">journal<")
+    again = cycle(store, settings, send=False, now=datetime(2026, 3, 13, 9, tzinfo=UTC))
+    assert again.ok and again.new == 0 and store.counts()["digests"] == 1
+
+
+def test_folder_source_takes_new_files_in_capture_order(tmp_path: Path, store: Store) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    for name in ("2026-03-12.txt", "2026-03-11.txt"):
+        (folder / name).write_bytes((EXAMPLES / name).read_bytes())
+    settings = settings_for(tmp_path, SourceSettings("captures", str(folder)))
+    first = cycle(store, settings, send=False)
+    assert [r.captured_at.date().isoformat() for r in first.results] == ["2026-03-11", "2026-03-12"]
+    (folder / "2026-03-13.txt").write_bytes((EXAMPLES / "2026-03-13.txt").read_bytes())
+    second = cycle(store, settings, send=False, now=datetime(2026, 3, 13, 9, tzinfo=UTC))
+    assert [r.path for r in second.results] == [str(folder / "2026-03-13.txt")]
+
+
+def test_run_lock_one_cycle_at_a_time_and_a_killed_holder_releases_it(
+        tmp_path: Path, store: Store) -> None:
+    url = store.url
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from digest.store import open_store; "
+         "from digest.lock import cycle_lock; s = open_store(sys.argv[1]);\n"
+         "with cycle_lock(s):\n    print('held', flush=True); time.sleep(60)", url],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout and holder.stdout.readline().strip() == "held"
+    with pytest.raises(StoreError, match="another cycle is running on this store"), \
+            cycle_lock(store, wait=0.3):
+        pass
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    with cycle_lock(store, wait=2.0):
+        assert (Path(url.removeprefix("sqlite:///")).with_suffix(".sqlite3.lock")).exists()
+
+
+def test_run_lock_on_postgres(pg_url: str) -> None:
+    first, second = open_store(pg_url), open_store(pg_url)
+    try:
+        with cycle_lock(first):
+            with pytest.raises(StoreError, match="another cycle"), cycle_lock(second, wait=0.3):
+                pass
+        start = time.monotonic()
+        with cycle_lock(second, wait=2.0):
+            assert time.monotonic() - start < 2.0
+    finally:
+        first.close()
+        second.close()
