@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 
 import click
 
-from digest import __version__, pipeline
+from digest import __version__, cycle_log, pipeline
+from digest import schedule as schedule_module
 from digest.capture import parse_iso_capture
 from digest.cli_config import config_group, init
 from digest.cli_subscribers import subscribers
@@ -246,6 +248,41 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
         click.echo(report.line())
         if not report.ok:
             sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@store_options
+def schedule(db: str | None, out: str | None, templates: str | None) -> None:
+    """Run a cycle on the schedule in digest.toml ([schedule] cron, timezone), forever.
+
+    Catches up once at start if a scheduled run was missed, logs every cycle, keeps
+    going when a cycle fails, and stops cleanly on SIGTERM or Ctrl-C after the current
+    cycle. For systemd, see contrib/paper-digest.service.
+
+    \b
+    Example:
+      digest --config /etc/paper-digest/digest.toml schedule
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    with user_errors(), opened(db, out, templates) as (store, settings):
+        if not settings.sources:
+            raise ConfigError("sources", "none configured",
+                              "add [[sources]] to digest.toml (see `digest init`)")
+        job = schedule_module.cycle_job(store, settings)
+        trigger = schedule_module.LocalCronTrigger(settings.schedule.cron,
+                                                   settings.schedule.timezone)
+        schedule_module.catch_up(cycle_log.last_completed(store), trigger, job,
+                                 datetime.now(UTC))
+        scheduler = schedule_module.build_scheduler(settings, job, trigger=trigger)
+        schedule_module.stop_on_signals(scheduler)
+        upcoming = trigger.get_next_fire_time(None, datetime.now(UTC))
+        logging.getLogger("digest.schedule").info(
+            "scheduled: %s (%s); next cycle at %s", settings.schedule.cron,
+            settings.schedule.timezone, upcoming.isoformat(timespec="minutes") if upcoming else "never")
+        scheduler.start()
+        click.echo("stopped", err=True)
 
 
 main.add_command(subscribers)
