@@ -273,15 +273,13 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
         job = schedule_module.cycle_job(store, settings)
         trigger = schedule_module.LocalCronTrigger(settings.schedule.cron,
                                                    settings.schedule.timezone)
+        scheduler = schedule_module.build_scheduler(settings, job, trigger=trigger)
+        stopping = schedule_module.stop_on_signals(scheduler)
         schedule_module.catch_up(cycle_log.last_completed(store), trigger, job,
                                  datetime.now(UTC))
-        scheduler = schedule_module.build_scheduler(settings, job, trigger=trigger)
-        schedule_module.stop_on_signals(scheduler)
-        upcoming = trigger.get_next_fire_time(None, datetime.now(UTC))
-        logging.getLogger("digest.schedule").info(
-            "scheduled: %s (%s); next cycle at %s", settings.schedule.cron,
-            settings.schedule.timezone, upcoming.isoformat(timespec="minutes") if upcoming else "never")
-        scheduler.start()
+        if not stopping.is_set():
+            schedule_module.announce_when_started(scheduler, trigger, settings, stopping)
+            scheduler.start()
         click.echo("stopped", err=True)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,14 +96,40 @@ def build_scheduler(settings: Settings, cycle: Callable[[], Any],
     return scheduler
 
 
-def stop_on_signals(scheduler: BaseScheduler) -> None:
-    """SIGTERM/SIGINT: stop taking new runs, let the current cycle finish, then exit."""
+def announce_when_started(scheduler: BaseScheduler, trigger: BaseTrigger, settings: Settings,
+                          stopping: threading.Event) -> None:
+    """Once the scheduler runs: stop at once if a signal came during start-up, else log
+    the next fire time."""
+    from apscheduler.events import EVENT_SCHEDULER_STARTED
+
+    def started(_event: Any) -> None:
+        if stopping.is_set():
+            scheduler.shutdown(wait=False)
+            return
+        upcoming = trigger.get_next_fire_time(None, datetime.now(_UTC))
+        log.info("scheduled: %s (%s); next cycle at %s", settings.schedule.cron,
+                 settings.schedule.timezone,
+                 upcoming.isoformat(timespec="minutes") if upcoming else "never")
+
+    scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
+
+
+def stop_on_signals(scheduler: BaseScheduler) -> threading.Event:
+    """SIGTERM/SIGINT: let the current cycle finish (the catch-up one too), then stop.
+    Returns the event that says a stop was asked for."""
+    stopping = threading.Event()
+
     def handler(signum: int, _frame: Any) -> None:
         log.info("received %s: stopping after the current cycle", signal.Signals(signum).name)
-        scheduler.shutdown(wait=False)
+        stopping.set()
+        if scheduler.running:
+            # wait=False: this runs inside the main loop (a lock may be held). The running
+            # cycle still completes: the executor's worker threads are joined before exit.
+            scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    return stopping
 
 
 def cycle_job(store: Any, settings: Settings) -> Callable[[], None]:

@@ -25,6 +25,7 @@ from digest.store import aware, naive_utc
 
 FLOOD_SHARE = 0.8
 FLOOD_WINDOW = timedelta(hours=48)
+FLOOD_MIN_PAGE = 10  # a listing of a few entries is often all new: no signal there
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 _CHUNK = 5000
 
@@ -39,13 +40,16 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
     published: list[StoredPaper] = []
     flood: str | None = None
     total_page = 0
+    # The flood guard compares with each source's snapshots from earlier cycles only.
+    previous = {source: conn.scalar(select(func.max(t.snapshots.c.captured_at))
+                                    .where(t.snapshots.c.source == source))
+                for source in {s.source for s in snapshots}}
     for snapshot in snapshots:
         captured = _check(conn, snapshot)
         page = unique_papers(snapshot.papers)
         known = _known_identities(conn, page)
         new, seen = split_new(page, known)
-        previous = conn.scalar(select(func.max(t.snapshots.c.captured_at))
-                               .where(t.snapshots.c.source == snapshot.source))
+        before = previous[snapshot.source]
         snapshot_id = _insert_id(conn, insert(t.snapshots).values(
             sha256=snapshot.sha256, source=snapshot.source, path=snapshot.path,
             captured_at=captured, ingested_at=naive_utc(now), paper_count=len(page),
@@ -56,19 +60,18 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             digest_id = _insert_id(conn, insert(t.digests).values(
                 name=name, snapshot_id=snapshot_id, captured_at=moment, paper_count=0))
         total_page += len(page)
-        flood = flood or _format_change(len(new), len(page),
-                                        captured - previous if previous else None)
+        flood = flood or _format_change(len(new), len(page), captured - before if before else None)
         _gain_ids(conn, seen)
         if new:
             # A plain executemany, then one primary-key range read of the new ids: far
             # faster than INSERT ... RETURNING, which SQLite runs row by row to keep order.
             start = len(published)
-            before = conn.scalar(select(func.max(t.papers.c.id))) or 0
+            last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
             bulk_insert(conn, t.papers, [
                 _paper_row(p, snapshot_id, captured, digest_id, start + pos)
                 for pos, p in enumerate(new, 1)])
             ids = {key: pid for key, pid in conn.execute(
-                select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > before))}
+                select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > last_id))}
             seen = [(p, ids[p.key]) for p in new] + seen
             if digest_id is not None:
                 published += [StoredPaper(key=p.key, paper=p, first_seen=aware(captured),
@@ -127,7 +130,8 @@ def flood_reason(new: int, page: int, since_previous: timedelta | None, max_new:
 
 
 def _format_change(new: int, page: int, since_previous: timedelta | None) -> str | None:
-    if page and new > FLOOD_SHARE * page and since_previous is not None and since_previous < FLOOD_WINDOW:
+    if (page >= FLOOD_MIN_PAGE and new > FLOOD_SHARE * page and since_previous is not None
+            and since_previous < FLOOD_WINDOW):
         hours = since_previous.total_seconds() / 3600
         return (f"{new} of {page} papers ({new / page:.0%}) are new although the previous snapshot "
                 f"is only {hours:.0f} hours older; did the source change its format?")

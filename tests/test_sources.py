@@ -230,3 +230,27 @@ def test_run_lock_on_postgres(pg_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_run_command_output_and_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "2026-03-11.txt").write_bytes((EXAMPLES / "2026-03-11.txt").read_bytes())
+    (tmp_path / "digest.toml").write_text(
+        f'[[sources]]\nname = "captures"\nlocation = "{folder}"\n'
+        f'[[sources]]\nname = "gone"\nlocation = "{tmp_path / "nowhere"}"\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--no-send"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == ["captures: 1 new snapshot",
+                                              "2026-03-11  7 new  → out/digests/2026-03-11.md"]
+    assert result.stderr == (f"gone: failed: {tmp_path / 'nowhere'}: no such file or folder — fix "
+                             "sources.location for 'gone'\n")
+    result = CliRunner().invoke(main, ["run", "--source", "captures"], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout.splitlines()[0] == "captures: 0 new snapshots"
+    result = CliRunner().invoke(main, ["run", "--source", "nope"], catch_exceptions=False)
+    assert result.exit_code == 2 and result.stderr.startswith("error: sources: no source named 'nope'")
