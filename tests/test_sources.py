@@ -254,3 +254,24 @@ def test_run_command_output_and_exit_codes(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0 and result.stdout.splitlines()[0] == "captures: 0 new snapshots"
     result = CliRunner().invoke(main, ["run", "--source", "nope"], catch_exceptions=False)
     assert result.exit_code == 2 and result.stderr.startswith("error: sources: no source named 'nope'")
+
+
+def test_two_runs_at_once_one_wins_nothing_doubled(tmp_path: Path, server: FixtureServer) -> None:
+    # A slow source keeps the first run inside its cycle for longer than the second one
+    # waits for the lock (10 s).
+    server.routes["/api"] = Route((SOURCES / "daily_papers.json").read_bytes(), "application/json",
+                                  delay=11.5)
+    (tmp_path / "digest.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "two.sqlite3"}"\n[output]\ndir = "{tmp_path / "out"}"\n'
+        f'[[sources]]\nname = "hf"\nlocation = "{server.url("/api")}"\n')
+    command = [sys.executable, "-m", "digest", "--config", str(tmp_path / "digest.toml"), "run"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert second.returncode == 2
+    assert "another cycle is running on this store" in second.stderr
+    store = open_store(f"sqlite:///{tmp_path / 'two.sqlite3'}")
+    assert store.counts()["digests"] == 1 and store.counts()["papers"] == 2
+    store.close()
