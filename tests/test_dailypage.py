@@ -147,9 +147,8 @@ def test_real_captures(path: Path) -> None:
     assert len(dated) == blocks
 
 
+@pytest.mark.skipif(not SHARED_SNAPSHOTS.is_dir(), reason="../shared/snapshots not present")
 def test_real_captures_infer_their_dates_without_file_names(tmp_path: Path) -> None:
-    if not SHARED_SNAPSHOTS.is_dir():
-        pytest.skip("../shared/snapshots not present")
     for path in sorted(SHARED_SNAPSHOTS.glob("*.txt")):
         copy = tmp_path / "capture.txt"
         copy.write_bytes(path.read_bytes())
