@@ -21,6 +21,7 @@ from digest.config import Settings
 from digest.delivery_log import Delivery
 from digest.errors import DeliveryError
 from digest.message import (
+    PREFERENCES_MARKER,
     UNSUBSCRIBE_MARKER,
     PreparedBody,
     Recipient,
@@ -31,7 +32,7 @@ from digest.models import DigestInfo
 from digest.render import PaperView, paper_view, render_email
 from digest.store import Store
 from digest.subscribers import find, normalize_address, parse_topics, topic_pattern
-from digest.tokens import unsubscribe_token
+from digest.tokens import preferences_token, unsubscribe_token
 from digest.transport import Permanent, Transient, Transport, Unknown
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
@@ -241,6 +242,10 @@ class Sender:
             return edition.views
         return [v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
 
+    def _web_links(self) -> bool:
+        """Links to the web app (unsubscribe, preferences) need its public URL and a secret."""
+        return bool(self.settings.site.base_url and self.settings.email.secret)
+
     def _body(self, edition: _Edition, topics: tuple[str, ...]) -> PreparedBody:
         """The email body for one topic list, rendered once and shared by its subscribers."""
         if topics not in edition.bodies:
@@ -250,7 +255,8 @@ class Sender:
             # Papers keep their digest numbers, so "5." is the 5th paper of the web copy.
             body = render_email(self.settings.site, edition.info, views,
                                 self.settings.templates, topics=topics, highlight=pattern,
-                                unsubscribe_url=UNSUBSCRIBE_MARKER)
+                                unsubscribe_url=UNSUBSCRIBE_MARKER,
+                                preferences_url=PREFERENCES_MARKER if self._web_links() else None)
             edition.bodies[topics] = PreparedBody.of(body, len(views))
         return edition.bodies[topics]
 
@@ -258,13 +264,15 @@ class Sender:
                  personal: bool = True) -> EmailMessage:
         email = self.settings.email
         body = self._body(edition, parse_topics(delivery.topics))
-        unsubscribe = None
-        if personal and self.settings.site.base_url and email.secret:
+        unsubscribe = preferences = None
+        if personal and self._web_links() and email.secret:
             token = unsubscribe_token(email.secret, delivery.subscriber_id)
             unsubscribe = self.settings.site.link(f"unsubscribe?token={token}")
+            token = preferences_token(email.secret, delivery.subscriber_id)
+            preferences = self.settings.site.link(f"preferences?token={token}")
         return build_message(
             site=self.settings.site, info=edition.info, body=body,
-            recipient=Recipient(delivery.email, delivery.name, unsubscribe),
+            recipient=Recipient(delivery.email, delivery.name, unsubscribe, preferences),
             from_name=email.from_name, from_address=email.from_address, msg_id=msg_id,
             now=self.now(), eight_bit=self.transport.eight_bit())
 

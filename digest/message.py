@@ -31,6 +31,8 @@ POLICY = policy.SMTP.clone(max_line_length=998)
 POLICY_UTF8 = policy.SMTPUTF8.clone(max_line_length=998)
 # Stands in the rendered body for each subscriber's own unsubscribe link.
 UNSUBSCRIBE_MARKER = "https://unsubscribe.invalid/paper-digest-subscriber-link"
+PREFERENCES_MARKER = "https://preferences.invalid/paper-digest-subscriber-link"
+_MARKERS = (UNSUBSCRIBE_MARKER.encode(), PREFERENCES_MARKER.encode())
 _ENCODED_WORD = re.compile(r"=\?")
 
 
@@ -46,6 +48,7 @@ class Recipient:
     email: str
     name: str | None = None
     unsubscribe_url: str | None = None  # https one-click link (needs a public base URL)
+    preferences_url: str | None = None  # the topic preferences page (same condition)
 
 
 def message_id(digest: str, subscriber_id: int, email: str, domain: str) -> str:
@@ -80,7 +83,8 @@ class _Encoded:
     @classmethod
     def of(cls, content: str) -> _Encoded:
         data = content.encode("utf-8")
-        where = data.find(UNSUBSCRIBE_MARKER.encode())
+        found = [i for i in (data.find(m) for m in _MARKERS) if i >= 0]
+        where = min(found) if found else -1
         # base64 lines hold 57 bytes each: cutting at a multiple of 57 lets the head's
         # encoding be reused and the tail's appended, exactly as if encoded in one go.
         cut = len(data) - len(data) % 57 if where < 0 else where - where % 57
@@ -88,19 +92,24 @@ class _Encoded:
         return cls(content=content, head=base64mime.body_encode(data[:cut]), tail=data[cut:],
                    short_lines=short)
 
-    def part(self, subtype: str, link: str, eight_bit: bool) -> EmailMessage:
+    def part(self, subtype: str, links: dict[str, str], eight_bit: bool) -> EmailMessage:
+        """The part for one recipient, with `links` (marker -> URL) put in."""
         part = EmailMessage(policy=POLICY)
         part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
-        if eight_bit and self.short_lines and len(link) < 200:
+        if eight_bit and self.short_lines and all(len(url) < 200 for url in links.values()):
             part["Content-Transfer-Encoding"] = "8bit"
+            content = self.content
+            for marker, url in links.items():
+                content = content.replace(marker, url)
             # The email package keeps raw 8bit bodies as surrogate-escaped str; the bytes
             # generator writes them back out unchanged.
-            raw = self.content.replace(UNSUBSCRIBE_MARKER, link).encode("utf-8")
-            part.set_payload(raw.decode("ascii", "surrogateescape"))
+            part.set_payload(content.encode("utf-8").decode("ascii", "surrogateescape"))
         else:
             part["Content-Transfer-Encoding"] = "base64"
-            part.set_payload(self.head + base64mime.body_encode(
-                self.tail.replace(UNSUBSCRIBE_MARKER.encode(), link.encode("utf-8"))))
+            tail = self.tail
+            for marker, url in links.items():
+                tail = tail.replace(marker.encode(), url.encode("utf-8"))
+            part.set_payload(self.head + base64mime.body_encode(tail))
         return part
 
 
@@ -147,8 +156,12 @@ def build_message(*, site: Site, info: DigestInfo, body: PreparedBody, recipient
     message["MIME-Version"] = "1.0"
     # Plain text first, HTML last (clients show the last part they understand).
     message.make_alternative()
-    message.attach(body.text.part("plain", personal, eight_bit))
-    message.attach(body.html.part("html", str(escape(personal)), eight_bit))
+    prefs = recipient.preferences_url or site.link("index.html")
+    message.attach(body.text.part(
+        "plain", {UNSUBSCRIBE_MARKER: personal, PREFERENCES_MARKER: prefs}, eight_bit))
+    message.attach(body.html.part(
+        "html", {UNSUBSCRIBE_MARKER: str(escape(personal)), PREFERENCES_MARKER: str(escape(prefs))},
+        eight_bit))
     # A boundary of our own (the generator would search 100 KB for a free one): '_' is
     # outside the base64 alphabet, and this random tag cannot occur in text we rendered.
     message.set_boundary(f"=_paper-digest_{hashlib.sha256(msg_id.encode()).hexdigest()[:24]}")

@@ -195,7 +195,8 @@ class EmailBody:
 def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
                  templates: str | None = None, budget: int = EMAIL_BUDGET, *,
                  topics: Sequence[str] = (), highlight: re.Pattern[str] | None = None,
-                 unsubscribe_url: str | None = None) -> EmailBody:
+                 unsubscribe_url: str | None = None,
+                 preferences_url: str | None = None) -> EmailBody:
     """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
 
     A normal day shows every paper in full. A big day shows the first papers in page order
@@ -213,7 +214,8 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
         following = views[count].position if count < len(views) else None
         ctx = _context(site, info, shown, here, more=len(views) - count, matched=len(views),
                        next_position=following,
-                       topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url)
+                       topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url,
+                       preferences_url=preferences_url)
         html = reflow_html(_inline(env.get_template("email.html").render(ctx)))
         text = env.get_template("email.txt").render(ctx)
         return EmailBody(html=html, text=text, shown=count, total=len(views))

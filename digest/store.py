@@ -159,6 +159,34 @@ class Store:
                      .order_by(t.papers.c.digest_id.desc(), t.papers.c.digest_position).limit(limit))
             return [_stored_paper(row) for row in conn.execute(query)]
 
+    def paper_history(self, key: str) -> tuple[StoredPaper, list[dict[str, Any]]] | None:
+        """A paper by its key, with every sighting (time, source, rank, comments, upvotes)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.papers, t.digests.c.name.label("digest_name"))
+                .select_from(t.papers.outerjoin(t.digests, t.digests.c.id == t.papers.c.digest_id))
+                .where(t.papers.c.key == key)).first()
+            if row is None:
+                return None
+            seen = [dict(r._mapping) for r in conn.execute(
+                select(t.snapshots.c.captured_at, t.snapshots.c.source, t.sightings.c.rank,
+                       t.sightings.c.comments, t.sightings.c.upvotes)
+                .join(t.snapshots, t.snapshots.c.id == t.sightings.c.snapshot_id)
+                .where(t.sightings.c.paper_id == row.id)
+                .order_by(t.snapshots.c.captured_at, t.snapshots.c.id))]
+        last = seen[-1] if seen else {}
+        paper = Paper(
+            title=row.title, abstract=row.abstract, rank=last.get("rank", 0),
+            published=row.published, org_handle=row.org_handle, org_name=row.org_name,
+            author_count=row.author_count, comments=last.get("comments"),
+            upvotes=last.get("upvotes"),
+            links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
+            authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
+        )
+        stored = StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
+                             digest=row.digest_name, position=row.digest_position or 0)
+        return stored, seen
+
     def history(self) -> list[dict[str, Any]]:
         """Return every snapshot, oldest first, with its counts and digest name."""
         query = (

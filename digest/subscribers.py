@@ -109,6 +109,13 @@ def add(store: Store, email: str, name: str | None = None, topics: str | None = 
     return _row(row), outcome
 
 
+def by_id(store: Store, subscriber_id: int | None) -> Subscriber | None:
+    """The subscriber with this id, if any."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(t.subscribers).where(t.subscribers.c.id == subscriber_id)).first()
+    return _row(row) if row else None
+
+
 def set_status(store: Store, email: str, status: str, now: datetime | None = None) -> Subscriber:
     """Pause, resume (active) or unsubscribe an existing subscriber."""
     address = normalize_address(email)

@@ -6,7 +6,7 @@ the secret never goes into the store, and a token cannot be forged or altered.
 
 from __future__ import annotations
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 
 _UNSUBSCRIBE = "paper-digest unsubscribe"
 
@@ -20,6 +20,48 @@ def read_unsubscribe_token(secret: str, token: str) -> int | None:
     """The subscriber id in a valid token, or None for a forged or altered one."""
     try:
         value = URLSafeSerializer(secret, salt=_UNSUBSCRIBE).loads(token)
+    except BadSignature:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_CONFIRM = "paper-digest confirm"
+_PREFERENCES = "paper-digest preferences"
+CONFIRM_MAX_AGE = 48 * 3600  # a confirmation link works for 48 hours
+
+
+def confirm_token(secret: str, email: str, topics: str) -> str:
+    """A signed, timed request to subscribe: nothing is stored until it comes back."""
+    return URLSafeTimedSerializer(secret, salt=_CONFIRM).dumps([email, topics])
+
+
+def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE,
+                       now: float | None = None) -> tuple[str, str] | None:
+    """(email, topics) from a valid, unexpired confirmation token; None otherwise."""
+    serializer = URLSafeTimedSerializer(secret, salt=_CONFIRM)
+    try:
+        if now is None:
+            value = serializer.loads(token, max_age=max_age)
+        else:
+            value, stamp = serializer.loads(token, return_timestamp=True)
+            if now - stamp.timestamp() > max_age:
+                return None
+    except BadSignature:  # SignatureExpired is a BadSignature too
+        return None
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, str) for v in value)):
+        return value[0], value[1]
+    return None
+
+
+def preferences_token(secret: str, subscriber_id: int) -> str:
+    """A token for a subscriber's topic preferences page."""
+    return URLSafeSerializer(secret, salt=_PREFERENCES).dumps(subscriber_id)
+
+
+def read_preferences_token(secret: str, token: str) -> int | None:
+    try:
+        value = URLSafeSerializer(secret, salt=_PREFERENCES).loads(token)
     except BadSignature:
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -390,5 +390,8 @@ def test_8bit_and_base64_bodies_carry_the_same_content(world: tuple[Store, Setti
         text, html = (content(part) for part in message.get_payload())
         link = message["List-Unsubscribe"].split(", ")[1].strip("<>")
         assert link in text and link.replace("&", "&amp;") in html
-        bodies.append((text.replace(link, "LINK"), html.replace(link, "LINK")))
+        prefs = re.search(r"Your topics: (\S+)", text).group(1)  # type: ignore[union-attr]
+        assert prefs.startswith("https://papers.example.org/preferences?token=") and prefs in html
+        bodies.append((text.replace(link, "LINK").replace(prefs, "PREFS"),
+                       html.replace(link, "LINK").replace(prefs, "PREFS")))
     assert bodies[0] == bodies[1] == bodies[2]
