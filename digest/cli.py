@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import click
 
@@ -281,6 +282,31 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
             schedule_module.announce_when_started(scheduler, trigger, settings, stopping)
             scheduler.start()
         click.echo("stopped", err=True)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@store_options
+def serve(host: str, port: int, db: str | None, out: str | None, templates: str | None) -> None:
+    """Serve the archive, the feeds, subscribing and unsubscribing over HTTP.
+
+    Behind a reverse proxy, set site.base_url to the public URL (links in emails and
+    feeds point there); its path, if any, is served as the app's root path.
+
+    \b
+    Example:
+      digest serve --host 127.0.0.1 --port 8080
+    """
+    import uvicorn
+
+    from digest.web import create_app
+
+    with user_errors(), opened(db, out, templates) as (store, settings):
+        app = create_app(store, settings)
+        root = urlsplit(settings.site.base_url).path.rstrip("/") if settings.site.base_url else ""
+        uvicorn.run(app, host=host, port=port, root_path=root, proxy_headers=True,
+                    forwarded_allow_ips="127.0.0.1", log_level="info")
 
 
 main.add_command(subscribers)

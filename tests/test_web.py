@@ -1,0 +1,197 @@
+"""The web app through Starlette's test client: every endpoint, status and header,
+forged and expired tokens, CSRF failures, hostile input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, FIXTURES
+from starlette.testclient import TestClient
+
+from digest import subscribers as book
+from digest.config import EmailSettings, Settings
+from digest.pipeline import ingest, prepare
+from digest.render import Site
+from digest.store import Store, open_store
+from digest.tokens import confirm_token, preferences_token, unsubscribe_token
+from digest.web import create_app
+
+SECRET = "web-test-secret"
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Store, Settings, TestClient, dict[str, float]]]:
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'web.sqlite3'}", out_dir=tmp_path / "out",
+                        site=Site(base_url="https://papers.example.org"),
+                        email=EmailSettings(secret=SECRET, from_address="papers@example.org"))
+    store = open_store(settings.db_url)
+    hostile = tmp_path / "2026-03-14.txt"
+    hostile.write_bytes((FIXTURES / "pages/hostile.txt").read_bytes().replace(b"Mar 13", b"Mar 14"))
+    list(ingest(store, settings, prepare(store, [EXAMPLES, hostile], None, NOW), NOW))
+    clock = {"now": datetime.now(UTC).timestamp()}
+    app = create_app(store, settings, clock=lambda: clock["now"])
+    with TestClient(app, base_url="https://testserver") as client:
+        yield store, settings, client, clock
+    store.close()
+
+
+def csrf(client: TestClient) -> str:
+    page = client.get("/").text
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def outbox(settings: Settings, folder: str) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((settings.out_dir / "outbox" / folder).glob("*.eml"))]
+
+
+def test_archive_digest_and_paper_pages(world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    store, _, client, _ = world
+    home = client.get("/")
+    assert home.status_code == 200 and "text/html" in home.headers["content-type"]
+    assert home.headers["x-content-type-options"] == "nosniff"
+    assert home.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in home.headers["content-security-policy"]
+    assert home.text.index("Mar 14, 2026") < home.text.index("Mar 11, 2026")
+    assert 'action="https://papers.example.org/subscribe"' in home.text
+    digest = client.get("/digests/2026-03-14.html")
+    assert digest.status_code == 200 and "&lt;script&gt;alert" in digest.text
+    assert "<script>" not in digest.text
+    assert client.get("/digests/2031-01-01").status_code == 404
+    key = store.digest_papers("2026-03-11")[0].key
+    paper = client.get(f"/papers/{key}")
+    assert paper.status_code == 200 and "Tidal Attention" in paper.text
+    assert paper.text.count("<tr>") == 3  # header + 2 sightings (Mar 11 and Mar 12)
+    assert client.get("/papers/title:nothing-like-this").status_code == 404
+
+
+def test_paper_page_chart_with_upvotes(world: tuple[Store, Settings, TestClient, dict[str, float]],
+                                       tmp_path: Path) -> None:
+    store, settings, client, _ = world
+    for day, upvotes in (("2026-03-15", 3), ("2026-03-16", 9)):
+        (tmp_path / f"{day}.json").write_bytes(
+            (FIXTURES / "sources/daily_papers.json").read_bytes().replace(b'"upvotes": 41',
+                                                                          f'"upvotes": {upvotes}'.encode()))
+        list(ingest(store, settings, prepare(store, [tmp_path / f"{day}.json"], None, NOW), NOW))
+    page = client.get("/papers/arxiv:2603.04321").text
+    assert "Upvotes over 2 sightings (max 7)" in page
+    first_only = client.get(f"/papers/{store.digest_papers('2026-03-14')[0].key}").text
+    assert "<polyline" not in first_only  # no upvotes known (page text): no chart
+    sheep = client.get("/papers/title:counting sheep why vision language models cannot count beyond seven")
+    assert "<polyline" in sheep.text and "max 9" in sheep.text
+
+
+def test_feeds_with_etag_and_304(world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    _, _, client, _ = world
+    for path, kind in (("/feed.xml", "application/rss+xml"), ("/atom.xml", "application/atom+xml")):
+        first = client.get(path)
+        assert first.status_code == 200 and first.headers["content-type"].startswith(kind)
+        assert first.headers["etag"] and first.headers["last-modified"].endswith("GMT")
+        assert f'href="https://papers.example.org{path}" rel="self"' in first.text
+        again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+
+
+def test_double_opt_in(world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    store, settings, client, clock = world
+    answer = client.post("/subscribe", data={"email": "New.Reader@Example.org", "topics": "robots",
+                                             "csrf": csrf(client)})
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    assert book.find(store, "new.reader@example.org") is None  # nothing stored yet
+    (mail,) = outbox(settings, "confirm")
+    message = message_from_bytes(mail, policy=policy.default)
+    url = re.search(r"https://papers\.example\.org/confirm\?token=\S+", message.get_content()).group(0)
+    token = url.split("token=")[1]
+    page = client.get(f"/confirm?token={token}")
+    assert page.status_code == 200 and "Confirm your subscription" in page.text
+    assert book.find(store, "new.reader@example.org") is None  # GET changes nothing
+    done = client.post("/confirm", data={"token": token, "csrf": csrf(client)})
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    sub = book.find(store, "new.reader@example.org")
+    assert sub and sub.status == "active" and sub.topics == ("robots",)
+    # Re-subscribing an active address: same answer, no email, nothing changes.
+    again = client.post("/subscribe", data={"email": "new.reader@example.org", "csrf": csrf(client)})
+    assert again.text.replace("new.reader@example.org", "X") == answer.text.replace(
+        "New.Reader@example.org", "X")
+    assert len(outbox(settings, "confirm")) == 1
+    # An expired link (48 hours) changes nothing.
+    late = confirm_token(SECRET, "late@example.org", "")
+    clock["now"] += 49 * 3600
+    expired = client.post("/confirm", data={"token": late, "csrf": csrf(client)})
+    assert expired.status_code == 400 and "expired" in expired.text
+    assert book.find(store, "late@example.org") is None
+
+
+@pytest.mark.parametrize("token", ["", "garbage", confirm_token("another-secret", "x@example.org", "")])
+def test_forged_confirmation_tokens(world: tuple[Store, Settings, TestClient, dict[str, float]],
+                                    token: str) -> None:
+    store, _, client, _ = world
+    assert client.get(f"/confirm?token={token}").status_code == 400
+    assert client.post("/confirm", data={"token": token, "csrf": csrf(client)}).status_code == 400
+    assert book.find(store, "x@example.org") is None
+
+
+def test_subscribe_csrf_bad_address_and_rate_limit(
+        world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    _, settings, client, _ = world
+    assert client.post("/subscribe", data={"email": "a@example.org"}).status_code == 403
+    assert client.post("/subscribe", data={"email": "a@example.org", "csrf": "x.y"}).status_code == 403
+    bad = client.post("/subscribe", data={"email": "<script>@@", "csrf": csrf(client)})
+    assert bad.status_code == 400 and "<script>" not in bad.text
+    token = csrf(client)
+    codes = [client.post("/subscribe", data={"email": f"r{i}@example.org", "csrf": token}).status_code
+             for i in range(6)]
+    assert codes[:4] == [200] * 4 and codes[-1] == 429  # 5 per 10 minutes, the bad one counted
+    assert len(outbox(settings, "confirm")) == 4
+
+
+def test_unsubscribe_page_form_and_one_click(
+        world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    store, _, client, _ = world
+    ada, _ = book.add(store, "ada@example.org")
+    bob, _ = book.add(store, "bob@example.org")
+    token = unsubscribe_token(SECRET, ada.id)
+    page = client.get(f"/unsubscribe?token={token}")
+    assert page.status_code == 200 and 'type="submit"' in page.text
+    assert book.find(store, "ada@example.org").status == "active"  # type: ignore[union-attr]
+    assert client.post("/unsubscribe", data={"token": token}).status_code == 403  # no CSRF
+    done = client.post("/unsubscribe", data={"token": token, "csrf": csrf(client)})
+    assert done.status_code == 200 and "Unsubscribed" in done.text
+    assert book.find(store, "ada@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    # RFC 8058: the provider POSTs List-Unsubscribe=One-Click to the URL from the header.
+    one = client.post(f"/unsubscribe?token={unsubscribe_token(SECRET, bob.id)}",
+                      content=b"List-Unsubscribe=One-Click",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert one.status_code == 200
+    assert book.find(store, "bob@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("token", ["", "bm90IGEgdG9rZW4", unsubscribe_token("other", 1)])
+def test_forged_unsubscribe_tokens_change_nothing(
+        world: tuple[Store, Settings, TestClient, dict[str, float]], token: str) -> None:
+    store, _, client, _ = world
+    book.add(store, "ada@example.org")
+    assert client.get(f"/unsubscribe?token={token}").status_code == 400
+    one = client.post(f"/unsubscribe?token={token}", content=b"List-Unsubscribe=One-Click",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert one.status_code == 400
+    assert book.find(store, "ada@example.org").status == "active"  # type: ignore[union-attr]
+
+
+def test_preferences(world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    store, _, client, _ = world
+    ada, _ = book.add(store, "ada@example.org", topics="diffusion")
+    token = preferences_token(SECRET, ada.id)
+    page = client.get(f"/preferences?token={token}")
+    assert page.status_code == 200 and 'value="diffusion"' in page.text
+    saved = client.post("/preferences", data={"token": token, "topics": "robots, <b>x</b>",
+                                              "csrf": csrf(client)})
+    assert saved.status_code == 200 and "&lt;b&gt;x&lt;/b&gt;" in saved.text
+    assert book.find(store, "ada@example.org").topics == ("robots", "<b>x</b>")  # type: ignore[union-attr]
+    assert client.post("/preferences", data={"token": token, "topics": "z"}).status_code == 403
+    assert client.get("/preferences?token=forged").status_code == 400
