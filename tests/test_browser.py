@@ -85,7 +85,8 @@ def _send(store: Store, settings: Settings, snapshot: Path) -> int:
     return Sender(store, settings, SmtpTransport(settings.email), sleep=lambda _: None).run().sent
 
 
-def test_subscribe_confirm_receive_unsubscribe(browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
+def test_subscribe_confirm_receive_unsubscribe(
+        browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
     from playwright.sync_api import sync_playwright
 
     store, settings, box, base = site
@@ -111,8 +112,9 @@ def test_subscribe_confirm_receive_unsubscribe(browser_path: str, site: tuple[St
         digest = box.to("reader@example.org")[-1]
         assert digest["Subject"] == "Daily Papers, Mar 12: 3 new papers"
         html = content(digest.get_payload()[1])
-        (EMAIL := Path(settings.out_dir / "email.html")).parent.mkdir(parents=True, exist_ok=True)
-        EMAIL.write_text(html)
+        email_file = settings.out_dir / "email.html"
+        email_file.parent.mkdir(parents=True, exist_ok=True)
+        email_file.write_text(html)
         unsubscribe = re.search(r'href="(http://127\.0\.0\.1:\d+/unsubscribe\?token=[^"]+)"', html)
         assert unsubscribe is not None
         page.goto(unsubscribe.group(1).replace("&amp;", "&"))
@@ -129,7 +131,7 @@ def test_subscribe_confirm_receive_unsubscribe(browser_path: str, site: tuple[St
             shot.screenshot(path=str(SHOTS / f"archive-{label}.png"), full_page=True)
             shot.goto(base + "/digests/2026-03-12.html")
             shot.screenshot(path=str(SHOTS / f"digest-{label}.png"), full_page=True)
-            shot.goto(EMAIL.as_uri())
+            shot.goto(email_file.as_uri())
             shot.screenshot(path=str(SHOTS / f"email-{label}.png"), full_page=True)
             shot.close()
         browser.close()
