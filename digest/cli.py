@@ -36,14 +36,16 @@ from digest.sources.files import expand_paths, read_snapshot
 def main(config: str | None) -> None:
     """paper-digest: publish only the research papers you have never seen.
 
-    Feed it captures of the Hugging Face Daily Papers page; it keeps every snapshot,
-    diffs each against everything seen before and writes a digest of the new papers
-    (Markdown, web page, email body) plus RSS and Atom feeds.
+    It keeps every snapshot of a paper listing (Hugging Face Daily Papers, arXiv, any
+    feed), diffs each against everything seen before, and publishes the new papers as a
+    Markdown digest, a web page, an email to subscribers, and RSS and Atom feeds.
 
     \b
-    Example:
-      digest ingest examples/snapshots/
-      digest history
+    Examples:
+      digest ingest examples/snapshots/     # try it on the bundled captures
+      digest init && digest run             # watch live sources
+      digest subscribers add ada@example.org && digest send
+      digest schedule                       # run every day, unattended
     """
 
 
