@@ -1,4 +1,4 @@
-"""Signed tokens for links in emails (unsubscribe now; confirmation and preferences later).
+"""Signed tokens for links in emails: unsubscribe, confirm a subscription, preferences.
 
 itsdangerous signs the subscriber id with HMAC-SHA256 and the secret from DIGEST_SECRET;
 the secret never goes into the store, and a token cannot be forged or altered.
@@ -11,18 +11,26 @@ from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 _UNSUBSCRIBE = "paper-digest unsubscribe"
 
 
+def _id_token(secret: str, purpose: str, subscriber_id: int) -> str:
+    return URLSafeSerializer(secret, salt=purpose).dumps(subscriber_id)
+
+
+def _read_id_token(secret: str, purpose: str, token: str) -> int | None:
+    try:
+        value = URLSafeSerializer(secret, salt=purpose).loads(token)
+    except BadSignature:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def unsubscribe_token(secret: str, subscriber_id: int) -> str:
     """A token naming one subscriber, for their unsubscribe link."""
-    return URLSafeSerializer(secret, salt=_UNSUBSCRIBE).dumps(subscriber_id)
+    return _id_token(secret, _UNSUBSCRIBE, subscriber_id)
 
 
 def read_unsubscribe_token(secret: str, token: str) -> int | None:
     """The subscriber id in a valid token, or None for a forged or altered one."""
-    try:
-        value = URLSafeSerializer(secret, salt=_UNSUBSCRIBE).loads(token)
-    except BadSignature:
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return _read_id_token(secret, _UNSUBSCRIBE, token)
 
 
 _CONFIRM = "paper-digest confirm"
@@ -56,12 +64,9 @@ def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE,
 
 def preferences_token(secret: str, subscriber_id: int) -> str:
     """A token for a subscriber's topic preferences page."""
-    return URLSafeSerializer(secret, salt=_PREFERENCES).dumps(subscriber_id)
+    return _id_token(secret, _PREFERENCES, subscriber_id)
 
 
 def read_preferences_token(secret: str, token: str) -> int | None:
-    try:
-        value = URLSafeSerializer(secret, salt=_PREFERENCES).loads(token)
-    except BadSignature:
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """The subscriber id in a valid preferences token, or None."""
+    return _read_id_token(secret, _PREFERENCES, token)
