@@ -26,6 +26,7 @@ from digest.cli_support import (
 )
 from digest.delivery_log import release_digest
 from digest.errors import ConfigError
+from digest.lock import cycle_lock
 from digest.sources.files import expand_paths, read_snapshot
 
 
@@ -93,7 +94,9 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
             for snapshot in snapshots:
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)
-            for result in pipeline.ingest(store, settings, snapshots, now, baseline=baseline):
+            with cycle_lock(store):
+                results = list(pipeline.ingest(store, settings, snapshots, now, baseline=baseline))
+            for result in results:
                 md = (pipeline.digest_path(settings, result.digest.name, ".md")
                       if result.digest and result.status == "ingested" else None)
                 if as_json:

@@ -13,7 +13,7 @@ import httpx
 
 from digest import cycle_log
 from digest.alerts import alert_operator
-from digest.config import Settings
+from digest.config import Settings, SourceSettings
 from digest.deliver import Sender, Summary
 from digest.errors import ConfigError, ParseError, SourceError, StoreError
 from digest.feeds import build_feeds
@@ -149,6 +149,34 @@ class CycleReport:
                 f"{self.seconds:.1f} s")
 
 
+def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], now: datetime,
+           client: httpx.Client | None, sleep: Callable[[float], None] | None,
+           report: CycleReport) -> None:
+    """Fetch every source and ingest what is new as one digest, rendered."""
+    snapshots: list[Snapshot] = []
+    newest = store.newest_capture()
+    for source in sources:
+        try:
+            found = collect(store, source, now, client, sleep)
+        except (SourceError, ParseError) as exc:
+            report.failures.append((source.name, exc.message))
+            continue
+        late = [s for s in found if newest and s.captured_at < newest]
+        if late:
+            report.failures.append((source.name, f"{late[0].path}: captured before the newest "
+                                    "snapshot stored; ingest it into a fresh store"))
+            found = [s for s in found if s not in late]
+        report.fetched[source.name] = len(found)
+        snapshots += found
+    if snapshots:
+        report.results, published = store.ingest_cycle(
+            snapshots, now=now, max_new=settings.email.max_new)
+        report.digest = next((r.digest for r in report.results if r.digest), None)
+        if report.digest:
+            publish_digest(settings, report.digest, published)
+        publish_site(store, settings)
+
+
 def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | None = None,
               client: httpx.Client | None = None, sleep: Callable[[float], None] | None = None,
               lock_wait: float = 10.0, send: bool = True) -> CycleReport:
@@ -163,34 +191,19 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
                           "add [[sources]] to digest.toml (see `digest init`)")
     started = time.monotonic()
     report = CycleReport()
+    sender = make_sender(store, settings) if send else None  # settings errors before anything
     with cycle_lock(store, wait=lock_wait):
         cycle_id = cycle_log.start(store, now)
-        snapshots: list[Snapshot] = []
-        newest = store.newest_capture()
-        for source in sources:
-            try:
-                found = collect(store, source, now, client, sleep)
-            except (SourceError, ParseError) as exc:
-                report.failures.append((source.name, exc.message))
-                continue
-            late = [s for s in found if newest and s.captured_at < newest]
-            if late:
-                report.failures.append((source.name, f"{late[0].path}: captured before the "
-                                        "newest snapshot stored; ingest it into a fresh store"))
-                found = [s for s in found if s not in late]
-            report.fetched[source.name] = len(found)
-            snapshots += found
-        if snapshots:
-            report.results, published = store.ingest_cycle(
-                snapshots, now=now, max_new=settings.email.max_new)
-            report.digest = next((r.digest for r in report.results if r.digest), None)
-            if report.digest:
-                publish_digest(settings, report.digest, published)
-            publish_site(store, settings)
-        if send:
-            report.sent = make_sender(store, settings).run()
-        for name, reason in report.failures:
-            alert_operator(store, settings, name, reason, now)
-        report.seconds = time.monotonic() - started
-        cycle_log.finish(store, cycle_id, report, now)
+        try:
+            _cycle(store, settings, sources, now, client, sleep, report)
+            if sender is not None:
+                report.sent = sender.run()
+            for name, reason in report.failures:
+                alert_operator(store, settings, name, reason, now)
+        except BaseException as exc:  # recorded, then raised again: never swallowed
+            report.failures.append(("cycle", str(exc) or type(exc).__name__))
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            cycle_log.finish(store, cycle_id, report, now)
     return report
