@@ -168,10 +168,11 @@ def render_markdown(site: Site, info: DigestInfo, views: Sequence[PaperView],
 
 
 def render_page(site: Site, info: DigestInfo, views: Sequence[PaperView],
-                templates: str | None = None) -> Iterator[str]:
-    """The digest as a web page (every new paper, full abstracts), streamed."""
+                templates: str | None = None, history_base: str | None = None) -> Iterator[str]:
+    """The digest as a web page (every new paper, full abstracts), streamed. The web app
+    passes `history_base` to link each paper to its history page."""
     return environment(templates).get_template("digest.html").generate(
-        _context(site, info, views, f"digests/{info.name}.html"))
+        _context(site, info, views, f"digests/{info.name}.html", history_base=history_base))
 
 
 def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | None = None) -> str:

@@ -118,7 +118,8 @@ def create_app(store: Store, settings: Settings, *,
         if info is None:
             return page(request, "Not found", f"There is no digest {name}.", 404)
         views = [paper_view(p) for p in store.digest_papers(name)]
-        return HTMLResponse("".join(render_page(site, info, views, settings.templates)))
+        return HTMLResponse("".join(render_page(site, info, views, settings.templates,
+                                                history_base=link("papers/"))))
 
     async def paper_page(request: Request) -> Response:
         found = store.paper_history(request.path_params["key"])

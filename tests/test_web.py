@@ -4,6 +4,7 @@ forged and expired tokens, CSRF failures, hostile input."""
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -64,7 +65,10 @@ def test_archive_digest_and_paper_pages(world: tuple[Store, Settings, TestClient
     assert "<script>" not in digest.text
     assert client.get("/digests/2031-01-01").status_code == 404
     key = store.digest_papers("2026-03-11")[0].key
-    paper = client.get(f"/papers/{key}")
+    first = client.get("/digests/2026-03-11")
+    history = re.search(r'href="(https://papers\.example\.org/papers/[^"]+)">Upvotes and rank', first.text)
+    assert history is not None and unquote(history.group(1)).endswith("/papers/" + key)
+    paper = client.get(history.group(1).removeprefix("https://papers.example.org"))
     assert paper.status_code == 200 and "Tidal Attention" in paper.text
     assert paper.text.count("<tr>") == 3  # header + 2 sightings (Mar 11 and Mar 12)
     assert client.get("/papers/title:nothing-like-this").status_code == 404
