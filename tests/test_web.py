@@ -4,11 +4,11 @@ forged and expired tokens, CSRF failures, hostile input."""
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from conftest import EXAMPLES, FIXTURES
