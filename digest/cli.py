@@ -10,9 +10,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from digest import __version__, cycle_log, pipeline
-from digest import schedule as schedule_module
-from digest.capture import parse_iso_capture
+from digest import __version__
 from digest.cli_config import config_group, init
 from digest.cli_subscribers import subscribers
 from digest.cli_support import (
@@ -24,10 +22,10 @@ from digest.cli_support import (
     store_options,
     user_errors,
 )
-from digest.delivery_log import release_digest
 from digest.errors import ConfigError
-from digest.lock import cycle_lock
-from digest.sources.files import expand_paths, read_snapshot
+
+# Each command imports the modules it needs in its body: `digest --help` and `digest CMD -h`
+# load click alone (tests/test_cli.py guards it), and a command loads only its own stage.
 
 
 @click.group(context_settings=CONTEXT)
@@ -75,6 +73,11 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
       digest ingest --baseline backlog/      # first install: remember, send nothing
       digest ingest --send 2026-03-14.txt    # ingest and email in one step
     """
+    from digest import pipeline
+    from digest.capture import parse_iso_capture
+    from digest.lock import cycle_lock
+    from digest.sources.files import expand_paths, read_snapshot
+
     with user_errors():
         moment = None
         if captured_at is not None:
@@ -129,6 +132,8 @@ def render(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest render --out public/
     """
+    from digest import pipeline
+
     with user_errors(), opened(db, out, templates) as (store, settings):
         digests = pipeline.render_all(store, settings)
         click.echo(f"rendered {len(digests)} digests, feeds and index into {settings.out_dir}/")
@@ -187,6 +192,8 @@ def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | 
       digest send --dry-run
       digest send --to ada@example.org --digest 2026-03-13   # a preview copy
     """
+    from digest import pipeline
+
     with user_errors(), opened(db, out, templates) as (store, settings):
         if (to is None) != (digest_name is None):
             raise ConfigError("--to/--digest", "one without the other",
@@ -212,6 +219,9 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
     Example:
       digest release 2026-03-13
     """
+    from digest import pipeline
+    from digest.delivery_log import release_digest
+
     with user_errors(), opened(db, out, templates) as (store, settings):
         if not release_digest(store, name):
             raise ConfigError(name, "no held digest by that name",
@@ -238,6 +248,8 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
       digest run
       digest run --source hf-daily --no-send
     """
+    from digest import pipeline
+
     with user_errors(), opened(db, out, templates) as (store, settings):
         report = pipeline.run_cycle(store, settings, datetime.now(UTC), only=only,
                                     send=not no_send)
@@ -269,6 +281,9 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest --config /etc/paper-digest/digest.toml schedule
     """
+    from digest import cycle_log
+    from digest import schedule as schedule_module
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from digest import CONFIG_NAME
 from digest.cli_support import CONTEXT, settings_for, user_errors
-from digest.config import CONFIG_NAME
 from digest.errors import ConfigError
 from digest.output import write_atomic
 

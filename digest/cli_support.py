@@ -6,17 +6,17 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from digest.config import Settings, load_settings
-from digest.deliver import Summary
 from digest.errors import DigestError
-from digest.store import Store, open_store
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+if TYPE_CHECKING:  # the heavy modules load inside the commands: `digest --help` needs click alone
+    from digest.config import Settings
+    from digest.deliver import Summary
+    from digest.store import Store
+
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,7 +41,11 @@ def user_errors() -> Iterator[None]:
     except DigestError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        # Only a command that loaded SQLAlchemy can raise its errors; --help never loads it.
+        sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy_errors is None or not isinstance(exc, sqlalchemy_errors.SQLAlchemyError):
+            raise
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         click.echo(f"error: store: {reason} — check the database server and try again", err=True)
         sys.exit(2)
@@ -60,6 +64,8 @@ def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
 def settings_for(db: str | None = None, out: str | None = None,
                  templates: str | None = None) -> Settings:
     """The settings, taking `digest --config FILE` from the command group."""
+    from digest.config import load_settings
+
     context = click.get_current_context(silent=True)
     config = context.find_root().params.get("config") if context else None
     return load_settings(db=db, out=out, templates=templates, config=config)
@@ -68,6 +74,8 @@ def settings_for(db: str | None = None, out: str | None = None,
 @contextmanager
 def opened(db: str | None, out: str | None, templates: str | None) -> Iterator[tuple[Store, Settings]]:
     """Resolve the settings (with the group's --config) and open the store."""
+    from digest.store import open_store
+
     settings = settings_for(db, out, templates)
     store = open_store(settings.db_url)
     try:

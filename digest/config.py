@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest import CONFIG_NAME
 from digest.errors import ConfigError
 from digest.render import Site
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
@@ -92,7 +93,6 @@ class Settings:
 
 
 
-CONFIG_NAME = "digest.toml"
 SOURCE_FORMATS = ("auto", "dailypage", "hf-json", "hf-html", "arxiv", "feed")
 CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 # Each file setting: (section, key) -> default. The environment twin is DIGEST_SECTION_KEY.

@@ -164,3 +164,23 @@ def test_every_command_has_help_with_an_example() -> None:
 def test_python_dash_m_works(isolated: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "digest", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "digest ingest" in done.stdout
+
+
+# What a help text must not load: the store, templates, HTTP, the web app, mail validation.
+_HEAVY = ("sqlalchemy", "jinja2", "httpx", "starlette", "uvicorn", "feedgen", "feedparser",
+          "email_validator", "apscheduler", "css_inline", "markdown")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ingest", "-h"], ["run", "--help"],
+                                  ["subscribers", "add", "-h"], ["config", "check", "-h"],
+                                  ["init", "-h"], ["--version"]])
+def test_help_loads_click_alone(args: list[str]) -> None:
+    """`digest --help` answers at once: no heavy module is imported to print a help text."""
+    probe = ("import sys, runpy\n"
+             f"sys.argv = ['digest', *{args!r}]\n"
+             "try:\n    runpy.run_module('digest', run_name='__main__')\n"
+             "except SystemExit as stop:\n    assert stop.code in (0, None), stop.code\n"
+             f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", f"digest {' '.join(args)} imported {done.stdout}"
