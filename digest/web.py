@@ -21,18 +21,19 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import subscribers as book
 from digest.config import Settings
 from digest.errors import SubscriberError
 from digest.feeds import build_feeds
 from digest.message import POLICY, header_text
+from digest.page_cache import CachedPage, PageCache
 from digest.render import environment, long_date, paper_view, render_page
 from digest.store import Store
 from digest.tokens import (
@@ -52,15 +53,31 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 CSRF_COOKIE = "digest_csrf"
+HTML = "text/html; charset=utf-8"
+# Stands for the per-request CSRF token in the cached archive page (URL-safe, never escaped).
+_TOKEN_SLOT = "csrf-token-slot-0e6f1c"
 SUBSCRIBE_LIMIT = (5, 600.0)  # requests per client address per 10 minutes
 
 
-class _Security(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+class _Security:
+    """Adds the security headers to every response (plain ASGI: no per-request task or stream)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class RateLimit:
@@ -82,13 +99,15 @@ class RateLimit:
 
 def create_app(store: Store, settings: Settings, *,
                transport: Callable[[], Transport] | None = None,
-               clock: Callable[[], float] = time.time) -> Starlette:
+               clock: Callable[[], float] = time.time,
+               page_clock: Callable[[], float] = time.monotonic) -> Starlette:
     """The web app over a store; `transport` sends confirmation emails (default: configured)."""
     secret = settings.email.require_secret() if settings.email.smtp_host else (
         settings.email.secret or secrets.token_urlsafe(32))
     site = settings.site
     env = environment(settings.templates)
     limiter = RateLimit(*SUBSCRIBE_LIMIT)
+    cache = PageCache(settings.out_dir / "index.html", clock=page_clock)
     make = transport or (lambda: make_transport(settings.email, settings.out_dir / "outbox"))
 
     def link(path: str) -> str:
@@ -106,49 +125,72 @@ def create_app(store: Store, settings: Settings, *,
 
     async def archive(request: Request) -> Response:
         token = _csrf_token(request, secret)
-        html = env.get_template("index.html").render(
-            site=site, digests=store.digests(), long_date=long_date,
-            feed_url=link("feed.xml"), atom_url=link("atom.xml"),
-            subscribe={"action": link("subscribe"), "csrf": token})
-        return _with_csrf_cookie(HTMLResponse(html), request, token)
+
+        async def build() -> CachedPage:
+            html = env.get_template("index.html").render(
+                site=site, digests=store.digests(), long_date=long_date,
+                feed_url=link("feed.xml"), atom_url=link("atom.xml"),
+                subscribe={"action": link("subscribe"), "csrf": _TOKEN_SLOT})
+            return CachedPage.of(html.encode(), HTML)
+
+        cached = await cache.get("archive", build)
+        assert cached is not None
+        body = cached.body.replace(_TOKEN_SLOT.encode(), token.encode())
+        return _with_csrf_cookie(Response(body, media_type=HTML), request, token)
 
     async def digest_page(request: Request) -> Response:
         name = request.path_params["name"].removesuffix(".html")
-        info = store.digest(name)
-        if info is None:
+
+        async def build() -> CachedPage | None:
+            info = store.digest(name)
+            if info is None:
+                return None
+            views = [paper_view(p) for p in store.digest_papers(name)]
+            return CachedPage.of("".join(render_page(site, info, views, settings.templates,
+                                                     history_base=link("papers/"))).encode(), HTML)
+
+        cached = await cache.get(f"digest:{name}", build)
+        if cached is None:
             return page(request, "Not found", f"There is no digest {name}.", 404)
-        views = [paper_view(p) for p in store.digest_papers(name)]
-        return HTMLResponse("".join(render_page(site, info, views, settings.templates,
-                                                history_base=link("papers/"))))
+        return _answer(request, cached)
 
     async def paper_page(request: Request) -> Response:
-        found = store.paper_history(request.path_params["key"])
-        if found is None:
+        key = request.path_params["key"]
+
+        async def build() -> CachedPage | None:
+            found = store.paper_history(key)
+            if found is None:
+                return None
+            stored, seen = found
+            upvotes = [s["upvotes"] for s in seen if s["upvotes"] is not None]
+            html = env.get_template("paper.html").render(
+                site=site, paper=paper_view(stored), sightings=[
+                    {**s, "captured_at": f"{s['captured_at']:%Y-%m-%d %H:%M}"} for s in seen],
+                first_seen=f"{stored.first_seen:%Y-%m-%d}", digest=stored.digest,
+                digest_url=link(f"digests/{stored.digest}.html") if stored.digest else "",
+                chart=_chart(upvotes), index_url=link(""), feed_url=link("feed.xml"),
+                atom_url=link("atom.xml"))
+            return CachedPage.of(html.encode(), HTML)
+
+        cached = await cache.get(f"paper:{key}", build)
+        if cached is None:
             return page(request, "Not found", "No paper has this key.", 404)
-        stored, seen = found
-        upvotes = [s["upvotes"] for s in seen if s["upvotes"] is not None]
-        html = env.get_template("paper.html").render(
-            site=site, paper=paper_view(stored), sightings=[
-                {**s, "captured_at": f"{s['captured_at']:%Y-%m-%d %H:%M}"} for s in seen],
-            first_seen=f"{stored.first_seen:%Y-%m-%d}", digest=stored.digest,
-            digest_url=link(f"digests/{stored.digest}.html") if stored.digest else "",
-            chart=_chart(upvotes), index_url=link(""), feed_url=link("feed.xml"),
-            atom_url=link("atom.xml"))
-        return HTMLResponse(html)
+        return _answer(request, cached)
 
     def feed(kind: str) -> Callable[[Request], Any]:
-        async def serve(request: Request) -> Response:
+        async def build() -> CachedPage:
             papers = store.feed_papers(settings.feed_size)
             rss, atom = build_feeds(site, papers)
-            body = rss if kind == "rss" else atom
-            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
             newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
-            headers = {"ETag": etag, "Last-Modified": format_datetime(newest, usegmt=True),
-                       "Cache-Control": "public, max-age=300"}
-            if request.headers.get("if-none-match") == etag:
-                return Response(status_code=304, headers=headers)
             media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
-            return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
+            return CachedPage.of(rss if kind == "rss" else atom, f"{media}; charset=utf-8", headers={
+                "Last-Modified": format_datetime(newest, usegmt=True),
+                "Cache-Control": "public, max-age=300"})
+
+        async def serve(request: Request) -> Response:
+            cached = await cache.get(f"feed:{kind}", build)
+            assert cached is not None
+            return _answer(request, cached)
         return serve
 
     async def subscribe(request: Request) -> Response:
@@ -271,6 +313,14 @@ def _csrf_valid(token: str, secret: str) -> bool:
 def _csrf_ok(request: Request, form: FormData, secret: str) -> bool:
     cookie, sent = request.cookies.get(CSRF_COOKIE, ""), str(form.get("csrf", ""))
     return _csrf_valid(cookie, secret) and hmac.compare_digest(cookie, sent)
+
+
+def _answer(request: Request, cached: CachedPage) -> Response:
+    """A cached page, or 304 when the client already holds these bytes."""
+    if request.headers.get("if-none-match") == cached.headers["ETag"]:
+        return Response(status_code=304, headers=cached.headers)
+    return Response(cached.body, status_code=cached.status, media_type=cached.media_type,
+                    headers=cached.headers)
 
 
 def _sign(value: str, secret: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import EXAMPLES, FIXTURES
+from conftest import EXAMPLES, FIXTURES, entry, page
 from starlette.testclient import TestClient
 
 from digest import subscribers as book
@@ -199,3 +199,57 @@ def test_preferences(world: tuple[Store, Settings, TestClient, dict[str, float]]
     assert book.find(store, "ada@example.org").topics == ("robots", "<b>x</b>")  # type: ignore[union-attr]
     assert client.post("/preferences", data={"token": token, "topics": "z"}).status_code == 403
     assert client.get("/preferences?token=forged").status_code == 400
+
+
+def _one_more_digest(store: Store, settings: Settings, tmp_path: Path, day: str) -> None:
+    snapshot = tmp_path / f"{day}.txt"
+    snapshot.write_text(page(entry("A Paper Published After Start"), header="Mar " + day[-2:]))
+    list(ingest(store, settings, prepare(store, [snapshot], None, NOW), NOW))
+
+
+def test_pages_are_served_from_cache_until_the_next_publish(
+        world: tuple[Store, Settings, TestClient, dict[str, float]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendered once per publish: repeats and 304s touch neither the store nor a template."""
+    store, settings, client, _ = world
+    feed, digest = client.get("/feed.xml"), client.get("/digests/2026-03-14")
+    etag = feed.headers["etag"]
+
+    def untouchable(*_: object, **__: object) -> None:
+        raise AssertionError("the store was read for a cached page")
+    for name in ("feed_papers", "digest", "digest_papers", "digests", "paper_history"):
+        monkeypatch.setattr(store, name, untouchable)
+    assert client.get("/feed.xml").content == feed.content
+    assert client.get("/feed.xml", headers={"If-None-Match": etag}).status_code == 304
+    again = client.get("/digests/2026-03-14", headers={"If-None-Match": digest.headers["etag"]})
+    assert again.status_code == 304 and again.headers["x-content-type-options"] == "nosniff"
+    monkeypatch.undo()
+    _one_more_digest(store, settings, tmp_path, "2026-03-15")  # rewrites out/index.html
+    fresh = client.get("/feed.xml", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and "A Paper Published After Start" in fresh.text
+    assert "Mar 15, 2026" in client.get("/").text
+
+
+def test_without_the_output_folder_pages_expire_after_the_ttl(
+        world: tuple[Store, Settings, TestClient, dict[str, float]], tmp_path: Path) -> None:
+    """A web app on another machine than the runs still shows a new digest, within the TTL."""
+    store, settings, _, _ = world
+    ticks = {"now": 1000.0}
+    app = create_app(store, Settings(db_url=settings.db_url, out_dir=tmp_path / "elsewhere",
+                                     site=settings.site, email=settings.email),
+                     page_clock=lambda: ticks["now"])
+    with TestClient(app, base_url="https://testserver") as client:
+        assert "After Start" not in client.get("/feed.xml").text
+        _one_more_digest(store, settings, tmp_path, "2026-03-15")
+        assert "After Start" not in client.get("/feed.xml").text  # still the cached copy
+        ticks["now"] += 31
+        assert "After Start" in client.get("/feed.xml").text
+
+
+def test_archive_is_cached_but_each_visitor_gets_their_own_csrf_token(
+        world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    _, _, client, _ = world
+    first = csrf(client)
+    client.cookies.clear()
+    second = csrf(client)
+    assert first != second and "csrf-token-slot" not in client.get("/").text

@@ -1,0 +1,71 @@
+"""Rendered public pages kept in memory while the published output is unchanged.
+
+The web app's public pages (feeds, digests, the archive, paper histories) change only when
+an ingest, a run or a render publishes. Every publish rewrites `out/index.html` (atomically:
+a new inode), so its identity is a validator that costs one stat() and never touches the
+store or a template. A page is rendered once per publish, then served, and a 304 answered,
+from its cached bytes. When the web app does not share the output folder (another machine,
+another --out), entries expire after `ttl` seconds instead, so a new digest shows up within
+that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TTL = 30.0  # seconds a page is kept when the output folder cannot tell a publish
+DEFAULT_SIZE = 1024  # pages kept at most (paper histories are many; the oldest go first)
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """One rendered answer: its bytes, media type, and headers (an ETag of the bytes)."""
+
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+    @classmethod
+    def of(cls, body: bytes, media_type: str, status: int = 200,
+           headers: dict[str, str] | None = None) -> CachedPage:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return cls(body, media_type, {"ETag": etag, **(headers or {})}, status)
+
+
+class PageCache:
+    """An LRU of rendered pages, valid for one published version of the output folder."""
+
+    def __init__(self, marker: Path, ttl: float = DEFAULT_TTL, size: int = DEFAULT_SIZE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.marker, self.ttl, self.size, self.clock = marker, ttl, size, clock
+        self.pages: OrderedDict[str, tuple[object, CachedPage]] = OrderedDict()
+
+    def version(self) -> object:
+        """The published version: the marker file's identity, else the current TTL window."""
+        try:
+            found = os.stat(self.marker)
+        except OSError:
+            return ("ttl", int(self.clock() // self.ttl))
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+    async def get(self, key: str, build: Callable[[], Awaitable[CachedPage | None]]) -> CachedPage | None:
+        """The cached page for `key` at the current version, else `build()` (None: not cacheable)."""
+        version = self.version()
+        hit = self.pages.get(key)
+        if hit is not None and hit[0] == version:
+            self.pages.move_to_end(key)
+            return hit[1]
+        page = await build()
+        if page is not None and page.status == 200:
+            self.pages[key] = (version, page)
+            self.pages.move_to_end(key)
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
+        return page
