@@ -7,6 +7,7 @@ are appended in the order given, so rebuilding an unchanged store gives identica
 
 from __future__ import annotations
 
+import html
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -57,7 +58,9 @@ def _generator(site: Site, papers: Sequence[StoredPaper], self_path: str) -> Fee
         # place in the digest's web copy.
         entry.link(href=view.url or site.link(f"digests/{stored.digest}.html#p{view.position}"),
                    rel="alternate")
-        entry.summary(view.abstract)
+        # RSS readers take <description> as HTML: the abstract goes in as HTML text (an
+        # `<img onerror>` in an abstract shows as text), escaped once more by the XML itself.
+        entry.summary(html.escape(view.abstract, quote=False), type="html")
         entry.published(stored.first_seen)
         entry.updated(stored.first_seen)
     return feed

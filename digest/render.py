@@ -25,6 +25,7 @@ from jinja2 import (
 )
 
 from digest import __version__
+from digest.latex import tex_to_unicode
 from digest.models import DigestInfo, StoredPaper
 from digest.text import (
     is_safe_url,
@@ -67,13 +68,16 @@ class PaperView:
     """A paper made ready for templates: cleaned text, display strings, safe links only."""
 
     position: int
-    title: str
+    title: str  # TeX math and escapes turned into Unicode (`MedS³`): what HTML, email and feeds show
     abstract: str
     url: str | None
     other_links: tuple[str, ...]  # the abstract's links, less the one the title points to
     meta: str  # `Oct 31, 2024 · Microsoft · 4 comments`: only what is known
     key: str
     source: str = ""  # the source that listed it (a digest of several sources groups by it)
+    # As captured, `$…$` math kept: the Markdown digest's readers (GitHub) render it themselves.
+    title_tex: str = ""
+    abstract_tex: str = ""
 
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # locale-independent
@@ -99,10 +103,12 @@ def paper_view(stored: StoredPaper) -> PaperView:
     if paper.upvotes is not None:
         meta.append(_plural(paper.upvotes, "upvote"))
     url = paper.url if paper.url and is_safe_url(paper.url) else None
+    title, abstract = one_line(paper.title), one_line(paper.abstract)
     return PaperView(
-        position=stored.position, title=one_line(paper.title), abstract=one_line(paper.abstract),
+        position=stored.position, title=tex_to_unicode(title), abstract=tex_to_unicode(abstract),
         url=url, other_links=tuple(u for u in paper.links if is_safe_url(u) and u != url),
         meta=" · ".join(meta), key=stored.key, source=stored.source,
+        title_tex=title, abstract_tex=abstract,
     )
 
 
