@@ -54,10 +54,8 @@ def _generator(site: Site, papers: Sequence[StoredPaper], self_path: str) -> Fee
         entry = feed.add_entry(order="append")
         entry.id(paper_guid(stored.key))
         entry.title(view.title or "(untitled)")
-        # Atom needs a link (or content): with no page of its own, a paper links to its
-        # place in the digest's web copy.
-        entry.link(href=view.url or site.link(f"digests/{stored.digest}.html#p{view.position}"),
-                   rel="alternate")
+        # Always absolute, also without a base URL: the paper's page, else its title search.
+        entry.link(href=view.url, rel="alternate")
         # RSS readers take <description> as HTML: the abstract goes in as HTML text (an
         # `<img onerror>` in an abstract shows as text), escaped once more by the XML itself.
         entry.summary(html.escape(view.abstract, quote=False), type="html")

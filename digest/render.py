@@ -26,9 +26,9 @@ from jinja2 import (
 
 from digest import __version__
 from digest.latex import tex_to_unicode
+from digest.links import Link, paper_links, title_link
 from digest.models import DigestInfo, StoredPaper
 from digest.text import (
-    is_safe_url,
     linkify,
     mark,
     md_escape,
@@ -70,14 +70,16 @@ class PaperView:
     position: int
     title: str  # TeX math and escapes turned into Unicode (`MedS³`): what HTML, email and feeds show
     abstract: str
-    url: str | None
-    other_links: tuple[str, ...]  # the abstract's links, less the one the title points to
+    url: str  # the paper's page, else a title search (`url_is_search`): every title leads somewhere
+    links: tuple[Link, ...]  # `arXiv`, `PDF`, then the abstract's links by kind (`Code`, `Dataset`…)
     meta: str  # `Oct 31, 2024 · Microsoft · 4 comments`: only what is known
     key: str
     source: str = ""  # the source that listed it (a digest of several sources groups by it)
     # As captured, `$…$` math kept: the Markdown digest's readers (GitHub) render it themselves.
     title_tex: str = ""
     abstract_tex: str = ""
+    url_is_search: bool = False
+    authors: str = ""  # `Ada Lovelace, Alan Turing, Grace Hopper +4`
 
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # locale-independent
@@ -96,20 +98,30 @@ def paper_view(stored: StoredPaper) -> PaperView:
         meta.append(f"{_MONTHS[day.month - 1]} {day.day}, {day.year}")
     if paper.org_name:
         meta.append(one_line(paper.org_name))
-    elif paper.author_count:
+    elif paper.author_count and not paper.authors:
         meta.append(_plural(paper.author_count, "author"))
     if paper.comments:
         meta.append(_plural(paper.comments, "comment"))
     if paper.upvotes is not None:
         meta.append(_plural(paper.upvotes, "upvote"))
-    url = paper.url if paper.url and is_safe_url(paper.url) else None
     title, abstract = one_line(paper.title), one_line(paper.abstract)
+    target = title_link(paper, title)
     return PaperView(
         position=stored.position, title=tex_to_unicode(title), abstract=tex_to_unicode(abstract),
-        url=url, other_links=tuple(u for u in paper.links if is_safe_url(u) and u != url),
+        url=target.url, url_is_search=target.search, links=paper_links(paper),
         meta=" · ".join(meta), key=stored.key, source=stored.source,
-        title_tex=title, abstract_tex=abstract,
+        title_tex=title, abstract_tex=abstract, authors=author_line(paper.authors),
     )
+
+
+AUTHORS_SHOWN = 3
+
+
+def author_line(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
+    """The first `shown` names, then `+N` for the rest."""
+    names = [one_line(a) for a in authors if a.strip()]
+    line = ", ".join(names[:shown])
+    return f"{line} +{len(names) - shown}" if len(names) > shown else line
 
 
 def long_date(info: DigestInfo) -> str:
