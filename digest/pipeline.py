@@ -15,6 +15,7 @@ from digest import cycle_log
 from digest.alerts import alert_operator
 from digest.config import Settings, SourceSettings
 from digest.deliver import Sender, Summary
+from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, ParseError, SourceError, StoreError
 from digest.feeds import build_feeds
 from digest.lock import cycle_lock
@@ -54,8 +55,9 @@ def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
 
 
 def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
-           baseline: bool = False) -> Iterator[IngestResult]:
-    """Ingest prepared snapshots in order, rendering each new digest; then refresh the site."""
+           baseline: bool = False, enrich_arxiv: bool = False) -> Iterator[IngestResult]:
+    """Ingest prepared snapshots in order, rendering each new digest (its papers looked up on
+    arXiv first with `enrich_arxiv`); then refresh the site."""
     for snapshot in snapshots:
         earlier = store.find_snapshot(snapshot.sha256)
         if earlier is not None:
@@ -66,10 +68,21 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
         result, published = store.ingest(snapshot, baseline=baseline, now=now,
                                          max_new=settings.email.max_new)
         if result.digest is not None:
+            if enrich_arxiv:
+                published = enrich_digest(store, settings, result.digest, published, now)[0]
             publish_digest(settings, result.digest, published)
         del published
         yield result
     publish_site(store, settings)
+
+
+def enrich_digest(store: Store, settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                  now: datetime, client: httpx.Client | None = None
+                  ) -> tuple[list[StoredPaper], EnrichReport]:
+    """Look a new digest's papers up on arXiv (within the budget), then re-read them if any
+    gained an id. Never raises for the API's sake: the digest goes out either way."""
+    report = enrich(store, settings.enrich, now, keys=[p.key for p in papers], client=client)
+    return (store.digest_papers(info.name) if report.gained else list(papers)), report
 
 
 def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
@@ -131,6 +144,7 @@ class CycleReport:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     results: list[IngestResult] = field(default_factory=list)
     digest: DigestInfo | None = None
+    enriched: EnrichReport | None = None
     sent: Summary | None = None
     seconds: float = 0.0
 
@@ -173,6 +187,9 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
             snapshots, now=now, max_new=settings.email.max_new)
         report.digest = next((r.digest for r in report.results if r.digest), None)
         if report.digest:
+            if settings.enrich.arxiv:
+                published, report.enriched = enrich_digest(store, settings, report.digest, published,
+                                                            now, client)
             publish_digest(settings, report.digest, published)
         publish_site(store, settings)
 
