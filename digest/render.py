@@ -8,8 +8,8 @@ template keeps the others.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -37,13 +37,14 @@ from digest.text import (
     reflow_html,
     shorten,
     star,
+    teaser,
     wrap,
 )
 
 # Gmail clips messages over 102 KB; keep the body well under that so the per-subscriber
 # parts added at delivery (greeting, unsubscribe footer, MIME headers) still fit.
 EMAIL_BUDGET = 90_000
-# On a day too big for the budget, email abstracts are cut to this many characters.
+# Email cards show the abstract's first two sentences, cut to this many characters.
 EMAIL_SHORT_ABSTRACT = 300
 
 
@@ -156,7 +157,7 @@ def environment(user_templates: str | None = None) -> Environment:
         auto_reload=False,  # a digest includes a partial per paper: no stat() per include
     )
     env.filters.update(linkify=linkify, mark=mark, star=star, md=md_escape, md_block=md_escape_block,
-                       shorten=shorten, wrap=wrap, one_line=one_line)
+                       shorten=shorten, wrap=wrap, one_line=one_line, teaser=teaser)
     env.globals["version"] = __version__
     return env
 
@@ -203,12 +204,13 @@ def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | Non
 
 @dataclass(frozen=True)
 class EmailBody:
-    """The email body in both forms, and how many papers it shows in full."""
+    """The email body in both forms, and how many papers it shows as cards."""
 
     html: str
     text: str
     shown: int
     total: int
+    first_title: str = ""  # for the subject line
 
 
 def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
@@ -218,48 +220,47 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
                  preferences_url: str | None = None) -> EmailBody:
     """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
 
-    A normal day shows every paper in full. A big day shows the first papers in page order
-    with shortened abstracts, as many as fit, and links to the full digest for the rest.
-    `views` may be a subscriber's selection (`topics`), with `highlight` marking the words
-    that matched; `unsubscribe_url` adds the footer link (the archive copy has none).
+    It opens with the numbered list of every title, then a card per paper: authors, links and
+    the abstract's first two sentences, "more" leading to the full card on the web copy. A day
+    too big for the budget keeps every title in the list and shows as many cards as fit.
+    `views` may be a subscriber's selection (`topics`), numbered as shown, each with the words
+    that matched (`highlight`); `unsubscribe_url` adds the footer link (the archive copy has none).
     """
     env = environment(templates)
     here = f"digests/{info.name}.email.html"
+    matched_by = {v.key: hit.group(0) for v in views
+                  if highlight and (hit := highlight.search(v.title) or highlight.search(v.abstract))}
 
-    def build(count: int, short: bool) -> EmailBody:
-        shown = views[:count]
-        if short:
-            shown = [_short(v) for v in shown]
-        following = views[count].position if count < len(views) else None
-        ctx = _context(site, info, shown, here, more=len(views) - count, matched=len(views),
-                       next_position=following,
-                       topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url,
-                       preferences_url=preferences_url)
+    def build(count: int, listed: int | None = None) -> EmailBody:
+        ctx = _context(site, info, views[:count], here, contents=views[:listed],
+                       more=len(views) - count, matched=len(views), matched_by=matched_by,
+                       teaser_limit=EMAIL_SHORT_ABSTRACT, topics=tuple(topics), highlight=highlight,
+                       unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
         html = reflow_html(_inline(env.get_template("email.html").render(ctx)))
         text = env.get_template("email.txt").render(ctx)
-        return EmailBody(html=html, text=text, shown=count, total=len(views))
+        return EmailBody(html=html, text=text, shown=count, total=len(views),
+                         first_title=views[0].title if views else "")
 
-    # Rendering everything is only worth trying when the raw text could fit at all.
-    if sum(len(v.title) + len(v.abstract) for v in views) < budget:
-        full = build(len(views), short=False)
-        if _fits(full, budget):
-            return full
-    # Binary search for the most papers that fit with shortened abstracts; a paper takes at
-    # least ~200 bytes, so no more than budget/200 can ever fit.
-    low, high = 0, min(len(views), budget // 200)
-    best = build(0, short=True)
+    full = build(len(views))
+    if _fits(full, budget):
+        return full
+    # Every title in the list, and as many cards as fit; on a day so big that the list alone
+    # is too long (thousands of papers), as much of the list as fits and no cards.
+    if _fits(build(0), budget):
+        return build(_most(len(views) - 1, lambda n: _fits(build(n), budget)))
+    return build(0, _most(len(views) - 1, lambda n: _fits(build(0, n), budget)))
+
+
+def _most(high: int, fits: Callable[[int], bool]) -> int:
+    """The largest n in [0, high] for which `fits(n)` holds (it holds for 0, and is monotone)."""
+    low = 0
     while low < high:
         mid = (low + high + 1) // 2
-        candidate = build(mid, short=True)
-        if _fits(candidate, budget):
-            low, best = mid, candidate
+        if fits(mid):
+            low = mid
         else:
             high = mid - 1
-    return best
-
-
-def _short(view: PaperView) -> PaperView:
-    return replace(view, abstract=shorten(view.abstract, EMAIL_SHORT_ABSTRACT))
+    return low
 
 
 def _fits(body: EmailBody, budget: int) -> bool:

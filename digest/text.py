@@ -106,6 +106,18 @@ def shorten(text: str, limit: int) -> str:
     return cut + "…"
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def teaser(text: str, sentences: int = 2, limit: int = 300) -> str:
+    """The first `sentences` sentences, cut at a word to `limit` characters: enough to decide
+    whether to read on. Splits after `.`, `?` or `!` before a capital, so `e.g. the` stays whole."""
+    text = " ".join(text.split())
+    parts = _SENTENCE_END.split(text, maxsplit=sentences)
+    lead = " ".join(parts[:sentences])
+    return shorten(lead, limit)
+
+
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
     """Wrap plain text for the text email without breaking URLs."""
     return textwrap.fill(

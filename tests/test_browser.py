@@ -10,18 +10,21 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, SHARED_SNAPSHOTS
 from smtp_server import Mailbox, SmtpServer, content, free_port
 
 from digest.config import EmailSettings, Settings
 from digest.deliver import Sender
+from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare
-from digest.render import Site
+from digest.render import PaperView, Site, paper_view, render_email
+from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
 from digest.transport import SmtpTransport
 from digest.web import create_app
@@ -110,7 +113,7 @@ def test_subscribe_confirm_receive_unsubscribe(
 
         assert _send(store, settings, EXAMPLES / "2026-03-12.txt") == 1
         digest = box.to("reader@example.org")[-1]
-        assert digest["Subject"] == "Daily Papers, Mar 12: 3 new papers"
+        assert digest["Subject"].startswith("Daily Papers, Mar 12: 3 new papers · ")
         html = content(digest.get_payload()[1])
         email_file = settings.out_dir / "email.html"
         email_file.parent.mkdir(parents=True, exist_ok=True)
@@ -138,3 +141,42 @@ def test_subscribe_confirm_receive_unsubscribe(
     for name in ("archive", "digest", "email"):
         for label in ("phone", "desktop"):
             assert (SHOTS / f"{name}-{label}.png").stat().st_size > 5000
+
+
+def _day(papers: list[Paper], n: int) -> list[PaperView]:
+    """A day of `n` papers from the real captures (repeated, titles marked, past their count)."""
+    now = datetime(2026, 3, 13, tzinfo=UTC)
+    day = []
+    for i in range(n):
+        paper = papers[i % len(papers)]
+        if i >= len(papers):
+            paper = replace(paper, title=f"{paper.title} (again, {i // len(papers) + 1})")
+        day.append(paper_view(StoredPaper(key=f"k{i}", paper=paper, first_seen=now,
+                                          digest="2026-03-13", position=i + 1)))
+    return day
+
+
+@pytest.mark.skipif(not SHARED_SNAPSHOTS.is_dir(), reason="../shared/snapshots not present")
+def test_email_heights_at_600_px(browser_path: str) -> None:
+    """Skimmable: a 26-paper email is at most ~6,000 px tall at 600 px; a 121-paper day lists
+    every title within the size budget. Prints the heights for the README."""
+    from playwright.sync_api import sync_playwright
+
+    now = datetime(2026, 3, 13, tzinfo=UTC)
+    papers = [p for path in sorted(SHARED_SNAPSHOTS.glob("*.txt"))
+              for p in read_snapshot(path, None, now).papers]
+    heights = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)
+        page = browser.new_page(viewport={"width": 600, "height": 800})
+        for n in (6, 26, 121):
+            views = _day(papers, n)
+            body = render_email(Site(base_url="https://papers.example.org"),
+                                DigestInfo("2026-03-13", now, n), views)
+            page.set_content(body.html)
+            heights[n] = page.evaluate("document.documentElement.scrollHeight")
+            listed = page.locator("ol.contents li a").count()
+            assert listed == n, f"{n}-paper day lists {listed} titles"
+        browser.close()
+    print(f"email heights at 600 px: {heights}")
+    assert heights[26] <= 6000 and heights[6] < heights[26] < heights[121]
