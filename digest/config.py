@@ -116,6 +116,7 @@ KEYS: dict[tuple[str, str], Any] = {
     ("site", "title"): "Daily Papers",
     ("site", "base_url"): None,
     ("site", "feed_size"): 200,
+    ("site", "topic_feeds"): (),
     ("email", "smtp_host"): None,
     ("email", "smtp_port"): None,
     ("email", "smtp_security"): "starttls",
@@ -247,7 +248,8 @@ def load_settings(
         out_dir=Path(out or text("output", "dir") or DEFAULT_OUT),
         templates=templates,
         site=Site(title=text("site", "title") or "Daily Papers",
-                  base_url=base_url.rstrip("/") if base_url else None),
+                  base_url=base_url.rstrip("/") if base_url else None,
+                  topic_feeds=_topic_feeds(values)),
         feed_size=number("site", "feed_size") or 200,
         email=_email_settings(values, text, number, env),
         schedule=_schedule_settings(values, text, number),
@@ -256,6 +258,17 @@ def load_settings(
         alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
         config_path=path if file_values else None,
     )
+
+
+def _topic_feeds(values: _Values) -> tuple[str, ...]:
+    """`["reasoning", "diffusion, video"]` in the file, `reasoning; diffusion, video` in the
+    environment: one feed per entry, each entry a topic list as subscribers write them."""
+    raw, where = values.get("site", "topic_feeds")
+    entries = raw.split(";") if isinstance(raw, str) else raw
+    if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
+        raise ConfigError(where, f"{raw!r} is not a list of topics",
+                          'set it like topic_feeds = ["reasoning", "diffusion models"]')
+    return tuple(dict.fromkeys(" ".join(e.split()) for e in entries if e.strip()))
 
 
 def _enrich_settings(values: _Values, text: Any, number: Any) -> EnrichSettings:

@@ -17,7 +17,7 @@ from digest.config import Settings, SourceSettings
 from digest.deliver import Sender, Summary
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, ParseError, SourceError, StoreError
-from digest.feeds import build_feeds
+from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
 from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.output import write_atomic
@@ -25,6 +25,7 @@ from digest.render import paper_view, render_email, render_index, render_markdow
 from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
+from digest.subscribers import parse_topics
 from digest.transport import make_transport
 
 
@@ -120,9 +121,20 @@ def publish_digest(settings: Settings, info: DigestInfo,
 
 def publish_site(store: Store, settings: Settings) -> None:
     """Rewrite the feeds and the archive page (left untouched when nothing changed)."""
-    rss, atom = build_feeds(settings.site, store.feed_papers(settings.feed_size))
+    papers = store.feed_papers(settings.feed_size)
+    rss, atom = build_feeds(settings.site, papers)
     write_atomic(settings.out_dir / "feed.xml", rss)
     write_atomic(settings.out_dir / "atom.xml", atom)
+    if settings.site.topic_feeds:
+        wider = store.feed_papers(settings.feed_size * TOPIC_FEED_WINDOW)
+        for entry in settings.site.topic_feeds:
+            topics = parse_topics(entry)
+            slug = topic_slug(topics)
+            rss, atom = build_feeds(settings.site, matching(wider, topics, settings.feed_size),
+                                    FeedPlace(f"topics/{slug}.xml", f"topics/{slug}.atom",
+                                              f": {', '.join(topics)}"))
+            write_atomic(settings.out_dir / "topics" / f"{slug}.xml", rss)
+            write_atomic(settings.out_dir / "topics" / f"{slug}.atom", atom)
     write_atomic(settings.out_dir / "index.html",
                  render_index(settings.site, store.digests(), settings.templates))
 

@@ -55,6 +55,7 @@ class Site:
     title: str = "Daily Papers"
     base_url: str | None = None
     source_url: str = "https://huggingface.co/papers"
+    topic_feeds: tuple[str, ...] = ()  # topic lists to write feeds for: `reasoning`, `diffusion, video`
 
     def link(self, path: str, relative_to: str = "") -> str:
         """An absolute link under the base URL, else a path relative to the output file."""

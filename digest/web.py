@@ -14,7 +14,7 @@ import hmac
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -25,14 +25,15 @@ from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from digest import subscribers as book
 from digest.config import Settings
 from digest.errors import SubscriberError
-from digest.feeds import build_feeds
+from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug, topics_from_slug
 from digest.message import POLICY, header_text
+from digest.models import StoredPaper
 from digest.render import environment, long_date, paper_view, render_page
 from digest.store import Store
 from digest.tokens import (
@@ -109,7 +110,7 @@ def create_app(store: Store, settings: Settings, *,
         html = env.get_template("index.html").render(
             site=site, digests=store.digests(), long_date=long_date,
             feed_url=link("feed.xml"), atom_url=link("atom.xml"),
-            subscribe={"action": link("subscribe"), "csrf": token})
+            subscribe={"action": link("subscribe"), "csrf": token}, topic_feed_action=link("topics"))
         return _with_csrf_cookie(HTMLResponse(html), request, token)
 
     async def digest_page(request: Request) -> Response:
@@ -140,16 +141,32 @@ def create_app(store: Store, settings: Settings, *,
         async def serve(request: Request) -> Response:
             papers = store.feed_papers(settings.feed_size)
             rss, atom = build_feeds(site, papers)
-            body = rss if kind == "rss" else atom
-            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-            newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
-            headers = {"ETag": etag, "Last-Modified": format_datetime(newest, usegmt=True),
-                       "Cache-Control": "public, max-age=300"}
-            if request.headers.get("if-none-match") == etag:
-                return Response(status_code=304, headers=headers)
-            media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
-            return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
+            return _feed_response(request, kind, rss if kind == "rss" else atom, papers)
         return serve
+
+    def topic_feed(kind: str) -> Callable[[Request], Any]:
+        """`/topics/reasoning+diffusion-models.atom`: the newest papers matching those topics,
+        by the same rule as email topics."""
+        async def serve(request: Request) -> Response:
+            topics = topics_from_slug(request.path_params["words"])
+            if not topics:
+                return page(request, "Not found", "Name some topics: /topics/reasoning.atom", 404)
+            slug = topic_slug(topics)
+            papers = matching(store.feed_papers(settings.feed_size * TOPIC_FEED_WINDOW), topics,
+                              settings.feed_size)
+            here = str(request.base_url).rstrip("/") if not site.base_url else site.base_url
+            place = FeedPlace(f"topics/{slug}.xml", f"topics/{slug}.atom", f": {', '.join(topics)}",
+                              rss_url=f"{here}/topics/{slug}.xml", atom_url=f"{here}/topics/{slug}.atom")
+            rss, atom = build_feeds(site, papers, place)
+            return _feed_response(request, kind, rss if kind == "rss" else atom, papers)
+        return serve
+
+    async def topic_feed_form(request: Request) -> Response:
+        """The archive's "a feed for your topics" form: on to the topic feed's address."""
+        topics = book.parse_topics(request.query_params.get("topics", "")[:500])
+        if not topics:
+            return RedirectResponse(link(""), status_code=303)
+        return RedirectResponse(link(f"topics/{topic_slug(topics)}.atom"), status_code=303)
 
     async def subscribe(request: Request) -> Response:
         form = await request.form()
@@ -244,6 +261,8 @@ def create_app(store: Store, settings: Settings, *,
         Route("/", archive), Route("/index.html", archive),
         Route("/digests/{name}", digest_page), Route("/papers/{key:path}", paper_page),
         Route("/feed.xml", feed("rss")), Route("/atom.xml", feed("atom")),
+        Route("/topics", topic_feed_form),
+        Route("/topics/{words}.xml", topic_feed("rss")), Route("/topics/{words}.atom", topic_feed("atom")),
         Route("/subscribe", subscribe, methods=["POST"]),
         Route("/confirm", confirm, methods=["GET", "POST"]),
         Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
@@ -252,6 +271,18 @@ def create_app(store: Store, settings: Settings, *,
     app = Starlette(routes=routes, middleware=[Middleware(_Security)])
     app.state.secret = secret
     return app
+
+
+def _feed_response(request: Request, kind: str, body: bytes, papers: Sequence[StoredPaper]) -> Response:
+    """A feed with its validators: a reader that has this version gets 304."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
+    headers = {"ETag": etag, "Last-Modified": format_datetime(newest, usegmt=True),
+               "Cache-Control": "public, max-age=300"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
+    return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
 
 
 def _csrf_token(request: Request, secret: str) -> str:
