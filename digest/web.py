@@ -268,7 +268,12 @@ def create_app(store: Store, settings: Settings, *,
         Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences", preferences, methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_Security)])
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """Every unknown path: a styled page that leads back, not a bare "Not Found"."""
+        return page(request, "Not found", "There is nothing at this address.", 404)
+
+    app = Starlette(routes=routes, middleware=[Middleware(_Security)],
+                    exception_handlers={404: not_found})
     app.state.secret = secret
     return app
 

@@ -26,6 +26,7 @@ from digest.pipeline import ingest, prepare
 from digest.render import PaperView, Site, paper_view, render_email
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
+from digest.subscribers import topic_pattern
 from digest.transport import SmtpTransport
 from digest.web import create_app
 
@@ -180,3 +181,52 @@ def test_email_heights_at_600_px(browser_path: str) -> None:
         browser.close()
     print(f"email heights at 600 px: {heights}")
     assert heights[26] <= 6000 and heights[6] < heights[26] < heights[121]
+
+
+def _axe_script() -> str:
+    """axe-core, as the axe-playwright-python package ships it (from PyPI, no download)."""
+    import axe_playwright_python
+
+    return str(Path(axe_playwright_python.__file__).parent / "axe.min.js")
+
+
+def test_accessibility_in_both_colour_schemes(
+        browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
+    """axe-core finds no violation (contrast included) on every kind of page, light and dark;
+    the history table fits a 320 px screen."""
+    from playwright.sync_api import sync_playwright
+
+    store, settings, _, base = site
+    key = store.digest_papers("2026-03-11")[0].key
+    pages = ["/", "/digests/2026-03-11.html", f"/papers/{key}", "/confirm?token=forged",
+             "/unsubscribe?token=forged", "/preferences?token=forged", "/no/such/page"]
+    email = settings.out_dir / "digests" / "2026-03-11.email.html"
+    topic_email = settings.out_dir / "topic-email.html"  # with <mark> highlights
+    views = [paper_view(p) for p in store.digest_papers("2026-03-11")]
+    pattern = topic_pattern(("attention",))
+    assert pattern is not None
+    topic_email.write_text(render_email(settings.site, store.digests()[-1], [
+        v for v in views if pattern.search(v.title + " " + v.abstract)], topics=("attention",),
+        highlight=pattern).html)
+    assert "<mark" in topic_email.read_text()
+    problems = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)
+        for scheme in ("light", "dark"):
+            context = browser.new_context(bypass_csp=True, color_scheme=scheme,  # type: ignore[arg-type]
+                                          viewport={"width": 390, "height": 900})
+            page = context.new_page()
+            for url in [*(base + path for path in pages), email.as_uri(), topic_email.as_uri()]:
+                page.goto(url)
+                page.add_script_tag(path=_axe_script())
+                result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+                problems += [f"{scheme} {url}: {v['id']}: {v['nodes'][0]['target']} "
+                             f"{v['nodes'][0].get('failureSummary', '')[:160]}"
+                             for v in result["violations"]]
+            page.set_viewport_size({"width": 320, "height": 900})
+            page.goto(base + f"/papers/{key}")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the paper page scrolls sideways by {overflow} px at 320 px"
+            context.close()
+        browser.close()
+    assert not problems, "\n".join(problems)
