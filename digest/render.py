@@ -188,11 +188,15 @@ def render_markdown(site: Site, info: DigestInfo, views: Sequence[PaperView],
 
 
 def render_page(site: Site, info: DigestInfo, views: Sequence[PaperView],
-                templates: str | None = None, history_base: str | None = None) -> Iterator[str]:
+                templates: str | None = None, history_base: str | None = None, *,
+                older: str | None = None, newer: str | None = None,
+                subscribe_url: str | None = None) -> Iterator[str]:
     """The digest as a web page (every new paper, full abstracts), streamed. The web app
-    passes `history_base` to link each paper to its history page."""
+    passes `history_base` to link each paper to its history page, the neighbouring digests'
+    addresses and its subscribe form's."""
     return environment(templates).get_template("digest.html").generate(
-        _context(site, info, views, f"digests/{info.name}.html", history_base=history_base))
+        _context(site, info, views, f"digests/{info.name}.html", history_base=history_base,
+                 older=older, newer=newer, subscribe_url=subscribe_url))
 
 
 def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | None = None) -> str:

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from digest import subscribers as book
+from digest.chart import history_chart
 from digest.config import Settings
 from digest.errors import SubscriberError
 from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug, topics_from_slug
@@ -119,21 +120,25 @@ def create_app(store: Store, settings: Settings, *,
         if info is None:
             return page(request, "Not found", f"There is no digest {name}.", 404)
         views = [paper_view(p) for p in store.digest_papers(name)]
+        names = [d.name for d in store.digests()]  # newest first
+        at = names.index(name)
+        newer = link(f"digests/{names[at - 1]}.html") if at > 0 else None
+        older = link(f"digests/{names[at + 1]}.html") if at + 1 < len(names) else None
         return HTMLResponse("".join(render_page(site, info, views, settings.templates,
-                                                history_base=link("papers/"))))
+                                                history_base=link("papers/"), older=older,
+                                                newer=newer, subscribe_url=link("#subscribe"))))
 
     async def paper_page(request: Request) -> Response:
         found = store.paper_history(request.path_params["key"])
         if found is None:
             return page(request, "Not found", "No paper has this key.", 404)
         stored, seen = found
-        upvotes = [s["upvotes"] for s in seen if s["upvotes"] is not None]
         html = env.get_template("paper.html").render(
             site=site, paper=paper_view(stored), sightings=[
                 {**s, "captured_at": f"{s['captured_at']:%Y-%m-%d %H:%M}"} for s in seen],
             first_seen=f"{stored.first_seen:%Y-%m-%d}", digest=stored.digest,
             digest_url=link(f"digests/{stored.digest}.html") if stored.digest else "",
-            chart=_chart(upvotes), index_url=link(""), feed_url=link("feed.xml"),
+            chart=history_chart(seen), index_url=link(""), feed_url=link("feed.xml"),
             atom_url=link("atom.xml"))
         return HTMLResponse(html)
 
@@ -246,13 +251,16 @@ def create_app(store: Store, settings: Settings, *,
         current = book.by_id(store, subscriber_id) if subscriber_id is not None else None
         if current is None or current.status == book.UNSUBSCRIBED:
             return page(request, "Link not valid", "This preferences link is not valid.", 400)
+        heading = "Your topics"
         if form is not None:
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Reload the page.", 403)
             topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
             book.add(store, current.email, topics=topics)
             current = book.by_id(store, subscriber_id) or current
-        return page(request, "Your topics", "Only new papers whose title or abstract mentions "
+            saved = ", ".join(current.topics) or "every new paper"
+            heading = f"Saved: {saved}"
+        return page(request, heading, "Only new papers whose title or abstract mentions "
                     "one of these are sent to you; leave it empty for every new paper.",
                     form={"action": link("preferences"), "button": "Save",
                           "fields": [("token", token)], "topics": ", ".join(current.topics)})
@@ -318,19 +326,6 @@ def _with_csrf_cookie(response: Response, request: Request, token: str) -> Respo
         response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")
     return response
-
-
-def _chart(values: list[int]) -> dict[str, Any] | None:
-    """An inline SVG polyline of upvotes over sightings (no scripts, no external files)."""
-    if len(values) < 2:
-        return None
-    width, height = 600, 120
-    top = max(values) or 1
-    step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 8 - (v / top) * (height - 16):.1f}"
-                      for i, v in enumerate(values))
-    return {"width": width, "height": height, "points": points,
-            "label": f"Upvotes over {len(values)} sightings (max {top})"}
 
 
 def _send_confirmation(transport: Transport, settings: Settings, email: str, url: str) -> None:
