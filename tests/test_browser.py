@@ -129,18 +129,23 @@ def test_subscribe_confirm_receive_unsubscribe(
         assert _send(store, settings, EXAMPLES / "2026-03-13.txt") == 0
         assert len(box.to("reader@example.org")) == 2  # the confirmation and one digest
 
-        for width, label in ((390, "phone"), (1280, "desktop")):
-            shot = browser.new_page(viewport={"width": width, "height": 900})
-            shot.goto(base + "/")
-            shot.screenshot(path=str(SHOTS / f"archive-{label}.png"), full_page=True)
-            shot.goto(base + "/digests/2026-03-12.html")
-            shot.screenshot(path=str(SHOTS / f"digest-{label}.png"), full_page=True)
-            shot.goto(email_file.as_uri())
-            shot.screenshot(path=str(SHOTS / f"email-{label}.png"), full_page=True)
-            shot.close()
+        # The README's screenshots: light and dark, phone and desktop (copied to docs/screenshots/).
+        for scheme in ("light", "dark"):
+            for width, size in ((390, "phone"), (1280, "desktop")):
+                label = size if scheme == "light" else f"{size}-dark"
+                context = browser.new_context(color_scheme=scheme,  # type: ignore[arg-type]
+                                              viewport={"width": width, "height": 900})
+                shot = context.new_page()
+                shot.goto(base + "/")
+                shot.screenshot(path=str(SHOTS / f"archive-{label}.png"), full_page=True)
+                shot.goto(base + "/digests/2026-03-12.html")
+                shot.screenshot(path=str(SHOTS / f"digest-{label}.png"), full_page=True)
+                shot.goto(email_file.as_uri())
+                shot.screenshot(path=str(SHOTS / f"email-{label}.png"), full_page=True)
+                context.close()
         browser.close()
     for name in ("archive", "digest", "email"):
-        for label in ("phone", "desktop"):
+        for label in ("phone", "desktop", "phone-dark", "desktop-dark"):
             assert (SHOTS / f"{name}-{label}.png").stat().st_size > 5000
 
 
