@@ -21,7 +21,7 @@ from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, to
 from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.output import write_atomic
-from digest.render import paper_view, render_email, render_index, render_markdown, render_page
+from digest.render import PaperView, paper_view, render_email, render_index, render_markdown, render_page
 from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
@@ -71,7 +71,7 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
         if result.digest is not None:
             if enrich_arxiv:
                 published = enrich_digest(store, settings, result.digest, published, now)[0]
-            publish_digest(settings, result.digest, published)
+            publish_new_digest(store, settings, result.digest, published)
         del published
         yield result
     publish_site(store, settings)
@@ -99,15 +99,16 @@ def digest_path(settings: Settings, name: str, suffix: str) -> Path:
     return settings.out_dir / "digests" / f"{name}{suffix}"
 
 
-def publish_digest(settings: Settings, info: DigestInfo,
-                   papers: Sequence[StoredPaper]) -> list[Path]:
-    """Write a digest's Markdown, web page and email bodies."""
+def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                   older: str | None = None, newer: str | None = None) -> list[Path]:
+    """Write a digest's Markdown, web page (linking the `older` and `newer` digests by name)
+    and email bodies."""
     views = [paper_view(p) for p in papers]
     site, templates = settings.site, settings.templates
     email = render_email(site, info, views, templates)
     outputs = {
         ".md": render_markdown(site, info, views, templates),
-        ".html": render_page(site, info, views, templates),
+        ".html": _web_page(settings, info, views, older, newer),
         ".email.html": email.html,
         ".email.txt": email.text,
     }
@@ -117,6 +118,30 @@ def publish_digest(settings: Settings, info: DigestInfo,
         write_atomic(path, content)
         written.append(path)
     return written
+
+
+def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],
+              older: str | None, newer: str | None) -> Iterator[str]:
+    here = f"digests/{info.name}.html"
+    return render_page(
+        settings.site, info, views, settings.templates,
+        older=settings.site.link(f"digests/{older}.html", here) if older else None,
+        newer=settings.site.link(f"digests/{newer}.html", here) if newer else None)
+
+
+def publish_new_digest(store: Store, settings: Settings, info: DigestInfo,
+                       papers: Sequence[StoredPaper]) -> None:
+    """Publish a new digest, linking the one before it, whose page gains its "next" link."""
+    names = [d.name for d in store.digests()]  # newest first
+    at = names.index(info.name)
+    older = names[at + 1] if at + 1 < len(names) else None
+    publish_digest(settings, info, papers, older=older)
+    before = store.digest(older) if older else None
+    if before is not None:
+        oldest = names[at + 2] if at + 2 < len(names) else None
+        views = [paper_view(p) for p in store.digest_papers(before.name)]
+        write_atomic(digest_path(settings, before.name, ".html"),
+                     _web_page(settings, before, views, oldest, info.name))
 
 
 def publish_site(store: Store, settings: Settings) -> None:
@@ -141,9 +166,12 @@ def publish_site(store: Store, settings: Settings) -> None:
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
     """Rebuild every output from the store."""
-    digests = store.digests()
-    for info in digests:
-        publish_digest(settings, info, store.digest_papers(info.name))
+    digests = store.digests()  # newest first
+    names = [d.name for d in digests]
+    for at, info in enumerate(digests):
+        publish_digest(settings, info, store.digest_papers(info.name),
+                       older=names[at + 1] if at + 1 < len(names) else None,
+                       newer=names[at - 1] if at > 0 else None)
     publish_site(store, settings)
     return digests
 
@@ -202,7 +230,7 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
             if settings.enrich.arxiv:
                 published, report.enriched = enrich_digest(store, settings, report.digest, published,
                                                             now, client)
-            publish_digest(settings, report.digest, published)
+            publish_new_digest(store, settings, report.digest, published)
         publish_site(store, settings)
 
 

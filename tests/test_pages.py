@@ -86,3 +86,18 @@ def test_no_dead_ends(world: tuple[Store, TestClient]) -> None:
     saved = client.post("/preferences", data={"token": token, "topics": "robots, speech",
                                               "csrf": csrf.group(1)})
     assert "Saved: robots, speech" in saved.text and 'value="robots, speech"' in saved.text
+
+
+def test_static_digest_pages_link_their_neighbours(tmp_path: Path) -> None:
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 's.sqlite3'}", out_dir=tmp_path / "out")
+    store = open_store(settings.db_url)
+    for day in ("2026-03-11", "2026-03-12", "2026-03-13"):  # one at a time, as a daily job does
+        list(ingest(store, settings, prepare(store, [EXAMPLES / f"{day}.txt"], None, NOW), NOW))
+    pages = {day: (settings.out_dir / f"digests/{day}.html").read_text()
+             for day in ("2026-03-11", "2026-03-12", "2026-03-13")}
+    assert 'rel="prev"' not in pages["2026-03-11"]
+    assert 'href="../digests/2026-03-12.html" rel="next"' in pages["2026-03-11"]
+    assert 'href="../digests/2026-03-11.html" rel="prev"' in pages["2026-03-12"]
+    assert 'href="../digests/2026-03-13.html" rel="next"' in pages["2026-03-12"]
+    assert 'rel="next"' not in pages["2026-03-13"]
+    store.close()
