@@ -55,12 +55,15 @@ def title_link(paper: Paper, title: str | None = None) -> TitleLink:
 
 
 def paper_links(paper: Paper) -> tuple[Link, ...]:
-    """`arXiv` and `PDF` when the id is known, then the abstract's URLs labelled by what they
-    are, each URL once and none that the title already points to."""
+    """`arXiv` (or `HF` when the title leads to arXiv) and `PDF` when the id is known, then the
+    abstract's URLs labelled by what they are, each URL once and none the title points to."""
     links: list[Link] = []
-    if paper.arxiv_id:
-        links += [Link("arXiv", arxiv_abs(paper.arxiv_id)), Link("PDF", f"{ARXIV}/pdf/{paper.arxiv_id}")]
     title_url = title_link(paper).url
+    if paper.arxiv_id:
+        # The title already leads to arXiv (an arXiv feed): the HF page is the other place.
+        first = (Link("HF", f"{HF_PAPERS}/{paper.arxiv_id}") if title_url.startswith(f"{ARXIV}/abs/")
+                 else Link("arXiv", arxiv_abs(paper.arxiv_id)))
+        links += [first, Link("PDF", f"{ARXIV}/pdf/{paper.arxiv_id}")]
     seen = {title_url, *(link.url for link in links)}
     for url in paper.links:
         if is_safe_url(url) and url.rstrip("/") not in {u.rstrip("/") for u in seen}:

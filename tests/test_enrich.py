@@ -10,11 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from conftest import EXAMPLES, FIXTURES, ROOT
 from http_server import FixtureServer, Route
 from sqlalchemy import select
 
 from digest import schema as t
+from digest.cli import main
 from digest.config import EnrichSettings, Settings, SourceSettings
 from digest.enrich import enrich, parse_answer, request_params
 from digest.pipeline import run_cycle
@@ -156,3 +158,31 @@ def test_a_cycle_enriches_its_digest_within_the_budget(tmp_path: Path, server: F
         assert report.enriched.errors and "huggingface.co/papers/2603.01234" not in md
         assert "(arXiv search)" in md  # the digest went out, with its searches
     store.close()
+
+
+def test_the_enrich_and_ingest_commands(tmp_path: Path, server: FixtureServer,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`digest ingest` enriches only with --enrich; `digest enrich` backfills and re-renders."""
+    snapshot = EXAMPLES / "2026-03-13.txt"
+    titles = [p.title for p in read_snapshot(snapshot, None, NOW).papers]
+    _route(server, titles, Route((FIXTURES / "sources/arxiv_api.xml").read_bytes(),
+                                 "application/atom+xml"))
+    monkeypatch.setenv("DIGEST_ENRICH_API_URL", server.url("/api/query"))
+    monkeypatch.setenv("DIGEST_ENRICH_ARXIV", "true")
+    runner = CliRunner()
+    done = runner.invoke(main, ["ingest", str(snapshot)], catch_exceptions=False)
+    assert done.exit_code == 0 and server.hits == []  # no --enrich: nothing asked
+    md = tmp_path / "out/digests/2026-03-13.md"
+    assert "huggingface.co/papers/2603.01234" not in md.read_text()
+    done = runner.invoke(main, ["enrich"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert "5 titles in 1 requests, 1 found, 1 papers gained an id" in done.output
+    assert "huggingface.co/papers/2603.01234" in md.read_text()  # re-rendered
+    again = runner.invoke(main, ["enrich"], catch_exceptions=False)
+    assert "0 titles in 0 requests" in again.output and len(server.hits) == 1
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    done = runner.invoke(main, ["ingest", "--enrich", str(snapshot)], catch_exceptions=False)
+    assert done.exit_code == 0 and len(server.hits) == 2
+    assert "huggingface.co/papers/2603.01234" in (fresh / "out/digests/2026-03-13.md").read_text()

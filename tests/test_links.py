@@ -29,6 +29,7 @@ def test_an_arxiv_source_links_its_abs_page() -> None:
     paper = Paper(title="T", abstract="", rank=1, arxiv_id="2501.01234",
                   page_url="https://arxiv.org/abs/2501.01234v2")
     assert title_link(paper).url == "https://arxiv.org/abs/2501.01234v2"
+    assert [link.label for link in paper_links(paper)] == ["HF", "PDF"]
 
 
 def test_no_id_links_a_labelled_title_search_never_the_first_abstract_url() -> None:
