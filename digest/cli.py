@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -56,9 +57,12 @@ def main(config: str | None) -> None:
 @click.option("--baseline", is_flag=True,
               help="Record the papers as seen without making digests (a first install).")
 @click.option("--send", "and_send", is_flag=True, help="Deliver the new digests right away.")
+@click.option("--enrich", "and_enrich", is_flag=True,
+              help="Look new papers without an arXiv id up on arXiv first (within [enrich] budget).")
 @store_options
 def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, baseline: bool,
-           and_send: bool, db: str | None, out: str | None, templates: str | None) -> None:
+           and_send: bool, and_enrich: bool, db: str | None, out: str | None,
+           templates: str | None) -> None:
     """Ingest snapshots, diff them against everything seen, render digests of new papers.
 
     PATH is a snapshot file or a folder of *.txt snapshots. Several snapshots are
@@ -98,7 +102,8 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)
             with cycle_lock(store):
-                results = list(pipeline.ingest(store, settings, snapshots, now, baseline=baseline))
+                results = list(pipeline.ingest(store, settings, snapshots, now, baseline=baseline,
+                                               enrich_arxiv=and_enrich and settings.enrich.arxiv))
             for result in results:
                 md = (pipeline.digest_path(settings, result.digest.name, ".md")
                       if result.digest and result.status == "ingested" else None)
@@ -119,6 +124,37 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                                f"it, then: digest release {result.digest.name}", err=True)
             if and_send:
                 report_send(pipeline.make_sender(store, settings, **send_feedback()).run())
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--budget", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Time to spend on look-ups (default: [enrich] budget).")
+@store_options
+def enrich(budget: int | None, db: str | None, out: str | None, templates: str | None) -> None:
+    """Look papers without an arXiv id up on arXiv by exact title, then re-render.
+
+    Backfills the store: every published paper with no id that was never looked up (or
+    missed over a week ago), newest first, one request every [enrich] interval seconds
+    until the budget is spent. Run it again to continue.
+
+    \b
+    Examples:
+      digest enrich
+      digest enrich --budget 600
+    """
+    from digest import pipeline
+    from digest.enrich import enrich as run_enrich
+    from digest.lock import cycle_lock
+
+    with user_errors(), opened(db, out, templates) as (store, settings):
+        options = settings.enrich if budget is None else replace(settings.enrich, budget=budget)
+        with cycle_lock(store):
+            report = run_enrich(store, options, datetime.now(UTC))
+            if report.gained:
+                pipeline.render_all(store, settings)
+        click.echo(report.line())
+        if report.errors:
+            sys.exit(1)
 
 
 @main.command(context_settings=CONTEXT)
@@ -257,6 +293,8 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
             click.echo(f"{name}: {count} new snapshot{'s' if count != 1 else ''}")
         for name, reason in report.failures:
             click.echo(f"{name}: failed: {reason}", err=True)
+        if report.enriched and (report.enriched.asked or report.enriched.errors):
+            click.echo(report.enriched.line(), err=bool(report.enriched.errors))
         if report.digest:
             md = pipeline.digest_path(settings, report.digest.name, ".md")
             click.echo(f"{report.digest.name}  {report.digest.paper_count} new  → {md}")

@@ -31,6 +31,7 @@ dir = "out"
 title = "Daily Papers"
 # base_url = "https://papers.example.org"   # where out/ is served; makes links absolute
 feed_size = 200
+# topic_feeds = ["reasoning", "diffusion, video"]   # also write out/topics/<topics>.xml/.atom
 
 [email]
 # Without smtp_host, mail goes to out/outbox/ as .eml files.
@@ -48,6 +49,12 @@ misfire_grace = 3600         # seconds a late run may still start after downtime
 
 # [alerts]
 # email = "ops@example.org"  # one short email when a cycle fails (at most daily per source)
+
+[enrich]
+arxiv = true                 # look papers without an arXiv id up by exact title (run, schedule)
+budget = 60                  # seconds of look-ups per cycle; the rest wait for the next cycle
+timeout = 20                 # seconds per request
+interval = 3                 # seconds between requests (arXiv asks for 3)
 
 # One [[sources]] block per listing: a file, a folder of captures, or an http(s) URL.
 # format: auto, dailypage, hf-json, hf-html, arxiv or feed.

@@ -68,6 +68,18 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class EnrichSettings:
+    """Looking papers without an arXiv id up by title on the arXiv API: polite and bounded."""
+
+    arxiv: bool = True
+    api_url: str = "https://export.arxiv.org/api/query"
+    budget: int = 60  # seconds per cycle; the rest wait for the next cycle
+    timeout: int = 20  # seconds per request (cut to what is left of the budget)
+    interval: int = 3  # seconds between requests: arXiv's rule
+    batch: int = 20  # titles per request (one OR query)
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """One listing to watch: a file, a folder or an http(s) URL, in a format (or auto)."""
 
@@ -87,6 +99,7 @@ class Settings:
     feed_size: int = 200
     email: EmailSettings = EmailSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    enrich: EnrichSettings = EnrichSettings()
     sources: tuple[SourceSettings, ...] = ()
     alerts_email: str | None = None
     config_path: Path | None = None
@@ -103,6 +116,7 @@ KEYS: dict[tuple[str, str], Any] = {
     ("site", "title"): "Daily Papers",
     ("site", "base_url"): None,
     ("site", "feed_size"): 200,
+    ("site", "topic_feeds"): (),
     ("email", "smtp_host"): None,
     ("email", "smtp_port"): None,
     ("email", "smtp_security"): "starttls",
@@ -113,6 +127,12 @@ KEYS: dict[tuple[str, str], Any] = {
     ("schedule", "timezone"): "UTC",
     ("schedule", "misfire_grace"): 3600,
     ("alerts", "email"): None,
+    ("enrich", "arxiv"): True,
+    ("enrich", "api_url"): EnrichSettings.api_url,
+    ("enrich", "budget"): EnrichSettings.budget,
+    ("enrich", "timeout"): EnrichSettings.timeout,
+    ("enrich", "interval"): EnrichSettings.interval,
+    ("enrich", "batch"): EnrichSettings.batch,
 }
 SHORTHANDS = {("store", "url"): "DIGEST_DB", ("output", "dir"): "DIGEST_OUT",
               ("output", "templates"): "DIGEST_TEMPLATES"}
@@ -228,13 +248,45 @@ def load_settings(
         out_dir=Path(out or text("output", "dir") or DEFAULT_OUT),
         templates=templates,
         site=Site(title=text("site", "title") or "Daily Papers",
-                  base_url=base_url.rstrip("/") if base_url else None),
+                  base_url=base_url.rstrip("/") if base_url else None,
+                  topic_feeds=_topic_feeds(values)),
         feed_size=number("site", "feed_size") or 200,
         email=_email_settings(values, text, number, env),
         schedule=_schedule_settings(values, text, number),
+        enrich=_enrich_settings(values, text, number),
         sources=_sources(file_values.get("sources", []), str(path)),
         alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
         config_path=path if file_values else None,
+    )
+
+
+def _topic_feeds(values: _Values) -> tuple[str, ...]:
+    """`["reasoning", "diffusion, video"]` in the file, `reasoning; diffusion, video` in the
+    environment: one feed per entry, each entry a topic list as subscribers write them."""
+    raw, where = values.get("site", "topic_feeds")
+    entries = raw.split(";") if isinstance(raw, str) else raw
+    if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
+        raise ConfigError(where, f"{raw!r} is not a list of topics",
+                          'set it like topic_feeds = ["reasoning", "diffusion models"]')
+    return tuple(dict.fromkeys(" ".join(e.split()) for e in entries if e.strip()))
+
+
+def _enrich_settings(values: _Values, text: Any, number: Any) -> EnrichSettings:
+    raw, where = values.get("enrich", "arxiv")
+    flag = str(raw).strip().lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ConfigError(where, f"{raw!r} is not true or false", "set it like arxiv = false")
+    api_url = text("enrich", "api_url") or EnrichSettings.api_url
+    if urlsplit(api_url).scheme not in ("http", "https"):
+        raise ConfigError(values.get("enrich", "api_url")[1], f"{api_url!r} is not an http(s) URL",
+                          f"leave it unset for {EnrichSettings.api_url}")
+    defaults = EnrichSettings()
+    return EnrichSettings(
+        arxiv=flag in ("true", "1", "yes", "on"), api_url=api_url,
+        budget=number("enrich", "budget", defaults.budget),
+        timeout=number("enrich", "timeout", defaults.timeout),
+        interval=number("enrich", "interval", defaults.interval),
+        batch=number("enrich", "batch", defaults.batch),
     )
 
 

@@ -252,7 +252,7 @@ class Sender:
             pattern = topic_pattern(topics)
             views = edition.views if pattern is None else [
                 v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
-            # Papers keep their digest numbers, so "5." is the 5th paper of the web copy.
+            # Numbered as shown; each card's "more" and the web link still find the paper.
             body = render_email(self.settings.site, edition.info, views,
                                 self.settings.templates, topics=topics, highlight=pattern,
                                 unsubscribe_url=UNSUBSCRIBE_MARKER,

@@ -24,7 +24,7 @@ from markupsafe import escape
 
 from digest.models import DigestInfo
 from digest.render import EmailBody, Site, long_date
-from digest.text import one_line
+from digest.text import one_line, shorten
 
 # Fold only where RFC 5322 forces it (998), so URLs in headers stay intact and unencoded.
 POLICY = policy.SMTP.clone(max_line_length=998)
@@ -57,10 +57,18 @@ def message_id(digest: str, subscriber_id: int, email: str, domain: str) -> str:
     return f"<digest.{digest}.{subscriber_id}.{tag}@{domain}>"
 
 
-def subject(site: Site, info: DigestInfo, count: int) -> str:
-    """`Daily Papers, Mar 13: 6 new papers`"""
+SUBJECT_LENGTH = 78  # what an inbox list shows, and RFC 5322's recommended line length
+
+
+def subject(site: Site, info: DigestInfo, count: int, first_title: str = "") -> str:
+    """`Daily Papers, Mar 13: 6 new · MedS³: Towards Medical Small…`: the count, then as much
+    of the first paper's title as fits in 78 characters."""
     day = long_date(info).rsplit(",", 1)[0]
-    return header_text(f"{site.title}, {day}: {count} new paper{'s' if count != 1 else ''}")
+    head = header_text(f"{site.title}, {day}: {count} new paper{'s' if count != 1 else ''}")
+    title = header_text(first_title)
+    if not title or len(head) + 3 + 12 > SUBJECT_LENGTH:
+        return head
+    return f"{head} · {shorten(title, SUBJECT_LENGTH - len(head) - 3)}"
 
 
 # A body line under this length can travel as 8bit (RFC 5322 allows 998).
@@ -120,10 +128,12 @@ class PreparedBody:
     text: _Encoded
     html: _Encoded
     count: int  # papers in it, for the subject line
+    first_title: str = ""  # also for the subject line
 
     @classmethod
     def of(cls, body: EmailBody, count: int) -> PreparedBody:
-        return cls(text=_Encoded.of(body.text), html=_Encoded.of(body.html), count=count)
+        return cls(text=_Encoded.of(body.text), html=_Encoded.of(body.html), count=count,
+                   first_title=body.first_title)
 
 
 def build_message(*, site: Site, info: DigestInfo, body: PreparedBody, recipient: Recipient,
@@ -141,7 +151,7 @@ def build_message(*, site: Site, info: DigestInfo, body: PreparedBody, recipient
     message = EmailMessage(policy=POLICY_UTF8 if utf8 else POLICY)
     message["From"] = _address(from_name, from_address)
     message["To"] = _address(recipient.name or "", recipient.email)
-    message["Subject"] = subject(site, info, count)
+    message["Subject"] = subject(site, info, count, body.first_title)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = msg_id
     list_host = f"{_slug(site.title)}.{from_address.rpartition('@')[2]}"

@@ -15,15 +15,17 @@ from digest import cycle_log
 from digest.alerts import alert_operator
 from digest.config import Settings, SourceSettings
 from digest.deliver import Sender, Summary
+from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, ParseError, SourceError, StoreError
-from digest.feeds import build_feeds
+from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
 from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.output import write_atomic
-from digest.render import paper_view, render_email, render_index, render_markdown, render_page
+from digest.render import PaperView, paper_view, render_email, render_index, render_markdown, render_page
 from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
+from digest.subscribers import parse_topics
 from digest.transport import make_transport
 
 
@@ -54,8 +56,9 @@ def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
 
 
 def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
-           baseline: bool = False) -> Iterator[IngestResult]:
-    """Ingest prepared snapshots in order, rendering each new digest; then refresh the site."""
+           baseline: bool = False, enrich_arxiv: bool = False) -> Iterator[IngestResult]:
+    """Ingest prepared snapshots in order, rendering each new digest (its papers looked up on
+    arXiv first with `enrich_arxiv`); then refresh the site."""
     for snapshot in snapshots:
         earlier = store.find_snapshot(snapshot.sha256)
         if earlier is not None:
@@ -66,10 +69,21 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
         result, published = store.ingest(snapshot, baseline=baseline, now=now,
                                          max_new=settings.email.max_new)
         if result.digest is not None:
-            publish_digest(settings, result.digest, published)
+            if enrich_arxiv:
+                published = enrich_digest(store, settings, result.digest, published, now)[0]
+            publish_new_digest(store, settings, result.digest, published)
         del published
         yield result
     publish_site(store, settings)
+
+
+def enrich_digest(store: Store, settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                  now: datetime, client: httpx.Client | None = None
+                  ) -> tuple[list[StoredPaper], EnrichReport]:
+    """Look a new digest's papers up on arXiv (within the budget), then re-read them if any
+    gained an id. Never raises for the API's sake: the digest goes out either way."""
+    report = enrich(store, settings.enrich, now, keys=[p.key for p in papers], client=client)
+    return (store.digest_papers(info.name) if report.gained else list(papers)), report
 
 
 def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
@@ -85,15 +99,16 @@ def digest_path(settings: Settings, name: str, suffix: str) -> Path:
     return settings.out_dir / "digests" / f"{name}{suffix}"
 
 
-def publish_digest(settings: Settings, info: DigestInfo,
-                   papers: Sequence[StoredPaper]) -> list[Path]:
-    """Write a digest's Markdown, web page and email bodies."""
+def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                   older: str | None = None, newer: str | None = None) -> list[Path]:
+    """Write a digest's Markdown, web page (linking the `older` and `newer` digests by name)
+    and email bodies."""
     views = [paper_view(p) for p in papers]
     site, templates = settings.site, settings.templates
     email = render_email(site, info, views, templates)
     outputs = {
         ".md": render_markdown(site, info, views, templates),
-        ".html": render_page(site, info, views, templates),
+        ".html": _web_page(settings, info, views, older, newer),
         ".email.html": email.html,
         ".email.txt": email.text,
     }
@@ -105,20 +120,58 @@ def publish_digest(settings: Settings, info: DigestInfo,
     return written
 
 
+def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],
+              older: str | None, newer: str | None) -> Iterator[str]:
+    here = f"digests/{info.name}.html"
+    return render_page(
+        settings.site, info, views, settings.templates,
+        older=settings.site.link(f"digests/{older}.html", here) if older else None,
+        newer=settings.site.link(f"digests/{newer}.html", here) if newer else None)
+
+
+def publish_new_digest(store: Store, settings: Settings, info: DigestInfo,
+                       papers: Sequence[StoredPaper]) -> None:
+    """Publish a new digest, linking the one before it, whose page gains its "next" link."""
+    names = [d.name for d in store.digests()]  # newest first
+    at = names.index(info.name)
+    older = names[at + 1] if at + 1 < len(names) else None
+    publish_digest(settings, info, papers, older=older)
+    before = store.digest(older) if older else None
+    if before is not None:
+        oldest = names[at + 2] if at + 2 < len(names) else None
+        views = [paper_view(p) for p in store.digest_papers(before.name)]
+        write_atomic(digest_path(settings, before.name, ".html"),
+                     _web_page(settings, before, views, oldest, info.name))
+
+
 def publish_site(store: Store, settings: Settings) -> None:
     """Rewrite the feeds and the archive page (left untouched when nothing changed)."""
-    rss, atom = build_feeds(settings.site, store.feed_papers(settings.feed_size))
+    papers = store.feed_papers(settings.feed_size)
+    rss, atom = build_feeds(settings.site, papers)
     write_atomic(settings.out_dir / "feed.xml", rss)
     write_atomic(settings.out_dir / "atom.xml", atom)
+    if settings.site.topic_feeds:
+        wider = store.feed_papers(settings.feed_size * TOPIC_FEED_WINDOW)
+        for entry in settings.site.topic_feeds:
+            topics = parse_topics(entry)
+            slug = topic_slug(topics)
+            rss, atom = build_feeds(settings.site, matching(wider, topics, settings.feed_size),
+                                    FeedPlace(f"topics/{slug}.xml", f"topics/{slug}.atom",
+                                              f": {', '.join(topics)}"))
+            write_atomic(settings.out_dir / "topics" / f"{slug}.xml", rss)
+            write_atomic(settings.out_dir / "topics" / f"{slug}.atom", atom)
     write_atomic(settings.out_dir / "index.html",
                  render_index(settings.site, store.digests(), settings.templates))
 
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
     """Rebuild every output from the store."""
-    digests = store.digests()
-    for info in digests:
-        publish_digest(settings, info, store.digest_papers(info.name))
+    digests = store.digests()  # newest first
+    names = [d.name for d in digests]
+    for at, info in enumerate(digests):
+        publish_digest(settings, info, store.digest_papers(info.name),
+                       older=names[at + 1] if at + 1 < len(names) else None,
+                       newer=names[at - 1] if at > 0 else None)
     publish_site(store, settings)
     return digests
 
@@ -131,6 +184,7 @@ class CycleReport:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     results: list[IngestResult] = field(default_factory=list)
     digest: DigestInfo | None = None
+    enriched: EnrichReport | None = None
     sent: Summary | None = None
     seconds: float = 0.0
 
@@ -173,7 +227,10 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
             snapshots, now=now, max_new=settings.email.max_new)
         report.digest = next((r.digest for r in report.results if r.digest), None)
         if report.digest:
-            publish_digest(settings, report.digest, published)
+            if settings.enrich.arxiv:
+                published, report.enriched = enrich_digest(store, settings, report.digest, published,
+                                                            now, client)
+            publish_new_digest(store, settings, report.digest, published)
         publish_site(store, settings)
 
 

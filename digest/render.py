@@ -8,8 +8,8 @@ template keeps the others.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -25,9 +25,10 @@ from jinja2 import (
 )
 
 from digest import __version__
+from digest.latex import tex_to_unicode
+from digest.links import Link, paper_links, title_link
 from digest.models import DigestInfo, StoredPaper
 from digest.text import (
-    is_safe_url,
     linkify,
     mark,
     md_escape,
@@ -36,13 +37,14 @@ from digest.text import (
     reflow_html,
     shorten,
     star,
+    teaser,
     wrap,
 )
 
 # Gmail clips messages over 102 KB; keep the body well under that so the per-subscriber
 # parts added at delivery (greeting, unsubscribe footer, MIME headers) still fit.
 EMAIL_BUDGET = 90_000
-# On a day too big for the budget, email abstracts are cut to this many characters.
+# Email cards show the abstract's first two sentences, cut to this many characters.
 EMAIL_SHORT_ABSTRACT = 300
 
 
@@ -53,6 +55,7 @@ class Site:
     title: str = "Daily Papers"
     base_url: str | None = None
     source_url: str = "https://huggingface.co/papers"
+    topic_feeds: tuple[str, ...] = ()  # topic lists to write feeds for: `reasoning`, `diffusion, video`
 
     def link(self, path: str, relative_to: str = "") -> str:
         """An absolute link under the base URL, else a path relative to the output file."""
@@ -67,13 +70,18 @@ class PaperView:
     """A paper made ready for templates: cleaned text, display strings, safe links only."""
 
     position: int
-    title: str
+    title: str  # TeX math and escapes turned into Unicode (`MedS³`): what HTML, email and feeds show
     abstract: str
-    url: str | None
-    other_links: tuple[str, ...]  # the abstract's links, less the one the title points to
+    url: str  # the paper's page, else a title search (`url_is_search`): every title leads somewhere
+    links: tuple[Link, ...]  # `arXiv`, `PDF`, then the abstract's links by kind (`Code`, `Dataset`…)
     meta: str  # `Oct 31, 2024 · Microsoft · 4 comments`: only what is known
     key: str
     source: str = ""  # the source that listed it (a digest of several sources groups by it)
+    # As captured, `$…$` math kept: the Markdown digest's readers (GitHub) render it themselves.
+    title_tex: str = ""
+    abstract_tex: str = ""
+    url_is_search: bool = False
+    authors: str = ""  # `Ada Lovelace, Alan Turing, Grace Hopper +4`
 
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # locale-independent
@@ -92,18 +100,30 @@ def paper_view(stored: StoredPaper) -> PaperView:
         meta.append(f"{_MONTHS[day.month - 1]} {day.day}, {day.year}")
     if paper.org_name:
         meta.append(one_line(paper.org_name))
-    elif paper.author_count:
+    elif paper.author_count and not paper.authors:
         meta.append(_plural(paper.author_count, "author"))
     if paper.comments:
         meta.append(_plural(paper.comments, "comment"))
     if paper.upvotes is not None:
         meta.append(_plural(paper.upvotes, "upvote"))
-    url = paper.url if paper.url and is_safe_url(paper.url) else None
+    title, abstract = one_line(paper.title), one_line(paper.abstract)
+    target = title_link(paper, title)
     return PaperView(
-        position=stored.position, title=one_line(paper.title), abstract=one_line(paper.abstract),
-        url=url, other_links=tuple(u for u in paper.links if is_safe_url(u) and u != url),
+        position=stored.position, title=tex_to_unicode(title), abstract=tex_to_unicode(abstract),
+        url=target.url, url_is_search=target.search, links=paper_links(paper),
         meta=" · ".join(meta), key=stored.key, source=stored.source,
+        title_tex=title, abstract_tex=abstract, authors=author_line(paper.authors),
     )
+
+
+AUTHORS_SHOWN = 3
+
+
+def author_line(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
+    """The first `shown` names, then `+N` for the rest."""
+    names = [one_line(a) for a in authors if a.strip()]
+    line = ", ".join(names[:shown])
+    return f"{line} +{len(names) - shown}" if len(names) > shown else line
 
 
 def long_date(info: DigestInfo) -> str:
@@ -138,7 +158,7 @@ def environment(user_templates: str | None = None) -> Environment:
         auto_reload=False,  # a digest includes a partial per paper: no stat() per include
     )
     env.filters.update(linkify=linkify, mark=mark, star=star, md=md_escape, md_block=md_escape_block,
-                       shorten=shorten, wrap=wrap, one_line=one_line)
+                       shorten=shorten, wrap=wrap, one_line=one_line, teaser=teaser)
     env.globals["version"] = __version__
     return env
 
@@ -168,11 +188,15 @@ def render_markdown(site: Site, info: DigestInfo, views: Sequence[PaperView],
 
 
 def render_page(site: Site, info: DigestInfo, views: Sequence[PaperView],
-                templates: str | None = None, history_base: str | None = None) -> Iterator[str]:
+                templates: str | None = None, history_base: str | None = None, *,
+                older: str | None = None, newer: str | None = None,
+                subscribe_url: str | None = None) -> Iterator[str]:
     """The digest as a web page (every new paper, full abstracts), streamed. The web app
-    passes `history_base` to link each paper to its history page."""
+    passes `history_base` to link each paper to its history page, the neighbouring digests'
+    addresses and its subscribe form's."""
     return environment(templates).get_template("digest.html").generate(
-        _context(site, info, views, f"digests/{info.name}.html", history_base=history_base))
+        _context(site, info, views, f"digests/{info.name}.html", history_base=history_base,
+                 older=older, newer=newer, subscribe_url=subscribe_url))
 
 
 def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | None = None) -> str:
@@ -185,12 +209,13 @@ def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | Non
 
 @dataclass(frozen=True)
 class EmailBody:
-    """The email body in both forms, and how many papers it shows in full."""
+    """The email body in both forms, and how many papers it shows as cards."""
 
     html: str
     text: str
     shown: int
     total: int
+    first_title: str = ""  # for the subject line
 
 
 def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
@@ -200,48 +225,47 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
                  preferences_url: str | None = None) -> EmailBody:
     """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
 
-    A normal day shows every paper in full. A big day shows the first papers in page order
-    with shortened abstracts, as many as fit, and links to the full digest for the rest.
-    `views` may be a subscriber's selection (`topics`), with `highlight` marking the words
-    that matched; `unsubscribe_url` adds the footer link (the archive copy has none).
+    It opens with the numbered list of every title, then a card per paper: authors, links and
+    the abstract's first two sentences, "more" leading to the full card on the web copy. A day
+    too big for the budget keeps every title in the list and shows as many cards as fit.
+    `views` may be a subscriber's selection (`topics`), numbered as shown, each with the words
+    that matched (`highlight`); `unsubscribe_url` adds the footer link (the archive copy has none).
     """
     env = environment(templates)
     here = f"digests/{info.name}.email.html"
+    matched_by = {v.key: hit.group(0) for v in views
+                  if highlight and (hit := highlight.search(v.title) or highlight.search(v.abstract))}
 
-    def build(count: int, short: bool) -> EmailBody:
-        shown = views[:count]
-        if short:
-            shown = [_short(v) for v in shown]
-        following = views[count].position if count < len(views) else None
-        ctx = _context(site, info, shown, here, more=len(views) - count, matched=len(views),
-                       next_position=following,
-                       topics=tuple(topics), highlight=highlight, unsubscribe_url=unsubscribe_url,
-                       preferences_url=preferences_url)
+    def build(count: int, listed: int | None = None) -> EmailBody:
+        ctx = _context(site, info, views[:count], here, contents=views[:listed],
+                       more=len(views) - count, matched=len(views), matched_by=matched_by,
+                       teaser_limit=EMAIL_SHORT_ABSTRACT, topics=tuple(topics), highlight=highlight,
+                       unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
         html = reflow_html(_inline(env.get_template("email.html").render(ctx)))
         text = env.get_template("email.txt").render(ctx)
-        return EmailBody(html=html, text=text, shown=count, total=len(views))
+        return EmailBody(html=html, text=text, shown=count, total=len(views),
+                         first_title=views[0].title if views else "")
 
-    # Rendering everything is only worth trying when the raw text could fit at all.
-    if sum(len(v.title) + len(v.abstract) for v in views) < budget:
-        full = build(len(views), short=False)
-        if _fits(full, budget):
-            return full
-    # Binary search for the most papers that fit with shortened abstracts; a paper takes at
-    # least ~200 bytes, so no more than budget/200 can ever fit.
-    low, high = 0, min(len(views), budget // 200)
-    best = build(0, short=True)
+    full = build(len(views))
+    if _fits(full, budget):
+        return full
+    # Every title in the list, and as many cards as fit; on a day so big that the list alone
+    # is too long (thousands of papers), as much of the list as fits and no cards.
+    if _fits(build(0), budget):
+        return build(_most(len(views) - 1, lambda n: _fits(build(n), budget)))
+    return build(0, _most(len(views) - 1, lambda n: _fits(build(0, n), budget)))
+
+
+def _most(high: int, fits: Callable[[int], bool]) -> int:
+    """The largest n in [0, high] for which `fits(n)` holds (it holds for 0, and is monotone)."""
+    low = 0
     while low < high:
         mid = (low + high + 1) // 2
-        candidate = build(mid, short=True)
-        if _fits(candidate, budget):
-            low, best = mid, candidate
+        if fits(mid):
+            low = mid
         else:
             high = mid - 1
-    return best
-
-
-def _short(view: PaperView) -> PaperView:
-    return replace(view, abstract=shorten(view.abstract, EMAIL_SHORT_ABSTRACT))
+    return low
 
 
 def _fits(body: EmailBody, budget: int) -> bool:

@@ -174,6 +174,16 @@ alerts = Table(
     Column("reason", Text, nullable=False),
 )
 
+# What the arXiv API said about a title (issue 11 enrichment): a hit's id and authors, or a miss
+# (no id), retried once it is older than a week. Keyed by the normalised title.
+arxiv_lookups = Table(
+    "arxiv_lookups",
+    metadata,
+    Column("title_key", Text, primary_key=True),
+    Column("arxiv_id", String(40)),
+    Column("authors", Text, nullable=False, default=""),  # newline-separated names
+    Column("looked_up_at", DateTime, nullable=False),
+)
 Migration = Callable[[Connection], None]
 
 
@@ -182,8 +192,13 @@ def _m001_initial(conn: Connection) -> None:
                                       deliveries, fetches, cycles, alerts])
 
 
+def _m002_arxiv_lookups(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[arxiv_lookups])
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial", _m001_initial),
+    (2, "arxiv lookups", _m002_arxiv_lookups),
 ]
 
 

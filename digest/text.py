@@ -12,15 +12,21 @@ from digest.sources.dailypage import split_urls
 # XML 1.0 forbids C0 controls other than tab/newline/CR, U+FFFE/U+FFFF and lone surrogates;
 # feedgen (lxml) raises on them, and no reader wants them in HTML or mail either.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
-# Enough to stop emphasis, links, images, autolinks, raw HTML and entities; `(` alone is
-# harmless once `[` and `]` are escaped, and leaving it keeps the Markdown readable.
+# Escapes that both Python-Markdown and CommonMark (markdown-it-py) render back to the character:
+# a backslash before the punctuation Python-Markdown knows how to escape, an HTML entity for the
+# rest (`\&` shows its backslash in Python-Markdown). Enough to stop emphasis, code, links,
+# images, autolinks, raw HTML, entities and strikethrough; `(` alone is harmless once `[` and
+# `]` are escaped, and leaving it keeps the Markdown readable.
 _BREAKS = ("\n", "\r", "  ", "\t", "\x85", "\u2028", "\u2029", "\x1c", "\x1d", "\x1e")
 _MD_SPECIAL = str.maketrans({
-    **{c: "\\" + c for c in "\\`*_[]<>&~"},
+    **{c: "\\" + c for c in "\\`*_[]>"},
+    "&": "&amp;", "<": "&lt;", "~": "&#126;",
     # Line breaks would end a heading or list item; controls belong in no output.
     **{chr(c): " " for c in (0x0A, 0x0D, 0x0B, 0x0C, 0x85, 0x2028, 0x2029)},
     **{chr(c): None for c in [*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F]},
 })
+# What would start a list, heading, quote or rule at the start of a line, and its escape.
+_MD_LINE_START = re.compile(r"^(?:(\d+)([.)])|([-+#]))")
 _SAFE_SCHEMES = ("http://", "https://")
 
 
@@ -73,17 +79,22 @@ def star(text: str, highlight: re.Pattern[str] | None = None) -> str:
 
 
 def md_escape(text: str) -> str:
-    """Backslash-escape Markdown syntax so untrusted text can never form a link or tag."""
-    escaped = text.translate(_MD_SPECIAL).strip()
-    if escaped[:1] in "-=+#" or re.match(r"\d+[.)]", escaped):
-        escaped = "\\" + escaped
-    return escaped
+    """Escape Markdown syntax so untrusted text can never form a link or tag, and renders as written."""
+    return _md_line_start(text.translate(_MD_SPECIAL).strip())
+
+
+def _md_line_start(escaped: str) -> str:
+    """Escape what would make a line a list item, heading or rule."""
+    if escaped.startswith("="):
+        return "&#61;" + escaped[1:]  # Python-Markdown has no `\=`
+    # `1.4 Million` → `1\.4 Million`: escape the punctuation, not the digit (`\1` stays visible).
+    return _MD_LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped, count=1)
 
 
 def md_escape_block(text: str) -> str:
     """Escape an abstract for Markdown, keeping its http(s) URLs as autolinks."""
-    return "".join(f"<{piece}>" if is_url else piece.translate(_MD_SPECIAL)
-                   for piece, is_url in split_urls(text))
+    return _md_line_start("".join(f"<{piece}>" if is_url else piece.translate(_MD_SPECIAL)
+                                  for piece, is_url in split_urls(text)))
 
 
 def shorten(text: str, limit: int) -> str:
@@ -93,6 +104,18 @@ def shorten(text: str, limit: int) -> str:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(".,;:")
     return cut + "…"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def teaser(text: str, sentences: int = 2, limit: int = 300) -> str:
+    """The first `sentences` sentences, cut at a word to `limit` characters: enough to decide
+    whether to read on. Splits after `.`, `?` or `!` before a capital, so `e.g. the` stays whole."""
+    text = " ".join(text.split())
+    parts = _SENTENCE_END.split(text, maxsplit=sentences)
+    lead = " ".join(parts[:sentences])
+    return shorten(lead, limit)
 
 
 def wrap(text: str, width: int = 72, indent: str = "") -> str:

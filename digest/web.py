@@ -14,7 +14,7 @@ import hmac
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -24,15 +24,17 @@ from starlette.applications import Starlette
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import subscribers as book
+from digest.chart import history_chart
 from digest.config import Settings
 from digest.errors import SubscriberError
-from digest.feeds import build_feeds
+from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug, topics_from_slug
 from digest.message import POLICY, header_text
+from digest.models import StoredPaper
 from digest.page_cache import CachedPage, PageCache
 from digest.render import environment, long_date, paper_view, render_page
 from digest.store import Store
@@ -130,7 +132,8 @@ def create_app(store: Store, settings: Settings, *,
             html = env.get_template("index.html").render(
                 site=site, digests=store.digests(), long_date=long_date,
                 feed_url=link("feed.xml"), atom_url=link("atom.xml"),
-                subscribe={"action": link("subscribe"), "csrf": _TOKEN_SLOT})
+                subscribe={"action": link("subscribe"), "csrf": _TOKEN_SLOT},
+                topic_feed_action=link("topics"))
             return CachedPage.of(html.encode(), HTML)
 
         cached = await cache.get("archive", build)
@@ -146,8 +149,13 @@ def create_app(store: Store, settings: Settings, *,
             if info is None:
                 return None
             views = [paper_view(p) for p in store.digest_papers(name)]
-            return CachedPage.of("".join(render_page(site, info, views, settings.templates,
-                                                     history_base=link("papers/"))).encode(), HTML)
+            names = [d.name for d in store.digests()]  # newest first
+            at = names.index(name)
+            newer = link(f"digests/{names[at - 1]}.html") if at > 0 else None
+            older = link(f"digests/{names[at + 1]}.html") if at + 1 < len(names) else None
+            return CachedPage.of("".join(render_page(
+                site, info, views, settings.templates, history_base=link("papers/"), older=older,
+                newer=newer, subscribe_url=link("#subscribe"))).encode(), HTML)
 
         cached = await cache.get(f"digest:{name}", build)
         if cached is None:
@@ -162,13 +170,12 @@ def create_app(store: Store, settings: Settings, *,
             if found is None:
                 return None
             stored, seen = found
-            upvotes = [s["upvotes"] for s in seen if s["upvotes"] is not None]
             html = env.get_template("paper.html").render(
                 site=site, paper=paper_view(stored), sightings=[
                     {**s, "captured_at": f"{s['captured_at']:%Y-%m-%d %H:%M}"} for s in seen],
                 first_seen=f"{stored.first_seen:%Y-%m-%d}", digest=stored.digest,
                 digest_url=link(f"digests/{stored.digest}.html") if stored.digest else "",
-                chart=_chart(upvotes), index_url=link(""), feed_url=link("feed.xml"),
+                chart=history_chart(seen), index_url=link(""), feed_url=link("feed.xml"),
                 atom_url=link("atom.xml"))
             return CachedPage.of(html.encode(), HTML)
 
@@ -181,17 +188,44 @@ def create_app(store: Store, settings: Settings, *,
         async def build() -> CachedPage:
             papers = store.feed_papers(settings.feed_size)
             rss, atom = build_feeds(site, papers)
-            newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
-            media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
-            return CachedPage.of(rss if kind == "rss" else atom, f"{media}; charset=utf-8", headers={
-                "Last-Modified": format_datetime(newest, usegmt=True),
-                "Cache-Control": "public, max-age=300"})
+            return _feed_page(kind, rss if kind == "rss" else atom, papers)
 
         async def serve(request: Request) -> Response:
             cached = await cache.get(f"feed:{kind}", build)
             assert cached is not None
             return _answer(request, cached)
         return serve
+
+    def topic_feed(kind: str) -> Callable[[Request], Any]:
+        """`/topics/reasoning+diffusion-models.atom`: the newest papers matching those topics,
+        by the same rule as email topics."""
+        async def serve(request: Request) -> Response:
+            topics = topics_from_slug(request.path_params["words"])
+            if not topics:
+                return page(request, "Not found", "Name some topics: /topics/reasoning.atom", 404)
+            slug = topic_slug(topics)
+            here = str(request.base_url).rstrip("/") if not site.base_url else site.base_url
+
+            async def build() -> CachedPage:
+                papers = matching(store.feed_papers(settings.feed_size * TOPIC_FEED_WINDOW), topics,
+                                  settings.feed_size)
+                place = FeedPlace(f"topics/{slug}.xml", f"topics/{slug}.atom", f": {', '.join(topics)}",
+                                  rss_url=f"{here}/topics/{slug}.xml",
+                                  atom_url=f"{here}/topics/{slug}.atom")
+                rss, atom = build_feeds(site, papers, place)
+                return _feed_page(kind, rss if kind == "rss" else atom, papers)
+
+            cached = await cache.get(f"topics:{here}:{slug}.{kind}", build)
+            assert cached is not None
+            return _answer(request, cached)
+        return serve
+
+    async def topic_feed_form(request: Request) -> Response:
+        """The archive's "a feed for your topics" form: on to the topic feed's address."""
+        topics = book.parse_topics(request.query_params.get("topics", "")[:500])
+        if not topics:
+            return RedirectResponse(link(""), status_code=303)
+        return RedirectResponse(link(f"topics/{topic_slug(topics)}.atom"), status_code=303)
 
     async def subscribe(request: Request) -> Response:
         form = await request.form()
@@ -271,13 +305,16 @@ def create_app(store: Store, settings: Settings, *,
         current = book.by_id(store, subscriber_id) if subscriber_id is not None else None
         if current is None or current.status == book.UNSUBSCRIBED:
             return page(request, "Link not valid", "This preferences link is not valid.", 400)
+        heading = "Your topics"
         if form is not None:
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Reload the page.", 403)
             topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
             book.add(store, current.email, topics=topics)
             current = book.by_id(store, subscriber_id) or current
-        return page(request, "Your topics", "Only new papers whose title or abstract mentions "
+            saved = ", ".join(current.topics) or "every new paper"
+            heading = f"Saved: {saved}"
+        return page(request, heading, "Only new papers whose title or abstract mentions "
                     "one of these are sent to you; leave it empty for every new paper.",
                     form={"action": link("preferences"), "button": "Save",
                           "fields": [("token", token)], "topics": ", ".join(current.topics)})
@@ -286,14 +323,29 @@ def create_app(store: Store, settings: Settings, *,
         Route("/", archive), Route("/index.html", archive),
         Route("/digests/{name}", digest_page), Route("/papers/{key:path}", paper_page),
         Route("/feed.xml", feed("rss")), Route("/atom.xml", feed("atom")),
+        Route("/topics", topic_feed_form),
+        Route("/topics/{words}.xml", topic_feed("rss")), Route("/topics/{words}.atom", topic_feed("atom")),
         Route("/subscribe", subscribe, methods=["POST"]),
         Route("/confirm", confirm, methods=["GET", "POST"]),
         Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences", preferences, methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_Security)])
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """Every unknown path: a styled page that leads back, not a bare "Not Found"."""
+        return page(request, "Not found", "There is nothing at this address.", 404)
+
+    app = Starlette(routes=routes, middleware=[Middleware(_Security)],
+                    exception_handlers={404: not_found})
     app.state.secret = secret
     return app
+
+
+def _feed_page(kind: str, body: bytes, papers: Sequence[StoredPaper]) -> CachedPage:
+    """A feed with its validators (ETag, Last-Modified): a reader that has this version gets 304."""
+    newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
+    media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
+    return CachedPage.of(body, f"{media}; charset=utf-8", headers={
+        "Last-Modified": format_datetime(newest, usegmt=True), "Cache-Control": "public, max-age=300"})
 
 
 def _csrf_token(request: Request, secret: str) -> str:
@@ -332,19 +384,6 @@ def _with_csrf_cookie(response: Response, request: Request, token: str) -> Respo
         response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")
     return response
-
-
-def _chart(values: list[int]) -> dict[str, Any] | None:
-    """An inline SVG polyline of upvotes over sightings (no scripts, no external files)."""
-    if len(values) < 2:
-        return None
-    width, height = 600, 120
-    top = max(values) or 1
-    step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 8 - (v / top) * (height - 16):.1f}"
-                      for i, v in enumerate(values))
-    return {"width": width, "height": height, "points": points,
-            "label": f"Upvotes over {len(values)} sightings (max {top})"}
 
 
 def _send_confirmation(transport: Transport, settings: Settings, email: str, url: str) -> None:

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -30,7 +31,28 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("DIGEST_") and name != "DIGEST_TEST_PG_URL":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    _never_reach_arxiv(monkeypatch)
     return tmp_path
+
+
+# Nothing but 127.0.0.1 is ever contacted: commands run by the tests (also in subprocesses) do
+# not look papers up on arXiv unless a test turns it on and points them at its own server.
+NO_ARXIV = "http://127.0.0.1:9/api/query"
+
+
+def _never_reach_arxiv(monkeypatch: pytest.MonkeyPatch) -> None:
+    import digest.pipeline
+    from digest.enrich import EnrichReport, enrich
+
+    monkeypatch.setenv("DIGEST_ENRICH_ARXIV", "false")
+    monkeypatch.setenv("DIGEST_ENRICH_API_URL", NO_ARXIV)
+
+    def local_only(store: object, settings: Any, now: object, **options: Any) -> EnrichReport:
+        if not settings.api_url.startswith("http://127.0.0.1:"):
+            return EnrichReport(errors=[f"{settings.api_url}: tests never reach it"])
+        return enrich(store, settings, now, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digest.pipeline, "enrich", local_only)
 
 
 @pytest.fixture

@@ -10,19 +10,23 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, SHARED_SNAPSHOTS
 from smtp_server import Mailbox, SmtpServer, content, free_port
 
 from digest.config import EmailSettings, Settings
 from digest.deliver import Sender
+from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare
-from digest.render import Site
+from digest.render import PaperView, Site, paper_view, render_email
+from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
+from digest.subscribers import topic_pattern
 from digest.transport import SmtpTransport
 from digest.web import create_app
 
@@ -110,7 +114,7 @@ def test_subscribe_confirm_receive_unsubscribe(
 
         assert _send(store, settings, EXAMPLES / "2026-03-12.txt") == 1
         digest = box.to("reader@example.org")[-1]
-        assert digest["Subject"] == "Daily Papers, Mar 12: 3 new papers"
+        assert digest["Subject"].startswith("Daily Papers, Mar 12: 3 new papers · ")
         html = content(digest.get_payload()[1])
         email_file = settings.out_dir / "email.html"
         email_file.parent.mkdir(parents=True, exist_ok=True)
@@ -125,16 +129,109 @@ def test_subscribe_confirm_receive_unsubscribe(
         assert _send(store, settings, EXAMPLES / "2026-03-13.txt") == 0
         assert len(box.to("reader@example.org")) == 2  # the confirmation and one digest
 
-        for width, label in ((390, "phone"), (1280, "desktop")):
-            shot = browser.new_page(viewport={"width": width, "height": 900})
-            shot.goto(base + "/")
-            shot.screenshot(path=str(SHOTS / f"archive-{label}.png"), full_page=True)
-            shot.goto(base + "/digests/2026-03-12.html")
-            shot.screenshot(path=str(SHOTS / f"digest-{label}.png"), full_page=True)
-            shot.goto(email_file.as_uri())
-            shot.screenshot(path=str(SHOTS / f"email-{label}.png"), full_page=True)
-            shot.close()
+        # The README's screenshots: light and dark, phone and desktop (copied to docs/screenshots/).
+        for scheme in ("light", "dark"):
+            for width, size in ((390, "phone"), (1280, "desktop")):
+                label = size if scheme == "light" else f"{size}-dark"
+                context = browser.new_context(color_scheme=scheme,  # type: ignore[arg-type]
+                                              viewport={"width": width, "height": 900})
+                shot = context.new_page()
+                shot.goto(base + "/")
+                shot.screenshot(path=str(SHOTS / f"archive-{label}.png"), full_page=True)
+                shot.goto(base + "/digests/2026-03-12.html")
+                shot.screenshot(path=str(SHOTS / f"digest-{label}.png"), full_page=True)
+                shot.goto(email_file.as_uri())
+                shot.screenshot(path=str(SHOTS / f"email-{label}.png"), full_page=True)
+                context.close()
         browser.close()
     for name in ("archive", "digest", "email"):
-        for label in ("phone", "desktop"):
+        for label in ("phone", "desktop", "phone-dark", "desktop-dark"):
             assert (SHOTS / f"{name}-{label}.png").stat().st_size > 5000
+
+
+def _day(papers: list[Paper], n: int) -> list[PaperView]:
+    """A day of `n` papers from the real captures (repeated, titles marked, past their count)."""
+    now = datetime(2026, 3, 13, tzinfo=UTC)
+    day = []
+    for i in range(n):
+        paper = papers[i % len(papers)]
+        if i >= len(papers):
+            paper = replace(paper, title=f"{paper.title} (again, {i // len(papers) + 1})")
+        day.append(paper_view(StoredPaper(key=f"k{i}", paper=paper, first_seen=now,
+                                          digest="2026-03-13", position=i + 1)))
+    return day
+
+
+@pytest.mark.skipif(not SHARED_SNAPSHOTS.is_dir(), reason="../shared/snapshots not present")
+def test_email_heights_at_600_px(browser_path: str) -> None:
+    """Skimmable: a 26-paper email is at most ~6,000 px tall at 600 px; a 121-paper day lists
+    every title within the size budget. Prints the heights for the README."""
+    from playwright.sync_api import sync_playwright
+
+    now = datetime(2026, 3, 13, tzinfo=UTC)
+    papers = [p for path in sorted(SHARED_SNAPSHOTS.glob("*.txt"))
+              for p in read_snapshot(path, None, now).papers]
+    heights = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)
+        page = browser.new_page(viewport={"width": 600, "height": 800})
+        for n in (6, 26, 121):
+            views = _day(papers, n)
+            body = render_email(Site(base_url="https://papers.example.org"),
+                                DigestInfo("2026-03-13", now, n), views)
+            page.set_content(body.html)
+            heights[n] = page.evaluate("document.documentElement.scrollHeight")
+            listed = page.locator("ol.contents li a").count()
+            assert listed == n, f"{n}-paper day lists {listed} titles"
+        browser.close()
+    print(f"email heights at 600 px: {heights}")
+    assert heights[26] <= 6000 and heights[6] < heights[26] < heights[121]
+
+
+def _axe_script() -> str:
+    """axe-core, as the axe-playwright-python package ships it (from PyPI, no download)."""
+    import axe_playwright_python
+
+    return str(Path(axe_playwright_python.__file__).parent / "axe.min.js")
+
+
+def test_accessibility_in_both_colour_schemes(
+        browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
+    """axe-core finds no violation (contrast included) on every kind of page, light and dark;
+    the history table fits a 320 px screen."""
+    from playwright.sync_api import sync_playwright
+
+    store, settings, _, base = site
+    key = store.digest_papers("2026-03-11")[0].key
+    pages = ["/", "/digests/2026-03-11.html", f"/papers/{key}", "/confirm?token=forged",
+             "/unsubscribe?token=forged", "/preferences?token=forged", "/no/such/page"]
+    email = settings.out_dir / "digests" / "2026-03-11.email.html"
+    topic_email = settings.out_dir / "topic-email.html"  # with <mark> highlights
+    views = [paper_view(p) for p in store.digest_papers("2026-03-11")]
+    pattern = topic_pattern(("attention",))
+    assert pattern is not None
+    topic_email.write_text(render_email(settings.site, store.digests()[-1], [
+        v for v in views if pattern.search(v.title + " " + v.abstract)], topics=("attention",),
+        highlight=pattern).html)
+    assert "<mark" in topic_email.read_text()
+    problems = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)
+        for scheme in ("light", "dark"):
+            context = browser.new_context(bypass_csp=True, color_scheme=scheme,  # type: ignore[arg-type]
+                                          viewport={"width": 390, "height": 900})
+            page = context.new_page()
+            for url in [*(base + path for path in pages), email.as_uri(), topic_email.as_uri()]:
+                page.goto(url)
+                page.add_script_tag(path=_axe_script())
+                result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+                problems += [f"{scheme} {url}: {v['id']}: {v['nodes'][0]['target']} "
+                             f"{v['nodes'][0].get('failureSummary', '')[:160]}"
+                             for v in result["violations"]]
+            page.set_viewport_size({"width": 320, "height": 900})
+            page.goto(base + f"/papers/{key}")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the paper page scrolls sideways by {overflow} px at 320 px"
+            context.close()
+        browser.close()
+    assert not problems, "\n".join(problems)

@@ -84,7 +84,8 @@ def test_message_content_and_exact_headers(world: tuple[Store, Settings, Mailbox
     assert list(message.keys()) == HEADERS
     assert message["From"] == "Daily Papers <papers@example.org>"
     assert message["To"] == "Ada Lovelace <ada@example.org>"
-    assert message["Subject"] == "Daily Papers, Mar 11: 7 new papers"
+    # The count, then as much of the first title as fits in 78 characters.
+    assert message["Subject"] == "Daily Papers, Mar 11: 7 new papers · Tidal Attention: Long-Context…"
     assert message["Auto-Submitted"] == "auto-generated" and message["Precedence"] == "bulk"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "Daily Papers <daily-papers.example.org>"
@@ -134,7 +135,7 @@ def test_topics_filter_highlight_and_skip_empty_matches(world: tuple[Store, Sett
     assert (summary.sent, summary.skipped) == (2, 1)
     assert box.to("none@example.org") == []
     (attn,) = box.to("attn@example.org")
-    assert attn["Subject"] == "Daily Papers, Mar 11: 2 new papers"
+    assert attn["Subject"] == "Daily Papers, Mar 11: 2 new papers · Tidal Attention: Long-Context…"
     text, html = (content(part) for part in attn.get_payload())
     assert re.search(r"Tidal <mark[^>]*>Attention</mark>", html)
     assert re.search(r"<mark[^>]*>speech recognition</mark>", html)
@@ -142,6 +143,9 @@ def test_topics_filter_highlight_and_skip_empty_matches(world: tuple[Store, Sett
     assert "Tidal *Attention*" in text
     assert "https://github.com/example-lab/tidal-attention" in text  # URLs never highlighted
     assert "2 of 7 new papers match your topics (attention, speech recognition)" in text
+    # Numbered as shown (1., 2.), not by their places in the full digest; each with its topic.
+    assert re.search(r"^1\. Tidal \*Attention\*", text, re.M) and re.search(r"^2\. ", text, re.M)
+    assert re.search(r"\[attention\]", text, re.I) and re.search(r"\[speech recognition\]", text, re.I)
     assert len(box.to("all@example.org")) == 1
     assert log.status_counts(store) == {"sent": 2, "skipped": 1}
 
@@ -156,9 +160,9 @@ def test_exactly_once_across_reruns_and_planning_at_digest_time(
     first = sender(store, settings).run()
     second = sender(store, settings).run()
     assert (first.sent, second.sent) == (3, 0)
-    assert [m["Subject"] for m in box.to("early@example.org")] == [
+    assert [m["Subject"].split(" · ")[0] for m in box.to("early@example.org")] == [
         "Daily Papers, Mar 11: 7 new papers", "Daily Papers, Mar 12: 3 new papers"]
-    assert [m["Subject"] for m in box.to("late@example.org")] == [
+    assert [m["Subject"].split(" · ")[0] for m in box.to("late@example.org")] == [
         "Daily Papers, Mar 12: 3 new papers"]
 
 

@@ -31,4 +31,4 @@ def test_installed_wheel_renders_outside_the_checkout(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     page = (work / "out/digests/2026-03-13.html").read_text()
-    assert "HyperMesh$\\cdot$Flow" in page and "<style>" in page
+    assert "HyperMesh⋅Flow" in page and "<style>" in page  # TeX as Unicode

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 import feedparser
@@ -134,7 +135,9 @@ def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
         assert not parsed.bozo, parsed.get("bozo_exception")
         assert b"\x0b" not in xml and b"\x00" not in xml and b"<script>" not in xml
         assert parsed.entries[0].title == '<script>alert("title")</script> & Friends'
-        assert "]]>" in parsed.entries[0].summary
+        # The summary is HTML holding the abstract as text: no live tag, the text intact.
+        summary = parsed.entries[0].summary
+        assert "<script>" not in summary and "]]>" in unescape(summary)
     text = (out / "digests/2026-03-13.email.txt").read_text()
     assert "\x0b" not in text and "\x00" not in text and "\x1b" not in text
     store.close()
@@ -150,32 +153,53 @@ def _stored(n: int, abstract_len: int) -> list[StoredPaper]:
         first_seen=first_seen, digest="2026-03-13", position=i) for i in range(1, n + 1)]
 
 
+def _title(i: int) -> str:
+    return f"Paper number {i} with a long and descriptive title " + "x" * (i % 50 + 1)
+
+
 def test_email_fits_the_budget_on_a_big_day() -> None:
     info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC),
                       paper_count=500)
     body = render_email(Site(), info, [paper_view(p) for p in _stored(500, 1500)])
     assert len(body.html.encode()) <= EMAIL_BUDGET and len(body.text.encode()) <= EMAIL_BUDGET
-    assert 20 < body.shown < 500 and body.total == 500
-    assert f"and {500 - body.shown} more papers in the full digest" in body.html
+    assert body.total == 500 and body.shown < 500
+    assert f"{500 - body.shown} more papers in the full digest" in body.html
     assert f"...and {500 - body.shown} more papers in the full digest" in body.text
-    # Titles are never cut; abstracts are shortened.
+    # The cards shown are the first papers in page order; titles are never cut.
     for i in range(1, body.shown + 1):
-        assert f"Paper number {i} with a long and descriptive title " + "x" * (i % 50 + 1) in body.html
-    assert "…" in body.html
-    # Shown papers are the first ones in page order.
-    assert f">{body.shown}.</span>" in body.html and f">{body.shown + 1}.</span>" not in body.html
+        assert f'id="p{i}"' in body.html and _title(i) in body.html
+    assert f'id="p{body.shown + 1}"' not in body.html
 
 
-def test_email_on_a_normal_day_is_complete_inlined_and_narrow(tmp_path: Path) -> None:
+def test_a_121_paper_day_lists_every_title_within_the_budget() -> None:
+    info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC),
+                      paper_count=121)
+    body = render_email(Site(), info, [paper_view(p) for p in _stored(121, 1500)])
+    assert len(body.html.encode()) <= EMAIL_BUDGET and len(body.text.encode()) <= EMAIL_BUDGET
+    contents = body.html.split('<ol class="contents"', 1)[1].split("</ol>", 1)[0]
+    text_contents = body.text.split("\n\n\n", 1)[0]
+    for i in range(1, 122):
+        assert _title(i) in contents and f"{i:3d}. {_title(i)}" in text_contents
+    assert body.shown >= 25  # and the first papers as cards besides
+
+
+def test_email_opens_with_the_contents_then_short_cards(tmp_path: Path) -> None:
     info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC), paper_count=6)
     body = render_email(Site(base_url="https://p.example.org"), info,
                         [paper_view(p) for p in _stored(6, 1500)])
     assert body.shown == body.total == 6 and "more paper" not in body.html
-    assert "lorem ipsum dolor sit amet " * 20 in body.html  # full abstracts
+    assert body.first_title == _title(1)
+    contents = body.html.index('<ol class="contents"')
+    assert contents < body.html.index('id="p1"')
+    assert re.search(r'<a [^>]*href="#p6"[^>]*>Paper number 6 ', body.html)  # a link to its card
+    # Cards: the abstract's opening, cut near 300 characters, "more" on the web copy.
+    assert "lorem ipsum dolor sit amet " * 12 not in body.html
+    assert re.search(r'<a [^>]*href="https://p.example.org/digests/2026-03-13.html#p3"[^>]*>more</a>',
+                     body.html)
+    assert "more: https://p.example.org/digests/2026-03-13.html#p3" in body.text
     assert 'width="600"' in body.html and "max-width:600px" in body.html
-    assert re.search(r'<p class="meta" style="[^"]+"', body.html) is None  # no meta: none known
     assert re.search(r'<h2 class="paper-title" style="[^"]*font-size', body.html)  # CSS inlined
-    assert "https://p.example.org/digests/2026-03-13.html" in body.html
+    assert 'class="preheader"' in body.html and "display:none" in body.html
     assert "https://p.example.org/feed.xml" in body.html and "https://p.example.org/feed.xml" in body.text
     assert max(len(line) for line in body.text.splitlines()) <= 998
 

@@ -1,0 +1,97 @@
+"""Where a paper's title and links lead. Pure: (paper) -> links.
+
+The title leads to the paper itself (its page on the source, else its arXiv page) or, with no
+id, to an arXiv title search that the reader can see is a search: never to the first URL of the
+abstract, which is usually code or a dataset. The abstract's URLs become labelled links.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote_plus, urlsplit
+
+from digest.models import Paper
+from digest.text import is_safe_url
+
+ARXIV = "https://arxiv.org"
+HF_PAPERS = "https://huggingface.co/papers"
+_CODE_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "sourceforge.net")
+_DEMO_HOSTS = (".hf.space", "gradio.live", "colab.research.google.com", "replicate.com")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link shown beside a paper: `Code`, `PDF`, … and where it goes."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class TitleLink:
+    """Where the title points; `search` tells the reader it is a title search, not the paper."""
+
+    url: str
+    search: bool = False
+
+
+def arxiv_abs(arxiv_id: str) -> str:
+    return f"{ARXIV}/abs/{arxiv_id}"
+
+
+def title_search(title: str) -> str:
+    """An arXiv search for the exact title: the honest target for a paper with no id."""
+    return f"{ARXIV}/search/?query={quote_plus(title)}&searchtype=title"
+
+
+def title_link(paper: Paper, title: str | None = None) -> TitleLink:
+    """The paper's own page, else its HF page (by arXiv id), else a title search for `title`."""
+    if paper.page_url and is_safe_url(paper.page_url):
+        return TitleLink(paper.page_url)
+    if paper.arxiv_id:
+        return TitleLink(f"{HF_PAPERS}/{paper.arxiv_id}")
+    return TitleLink(title_search(title or paper.title), search=True)
+
+
+def paper_links(paper: Paper) -> tuple[Link, ...]:
+    """`arXiv` (or `HF` when the title leads to arXiv) and `PDF` when the id is known, then the
+    abstract's URLs labelled by what they are, each URL once and none the title points to."""
+    links: list[Link] = []
+    title_url = title_link(paper).url
+    if paper.arxiv_id:
+        # The title already leads to arXiv (an arXiv feed): the HF page is the other place.
+        first = (Link("HF", f"{HF_PAPERS}/{paper.arxiv_id}") if title_url.startswith(f"{ARXIV}/abs/")
+                 else Link("arXiv", arxiv_abs(paper.arxiv_id)))
+        links += [first, Link("PDF", f"{ARXIV}/pdf/{paper.arxiv_id}")]
+    seen = {title_url, *(link.url for link in links)}
+    for url in paper.links:
+        if is_safe_url(url) and url.rstrip("/") not in {u.rstrip("/") for u in seen}:
+            seen.add(url)
+            links.append(Link(link_label(url), url))
+    return tuple(links)
+
+
+def link_label(url: str) -> str:
+    """`Code`, `Dataset`, `Model`, `Demo`, `Paper` or `Project page`, by host and path."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").removeprefix("www.")
+    path = [p for p in parts.path.split("/") if p]
+    if host in _CODE_HOSTS:
+        return "Code"
+    if host.endswith(_DEMO_HOSTS) or host in {h.lstrip(".") for h in _DEMO_HOSTS}:
+        return "Demo"
+    if host == "huggingface.co":
+        kind = path[0] if path else ""
+        if kind == "datasets":
+            return "Dataset"
+        if kind == "spaces":
+            return "Demo"
+        if kind == "papers":
+            return "Paper"
+        return "Model" if len(path) == 2 else "Project page"
+    if host in {"kaggle.com", "zenodo.org"} or re.search(r"(^|\.)dataset", host):
+        return "Dataset"
+    if host in {"arxiv.org", "doi.org", "openreview.net", "aclanthology.org"}:
+        return "Paper"
+    return "Project page"

@@ -1,0 +1,72 @@
+"""Untrusted text survives every reader as written (issue 8 item 6): Markdown in both
+Python-Markdown and CommonMark, RSS descriptions in readers that do not sanitise."""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import markdown
+import pytest
+from conftest import EXAMPLES, SHARED_SNAPSHOTS
+from markdown_it import MarkdownIt
+
+from digest.feeds import build_feeds
+from digest.models import Paper, StoredPaper
+from digest.render import Site
+from digest.sources.files import read_snapshot
+from digest.text import md_escape, md_escape_block
+
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+_COMMONMARK = MarkdownIt("commonmark")
+_TAG = re.compile(r"<[^>]+>")
+HOSTILE = [
+    "1.4 Million Open-Source Distilled Reasoning Dataset",
+    "Q&A for LLMs: Q\\&A, &amp; and &#65;",
+    "2) second, - dash, + plus, # hash, = equals",
+    "= leading equals", "- leading dash", "# leading hash", "> quoted",
+    "*stars* _under_ `code` ~~strike~~ [link](javascript:x) ![img](x) <b>tag</b> <and>",
+    "back\\slash \\* \\[ a\\_b $\\cdot$ $^*$ {braces} (parens)!",
+    "html <img src=x onerror=alert(1)> & entity &lt;",
+]
+
+
+def _captured_titles() -> list[str]:
+    folders = [EXAMPLES] + ([SHARED_SNAPSHOTS] if SHARED_SNAPSHOTS.is_dir() else [])
+    return [paper.title for folder in folders for path in sorted(Path(folder).glob("*.txt"))
+            for paper in read_snapshot(path, None, NOW).papers]
+
+
+def _text(rendered: str) -> str:
+    return html.unescape(_TAG.sub("", rendered)).strip()
+
+
+@pytest.mark.parametrize("render", [markdown.markdown, _COMMONMARK.render],
+                         ids=["python-markdown", "commonmark"])
+def test_markdown_renders_back_to_the_text(render: object) -> None:
+    assert callable(render)
+    titles = _captured_titles()
+    assert len(titles) >= 30 if SHARED_SNAPSHOTS.is_dir() else titles
+    for title in [*titles, *HOSTILE]:
+        assert _text(render(md_escape(title))) == title, title
+        assert _text(render(f"## 3\\. {md_escape(title)}")) == f"3. {title}", title
+        assert _text(render(md_escape_block(title))) == title, title
+        out = render(md_escape(title))
+        assert "<img" not in out and "<b>" not in out and "<a " not in out and "<code" not in out
+
+
+def test_rss_description_is_html_text() -> None:
+    hostile = "We show <img src=x onerror=alert(1)> & more."
+    stored = StoredPaper(key="title:x", paper=Paper(title="<b>T</b>", abstract=hostile, rank=1),
+                         first_seen=NOW, digest="2026-03-13", position=1)
+    rss, atom = build_feeds(Site(base_url="https://d.example"), [stored])
+    description = ET.fromstring(rss).find("channel/item/description")
+    assert description is not None and description.text is not None
+    # What a reader gets after XML parsing is HTML; as HTML it is the abstract as text.
+    assert "<img" not in description.text
+    assert html.unescape(_TAG.sub("", description.text)) == hostile
+    summary = ET.fromstring(atom).find("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}summary")
+    assert summary is not None and summary.get("type") == "html" and "<img" not in (summary.text or "")

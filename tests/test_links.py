@@ -1,0 +1,78 @@
+"""Every paper has a link that leads to the paper, or to a search that says it is one (issue 11 §1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from conftest import SHARED_SNAPSHOTS
+
+from digest.links import Link, link_label, paper_links, title_link
+from digest.models import DigestInfo, Paper, StoredPaper
+from digest.render import Site, paper_view, render_page
+from digest.sources.files import read_snapshot
+
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_an_arxiv_id_gives_the_hf_page_and_arxiv_and_pdf_links() -> None:
+    paper = Paper(title="T", abstract="Code: https://github.com/a/b.", rank=1, arxiv_id="2501.01234",
+                  links=("https://github.com/a/b", "https://huggingface.co/papers/2501.01234"))
+    assert title_link(paper).url == "https://huggingface.co/papers/2501.01234"
+    assert not title_link(paper).search
+    assert paper_links(paper) == (Link("arXiv", "https://arxiv.org/abs/2501.01234"),
+                                  Link("PDF", "https://arxiv.org/pdf/2501.01234"),
+                                  Link("Code", "https://github.com/a/b"))  # the HF page once, as the title
+
+
+def test_an_arxiv_source_links_its_abs_page() -> None:
+    paper = Paper(title="T", abstract="", rank=1, arxiv_id="2501.01234",
+                  page_url="https://arxiv.org/abs/2501.01234v2")
+    assert title_link(paper).url == "https://arxiv.org/abs/2501.01234v2"
+    assert [link.label for link in paper_links(paper)] == ["HF", "PDF"]
+
+
+def test_no_id_links_a_labelled_title_search_never_the_first_abstract_url() -> None:
+    paper = Paper(title="Fast & Slow: R$^2$", abstract="See https://github.com/x/y", rank=1,
+                  links=("https://github.com/x/y",))
+    target = title_link(paper)
+    assert target.search
+    assert target.url == ("https://arxiv.org/search/?query=Fast+%26+Slow%3A+R%24%5E2%24"
+                          "&searchtype=title")
+    assert paper_links(paper) == (Link("Code", "https://github.com/x/y"),)
+    stored = StoredPaper(key=paper.key, paper=paper, first_seen=NOW, digest="2026-03-13", position=1)
+    view = paper_view(stored)
+    page = "".join(render_page(Site(), DigestInfo("2026-03-13", NOW, 1), [view]))
+    assert "(arXiv search)</span>" in page and 'href="https://github.com/x/y">Code</a>' in page
+
+
+@pytest.mark.parametrize(("url", "label"), [
+    ("https://github.com/org/repo", "Code"),
+    ("https://gitlab.com/org/repo", "Code"),
+    ("https://huggingface.co/datasets/org/data", "Dataset"),
+    ("https://huggingface.co/org/model-7b", "Model"),
+    ("https://huggingface.co/spaces/org/demo", "Demo"),
+    ("https://org-demo.hf.space", "Demo"),
+    ("https://arxiv.org/abs/2501.00001", "Paper"),
+    ("https://org.github.io/project", "Project page"),
+    ("https://example.org", "Project page"),
+])
+def test_labels(url: str, label: str) -> None:
+    assert link_label(url) == label
+
+
+def test_links_are_never_duplicated() -> None:
+    paper = Paper(title="T", abstract="", rank=1,
+                  links=("https://github.com/a/b", "https://github.com/a/b/", "javascript:alert(1)"))
+    assert paper_links(paper) == (Link("Code", "https://github.com/a/b"),)
+
+
+@pytest.mark.skipif(not SHARED_SNAPSHOTS.is_dir(), reason="../shared/snapshots not present")
+def test_every_title_of_the_real_captures_leads_somewhere() -> None:
+    """Report: the share of papers whose title links to the paper or to a labelled search."""
+    papers = [p for path in sorted(SHARED_SNAPSHOTS.glob("*.txt"))
+              for p in read_snapshot(path, None, NOW).papers]
+    views = [paper_view(StoredPaper(key=p.key, paper=p, first_seen=NOW, digest=None)) for p in papers]
+    linked = [v for v in views if v.url.startswith("https://") and (v.url_is_search or "arxiv" in v.url
+                                                                    or "huggingface.co/papers" in v.url)]
+    assert len(papers) > 0 and len(linked) == len(papers)
