@@ -11,12 +11,14 @@ import feedparser
 import markdown
 import pytest
 from conftest import EXAMPLES, FIXTURES, entry, page
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.config import Settings
 from digest.feeds import build_feeds, paper_guid
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare, render_all
-from digest.render import EMAIL_BUDGET, Site, paper_view, render_email
+from digest.render import EMAIL_BUDGET, Site, most_that_fit, paper_view, render_email
 from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -222,3 +224,18 @@ def test_empty_store_feeds_are_valid(tmp_path: Path) -> None:
     rss, atom = build_feeds(Site(), [])
     assert not feedparser.parse(rss).bozo and not feedparser.parse(atom).bozo
     assert build_feeds(Site(), []) == (rss, atom)
+
+
+@given(high=st.integers(min_value=0, max_value=5000), data=st.data())
+def test_most_finds_the_largest_fitting_count_with_small_probes(high: int, data: st.DataObject) -> None:
+    """The email size search returns the exact answer, and never renders far beyond it."""
+    answer = data.draw(st.integers(min_value=0, max_value=high))
+    probes: list[int] = []
+
+    def fits(n: int) -> bool:
+        probes.append(n)
+        return n <= answer
+
+    assert most_that_fit(high, fits) == answer
+    assert max(probes, default=0) <= max(2 * answer + 1, 1)
+    assert len(probes) <= 2 * (high.bit_length() + 1)
