@@ -54,11 +54,12 @@ def title_link(paper: Paper, title: str | None = None) -> TitleLink:
     return TitleLink(title_search(title or paper.title), search=True)
 
 
-def paper_links(paper: Paper) -> tuple[Link, ...]:
+def paper_links(paper: Paper, title_url: str | None = None) -> tuple[Link, ...]:
     """`arXiv` (or `HF` when the title leads to arXiv) and `PDF` when the id is known, then the
-    abstract's URLs labelled by what they are, each URL once and none the title points to."""
+    abstract's URLs labelled by what they are, each URL once and none the title points to
+    (`title_url`, when the caller has it already)."""
     links: list[Link] = []
-    title_url = title_link(paper).url
+    title_url = title_url or title_link(paper).url
     if paper.arxiv_id:
         # The title already leads to arXiv (an arXiv feed): the HF page is the other place.
         first = (Link("HF", f"{HF_PAPERS}/{paper.arxiv_id}") if title_url.startswith(f"{ARXIV}/abs/")

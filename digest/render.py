@@ -110,7 +110,7 @@ def paper_view(stored: StoredPaper) -> PaperView:
     target = title_link(paper, title)
     return PaperView(
         position=stored.position, title=tex_to_unicode(title), abstract=tex_to_unicode(abstract),
-        url=target.url, url_is_search=target.search, links=paper_links(paper),
+        url=target.url, url_is_search=target.search, links=paper_links(paper, target.url),
         meta=" · ".join(meta), key=stored.key, source=stored.source,
         title_tex=title, abstract_tex=abstract, authors=author_line(paper.authors),
     )
