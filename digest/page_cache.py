@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 DEFAULT_TTL = 30.0  # seconds a page is kept when the output folder cannot tell a publish
@@ -69,3 +70,21 @@ class PageCache:
             while len(self.pages) > self.size:
                 self.pages.popitem(last=False)
         return page
+
+
+def not_modified(if_none_match: str | None, if_modified_since: str | None, page: CachedPage) -> bool:
+    """Whether a conditional GET may be answered 304 (RFC 9110 §13.1.2 and §13.1.3).
+
+    `If-None-Match` wins when present and compares weakly (`W/"x"` matches `"x"`: a proxy that
+    compresses the feed weakens its ETag); else `If-Modified-Since` against `Last-Modified`.
+    """
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or page.headers["ETag"] in tags
+    modified = page.headers.get("Last-Modified")
+    if if_modified_since is None or modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):  # an unparseable date is ignored, as the RFC says
+        return False

@@ -35,7 +35,7 @@ from digest.errors import SubscriberError
 from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug, topics_from_slug
 from digest.message import POLICY, header_text
 from digest.models import StoredPaper
-from digest.page_cache import CachedPage, PageCache
+from digest.page_cache import CachedPage, PageCache, not_modified
 from digest.render import environment, long_date, paper_view, render_page
 from digest.store import Store
 from digest.tokens import (
@@ -369,7 +369,8 @@ def _csrf_ok(request: Request, form: FormData, secret: str) -> bool:
 
 def _answer(request: Request, cached: CachedPage) -> Response:
     """A cached page, or 304 when the client already holds these bytes."""
-    if request.headers.get("if-none-match") == cached.headers["ETag"]:
+    if not_modified(request.headers.get("if-none-match"), request.headers.get("if-modified-since"),
+                    cached):
         return Response(status_code=304, headers=cached.headers)
     return Response(cached.body, status_code=cached.status, media_type=cached.media_type,
                     headers=cached.headers)

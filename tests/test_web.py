@@ -253,3 +253,18 @@ def test_archive_is_cached_but_each_visitor_gets_their_own_csrf_token(
     client.cookies.clear()
     second = csrf(client)
     assert first != second and "csrf-token-slot" not in client.get("/").text
+
+
+def test_conditional_gets_as_readers_and_proxies_send_them(
+        world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    """A weak ETag (a compressing proxy) and If-Modified-Since alone both get 304."""
+    _, _, client, _ = world
+    first = client.get("/atom.xml")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    for headers in ({"If-None-Match": f"W/{etag}"}, {"If-None-Match": f'"other", {etag}'},
+                    {"If-Modified-Since": modified}, {"If-None-Match": "*"}):
+        assert client.get("/atom.xml", headers=headers).status_code == 304, headers
+    for headers in ({"If-None-Match": '"other"', "If-Modified-Since": modified},
+                    {"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+                    {"If-Modified-Since": "not a date"}):
+        assert client.get("/atom.xml", headers=headers).status_code == 200, headers
