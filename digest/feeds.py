@@ -83,9 +83,13 @@ def matching(papers: Sequence[StoredPaper], topics: Sequence[str], limit: int) -
 
 
 def _description(view: PaperView) -> str:
-    """HTML for readers: the abstract as text (escaped), then the labelled links."""
-    links = " · ".join(f'<a href="{html.escape(link.url)}">{html.escape(link.label)}</a>'
-                       for link in view.links)
+    """HTML for readers: the abstract as text (escaped), then the labelled links; an entry
+    whose link is a title search says so there, as the web page and email do."""
+    labelled = [(link.url, link.label) for link in view.links]
+    if view.url_is_search:
+        labelled.insert(0, (view.url, "arXiv search (no arXiv id known)"))
+    links = " · ".join(f'<a href="{html.escape(url)}">{html.escape(label)}</a>'
+                       for url, label in labelled)
     body = f"<p>{html.escape(view.abstract, quote=False)}</p>"
     return body + (f"<p>{links}</p>" if links else "")
 

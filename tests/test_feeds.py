@@ -58,6 +58,9 @@ def test_atom_and_rss_carry_what_readers_need(base_url: str | None) -> None:
     # Every entry link absolute, with or without a base URL.
     assert [e.link for e in parsed.entries] == ["https://huggingface.co/papers/2603.01234",
                                                 "https://arxiv.org/search/?query=No+Id+Here&searchtype=title"]
+    # A title search says so, as on the web page and in the email; the paper's own link does not.
+    assert "arXiv search (no arXiv id known)</a>" in parsed.entries[1].summary
+    assert "arXiv search" not in parsed.entries[0].summary
 
 
 def test_topic_slugs_round_trip() -> None:
