@@ -96,10 +96,12 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
 @click.argument("path", type=click.Path(path_type=Path))
 @store_options
 def import_(path: Path, db: str | None, out: str | None, templates: str | None) -> None:
-    """Add subscribers from a CSV file with the columns email,name,topics.
+    """Add subscribers from a CSV file with the columns email,name,topics[,status].
 
     A bad row is reported with its line number and skipped; the good rows are kept.
-    Addresses that unsubscribed earlier are left out.
+    Consent is kept: a row whose status is paused or unsubscribed (as `export` writes
+    it) is recorded so, and an address paused or unsubscribed here stays so; only
+    `digest subscribers add` re-adds someone who left.
 
     \b
     Example:
@@ -109,7 +111,8 @@ def import_(path: Path, db: str | None, out: str | None, templates: str | None) 
         counts, problems = book.import_csv(store, path)
         for problem in problems:
             click.echo(f"{path}:{problem.line}: skipped: {problem.message}", err=True)
-        click.echo(f"{counts['added']} added, {counts['updated']} updated, "
+        kept = f", {counts['kept']} kept paused or unsubscribed" if counts["kept"] else ""
+        click.echo(f"{counts['added']} added, {counts['updated']} updated{kept}, "
                    f"{len(problems)} skipped")
 
 

@@ -168,8 +168,8 @@ def create_app(store: Store, settings: Settings, *,
         topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
         known = book.find(store, email)
         if known is None or known.status != book.ACTIVE:
-            _send_confirmation(make(), settings, email, link(
-                f"confirm?token={confirm_token(secret, email, topics)}"))
+            token = confirm_token(secret, email, topics, book.consent_state(known))
+            _send_confirmation(make(), settings, email, link(f"confirm?token={token}"))
         # The same answer whether or not the address is already subscribed.
         return page(request, "Check your inbox", f"If {email} can receive mail, a "
                     "confirmation link is on its way. It works for 48 hours.")
@@ -183,15 +183,20 @@ def create_app(store: Store, settings: Settings, *,
                 return page(request, "Please try again", "The form expired. Open the link "
                             "from the email again.", 403)
         found = read_confirm_token(secret, token, now=clock())
+        known = book.find(store, found[0]) if found else None
+        if found is not None and found[2] != book.consent_state(known):
+            if known is not None and known.status == book.ACTIVE:  # a second click: no change
+                return page(request, "You are subscribed", f"{known.email} gets the next digest.")
+            found = None  # used already, or the subscription changed since (unsubscribed)
         if found is None:
-            return page(request, "Link not valid", "This confirmation link is not valid or "
-                        "has expired (links work for 48 hours). Subscribe again.", 400)
-        email, topics = found
+            return page(request, "Link not valid", "This confirmation link is not valid, was "
+                        "used already or has expired (links work for 48 hours). Subscribe "
+                        "again.", 400)
+        email, topics, _ = found
         if request.method == "GET":  # mail scanners follow links: change nothing on GET
             return page(request, "Confirm your subscription", f"Send {site.title} to "
                         f"{email}?", form={"action": link("confirm"), "button": "Confirm",
                                           "fields": [("token", token)], "topics": None})
-        known = book.find(store, email)
         if known is None or known.status != book.ACTIVE:
             book.add(store, email, topics=topics or None)
         return page(request, "You are subscribed", f"{email} will get the next digest.")
@@ -227,14 +232,21 @@ def create_app(store: Store, settings: Settings, *,
             token = str(form.get("token", ""))
         subscriber_id = read_preferences_token(secret, token)
         current = book.by_id(store, subscriber_id) if subscriber_id is not None else None
-        if current is None or current.status == book.UNSUBSCRIBED:
+        if current is None:
             return page(request, "Link not valid", "This preferences link is not valid.", 400)
+        if current.status == book.UNSUBSCRIBED:
+            # An old email's link: say where they stand, and offer the way back (which
+            # goes through the confirmation email like any subscription).
+            return page(request, "You are unsubscribed", f"{current.email} gets no more "
+                        f"{site.title} emails. Changed your mind? Subscribe again: we will "
+                        "send a confirmation link.",
+                        form={"action": link("subscribe"), "button": "Subscribe again",
+                              "fields": [("email", current.email)], "topics": None})
         if form is not None:
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Reload the page.", 403)
             topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
-            book.add(store, current.email, topics=topics)
-            current = book.by_id(store, subscriber_id) or current
+            current = book.set_topics(store, current.id, topics) or current
         return page(request, "Your topics", "Only new papers whose title or abstract mentions "
                     "one of these are sent to you; leave it empty for every new paper.",
                     form={"action": link("preferences"), "button": "Save",

@@ -67,7 +67,7 @@ def test_import_reports_bad_rows_keeps_good_ones_and_respects_unsubscribes(isola
     assert out == "2 added, 0 updated, 2 skipped\n"
     assert err.splitlines() == [
         f"{csv_file}:3: skipped: not a valid email address (An email address must have an @-sign.)",
-        f"{csv_file}:4: skipped: gone@example.org unsubscribed earlier: left out (add it with "
+        f"{csv_file}:4: skipped: gone@example.org is unsubscribed here: left as it is (add it with "
         "`digest subscribers add` if they asked)",
     ]
     exported = invoke("subscribers", "export")[1]
@@ -77,7 +77,8 @@ def test_import_reports_bad_rows_keeps_good_ones_and_respects_unsubscribes(isola
     # The export imports again into a fresh store unchanged.
     (isolated / "again.csv").write_text(exported)
     assert invoke("subscribers", "import", str(isolated / "again.csv"), "--db",
-                  f"sqlite:///{isolated / 'b.sqlite3'}")[1] == "3 added, 0 updated, 0 skipped\n"
+                  f"sqlite:///{isolated / 'b.sqlite3'}")[1] == (
+                      "2 added, 0 updated, 1 kept paused or unsubscribed, 0 skipped\n")
 
 
 def test_send_to_the_outbox_then_nothing_twice(isolated: Path) -> None:
