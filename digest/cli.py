@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from digest import __version__, cycle_log, pipeline
+from digest import __version__, cycle_log, delivery_log, pipeline
 from digest import schedule as schedule_module
 from digest.capture import parse_iso_capture
 from digest.cli_config import config_group, init
@@ -19,12 +19,12 @@ from digest.cli_support import (
     CONTEXT,
     opened,
     progress,
+    report_problems,
     report_send,
     send_feedback,
     store_options,
     user_errors,
 )
-from digest.delivery_log import release_digest
 from digest.errors import ConfigError
 from digest.lock import cycle_lock
 from digest.sources.files import expand_paths, read_snapshot
@@ -199,6 +199,32 @@ def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | 
 
 
 @main.command(context_settings=CONTEXT)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(delivery_log.LISTED_STATUSES),
+              help="Only deliveries in this status (repeatable); default: failed, deferred, unknown.")
+@store_options
+def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
+               templates: str | None) -> None:
+    """List deliveries that need a look: failed, deferred (will retry) or unknown.
+
+    Each line: status, digest, address, then the mail server's last reply, so a bounce
+    can be acted on (fix or remove the address; `digest send --retry-unknown`).
+
+    \b
+    Examples:
+      digest deliveries
+      digest deliveries --status failed
+    """
+    with user_errors(), opened(db, out, templates) as (store, _):
+        rows = delivery_log.listing(store, statuses or delivery_log.NEEDS_ATTENTION)
+        for row in rows:
+            when = f"{row.when:%Y-%m-%d %H:%M}" if row.when else "-"
+            click.echo(f"{row.status:<9} {row.digest}  {row.email}  {when}  "
+                       f"{row.reply or '-'}")
+        click.echo(f"{len(rows)} deliveries")
+
+
+@main.command(context_settings=CONTEXT)
 @click.argument("name", metavar="DATE")
 @store_options
 def release(name: str, db: str | None, out: str | None, templates: str | None) -> None:
@@ -213,7 +239,7 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
       digest release 2026-03-13
     """
     with user_errors(), opened(db, out, templates) as (store, settings):
-        if not release_digest(store, name):
+        if not delivery_log.release_digest(store, name):
             raise ConfigError(name, "no held digest by that name",
                               "see `digest send --dry-run` for the held digests")
         click.echo(f"released {name}")
@@ -251,6 +277,8 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
             if report.digest.held_reason:
                 click.echo(f"held: {report.digest.name}: {report.digest.held_reason} — check it, "
                            f"then: digest release {report.digest.name}", err=True)
+        if report.sent:
+            report_problems(report.sent)
         click.echo(report.line())
         if not report.ok:
             sys.exit(1)

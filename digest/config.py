@@ -44,6 +44,14 @@ class EmailSettings:
     from_address: str = "digest@paper-digest.invalid"
     secret: str | None = field(default=None, repr=False)  # environment only
     max_new: int = DEFAULT_MAX_NEW
+    smtp_timeout: int = 30  # seconds for each SMTP command's reply
+    final_reply_timeout: int = 600  # seconds for the reply to a whole message (RFC 5321)
+    retries: int = 4  # rounds at the end of a run for deferred deliveries: waits 1, 2, 4, 8 s
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """The waits before each retry round: doubling from 1 second."""
+        return tuple(float(2 ** i) for i in range(self.retries))
 
     @property
     def domain(self) -> str:
@@ -109,6 +117,9 @@ KEYS: dict[tuple[str, str], Any] = {
     ("email", "smtp_user"): None,
     ("email", "from"): None,
     ("email", "max_new"): DEFAULT_MAX_NEW,
+    ("email", "smtp_timeout"): 30,
+    ("email", "final_reply_timeout"): 600,
+    ("email", "retries"): 4,
     ("schedule", "cron"): "0 8 * * *",
     ("schedule", "timezone"): "UTC",
     ("schedule", "misfire_grace"): 3600,
@@ -198,13 +209,13 @@ def load_settings(
             raise ConfigError(where, f"{value!r} should be text", "quote it")
         return value
 
-    def number(section: str, key: str, default: int | None = None) -> int | None:
+    def number(section: str, key: str, default: int | None = None, least: int = 1) -> int | None:
         value, where = values.get(section, key)
         if value is None or value == "":
             return default
         try:
             result = int(value)
-            if result < 1 or isinstance(value, bool | float):
+            if result < least or isinstance(value, bool | float):
                 raise ValueError
         except ValueError:
             example = default or KEYS[(section, key)] or 1
@@ -273,6 +284,9 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
         from_address=from_address,
         secret=env.get("DIGEST_SECRET") or None,
         max_new=number("email", "max_new", DEFAULT_MAX_NEW),
+        smtp_timeout=number("email", "smtp_timeout", 30),
+        final_reply_timeout=number("email", "final_reply_timeout", 600),
+        retries=min(number("email", "retries", 4, least=0) or 0, 8),
     )
 
 

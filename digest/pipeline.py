@@ -77,7 +77,7 @@ def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
     if settings.email.smtp_host:
         settings.email.require_secret()
     transport = make_transport(settings.email, settings.out_dir / "outbox")
-    return Sender(store, settings, transport, **options)
+    return Sender(store, settings, transport, **{"delays": settings.email.retry_delays, **options})
 
 
 def digest_path(settings: Settings, name: str, suffix: str) -> Path:
