@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from digest.cli_support import CONTEXT, settings_for, user_errors
-from digest.config import CONFIG_NAME
+from digest.config import CONFIG_NAME, link_problem
 from digest.errors import ConfigError
 from digest.output import write_atomic
 
@@ -87,6 +87,11 @@ def check() -> None:
         click.echo(f"# settings from {source}")
         for name, value in _flatten(settings):
             click.echo(f"{name} = {value}")
+        problem = link_problem(settings)
+        if problem is not None and settings.email.smtp_host:
+            raise problem  # `digest send` would refuse: say so now
+        if problem is not None:
+            click.echo(f"warning: {problem.message}")
         click.echo("ok")
 
 

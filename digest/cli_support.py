@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from digest.config import Settings, load_settings
+from digest.config import Settings, link_problem, load_settings
 from digest.deliver import Summary
 from digest.errors import DigestError
 from digest.store import Store, open_store
@@ -136,3 +136,10 @@ def report_problems(summary: Summary) -> None:
         click.echo(problem.line(), err=True)
     if summary.problems:
         click.echo("see them later with: digest deliveries", err=True)
+
+
+def warn_links(settings: Settings) -> None:
+    """Warn (outbox, previews) that emails would carry broken links without a base URL."""
+    problem = link_problem(settings)
+    if problem is not None:
+        click.echo(f"warning: {problem.message}", err=True)

@@ -57,12 +57,31 @@ class EmailSettings:
     def domain(self) -> str:
         return self.from_address.rpartition("@")[2]
 
-    def require_secret(self) -> str:
-        """The token secret, which every non-outbox send needs."""
+    def require_secret(self, why: str = "sending by SMTP needs it to sign unsubscribe links") -> str:
+        """The token secret, which every non-outbox send and the web app need."""
         if not self.secret:
-            raise ConfigError("DIGEST_SECRET", "not set, and sending by SMTP needs it to sign "
-                              "unsubscribe links", MAKE_SECRET)
+            raise ConfigError("DIGEST_SECRET", f"not set, and {why}", MAKE_SECRET)
+        check_secret(self.secret)
         return self.secret
+
+
+MIN_SECRET = 32  # characters: a short secret is guessed from a single signed link
+
+
+def check_secret(secret: str) -> None:
+    """Refuse a token secret short enough to be recovered from one link by brute force."""
+    if len(secret) < MIN_SECRET:
+        raise ConfigError("DIGEST_SECRET", f"only {len(secret)} characters; links signed with "
+                          f"a short secret can be forged (use {MIN_SECRET} or more)", MAKE_SECRET)
+
+
+def link_problem(settings: Settings) -> ConfigError | None:
+    """Why emails sent with these settings would carry broken links, or None."""
+    if settings.site.base_url:
+        return None
+    return ConfigError("site.base_url", "not set, so emails get relative links and no web "
+                       "unsubscribe or preferences link", "set [site] base_url (or "
+                       "DIGEST_SITE_BASE_URL) to the public URL, e.g. https://papers.example.org")
 
 
 @dataclass(frozen=True)
@@ -282,12 +301,18 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
         smtp_password=env.get("DIGEST_EMAIL_SMTP_PASSWORD") or None,
         from_name=from_name,
         from_address=from_address,
-        secret=env.get("DIGEST_SECRET") or None,
+        secret=_secret(env.get("DIGEST_SECRET") or None),
         max_new=number("email", "max_new", DEFAULT_MAX_NEW),
         smtp_timeout=number("email", "smtp_timeout", 30),
         final_reply_timeout=number("email", "final_reply_timeout", 600),
         retries=min(number("email", "retries", 4, least=0) or 0, 8),
     )
+
+
+def _secret(value: str | None) -> str | None:
+    if value is not None:
+        check_secret(value)
+    return value
 
 
 def check_cron(expression: str, timezone: str) -> str | None:

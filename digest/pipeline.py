@@ -13,7 +13,7 @@ import httpx
 
 from digest import cycle_log
 from digest.alerts import alert_operator
-from digest.config import Settings, SourceSettings
+from digest.config import Settings, SourceSettings, link_problem
 from digest.deliver import Sender, Summary
 from digest.errors import ConfigError, ParseError, SourceError, StoreError
 from digest.feeds import build_feeds
@@ -72,10 +72,18 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
     publish_site(store, settings)
 
 
-def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
-    """A Sender over the configured transport: SMTP (which needs DIGEST_SECRET) or the outbox."""
+def make_sender(store: Store, settings: Settings, *, preview: bool = False,
+                **options: Any) -> Sender:
+    """A Sender over the configured transport: SMTP or the outbox.
+
+    Real sends by SMTP need DIGEST_SECRET and site.base_url (else every email's links are
+    broken); the outbox and previews (`send --to`) go on without, the CLI warning.
+    """
     if settings.email.smtp_host:
         settings.email.require_secret()
+        problem = link_problem(settings)
+        if problem is not None and not preview:
+            raise problem
     transport = make_transport(settings.email, settings.out_dir / "outbox")
     return Sender(store, settings, transport, **{"delays": settings.email.retry_delays, **options})
 

@@ -32,7 +32,7 @@ from digest import subscribers as book
 from digest.config import Settings
 from digest.errors import SubscriberError
 from digest.feeds import build_feeds
-from digest.message import POLICY, header_text
+from digest.message import POLICY, POLICY_UTF8, address_header, header_text
 from digest.render import environment, long_date, paper_view, render_page
 from digest.store import Store
 from digest.tokens import (
@@ -82,10 +82,17 @@ class RateLimit:
 
 def create_app(store: Store, settings: Settings, *,
                transport: Callable[[], Transport] | None = None,
-               clock: Callable[[], float] = time.time) -> Starlette:
-    """The web app over a store; `transport` sends confirmation emails (default: configured)."""
-    secret = settings.email.require_secret() if settings.email.smtp_host else (
-        settings.email.secret or secrets.token_urlsafe(32))
+               clock: Callable[[], float] = time.time, dev: bool = False) -> Starlette:
+    """The web app over a store; `transport` sends confirmation emails (default: configured).
+
+    It signs with DIGEST_SECRET, as `digest send` does, so emailed links work here and
+    after a restart; `dev` alone allows a throwaway key.
+    """
+    if dev and not settings.email.secret:
+        secret = secrets.token_urlsafe(32)
+    else:
+        secret = settings.email.require_secret(
+            "the web app signs its links and forms with it (digest serve --dev: a throwaway key)")
     site = settings.site
     env = environment(settings.templates)
     limiter = RateLimit(*SUBSCRIBE_LIMIT)
@@ -310,9 +317,10 @@ def _chart(values: list[int]) -> dict[str, Any] | None:
 
 
 def _send_confirmation(transport: Transport, settings: Settings, email: str, url: str) -> None:
-    message = EmailMessage(policy=POLICY)
-    message["From"] = f"{header_text(settings.email.from_name)} <{settings.email.from_address}>"
-    message["To"] = email
+    utf8 = not (email + settings.email.from_address).isascii()
+    message = EmailMessage(policy=POLICY_UTF8 if utf8 else POLICY)
+    message["From"] = address_header(settings.email.from_name, settings.email.from_address)
+    message["To"] = address_header("", email)
     message["Subject"] = header_text(f"Confirm your {settings.site.title} subscription")
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=settings.email.domain)

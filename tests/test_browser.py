@@ -70,7 +70,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str]]:
             db_url=f"sqlite:///{tmp_path / 'browser.sqlite3'}", out_dir=tmp_path / "out",
             site=Site(base_url=base),
             email=EmailSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="none",
-                                from_address="papers@example.org", secret="browser-secret"))
+                                from_address="papers@example.org", secret="browser-secret-" + "x" * 20))
         store = open_store(settings.db_url)
         now = datetime(2026, 11, 25, tzinfo=UTC)
         list(ingest(store, settings, prepare(store, [EXAMPLES / "2026-03-11.txt"], None, now), now))

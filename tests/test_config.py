@@ -87,7 +87,7 @@ def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> 
     code, out, _ = invoke("init")
     assert code == 0 and (isolated / "digest.toml").is_file()
     assert invoke("init")[0] == 2  # never overwrites without --force
-    code, out, _ = invoke("config", "check", env={"DIGEST_SECRET": "s3cret-value",
+    code, out, _ = invoke("config", "check", env={"DIGEST_SECRET": "s3cret-value-0123456789abcdefghijklmn",
                                                    "DIGEST_EMAIL_SMTP_PASSWORD": "pw-value"})
     assert code == 0 and out.endswith("ok\n")
     assert "s3cret-value" not in out and "pw-value" not in out

@@ -30,7 +30,7 @@ from digest.tokens import read_unsubscribe_token
 from digest.transport import OutboxTransport, SmtpTransport
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SECRET = "test-secret-not-for-production"
+SECRET = "test-secret-not-for-production-0123456789"
 HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
            "List-Unsubscribe-Post", "Auto-Submitted", "Precedence", "MIME-Version",
            "Content-Type"]

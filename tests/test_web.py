@@ -22,7 +22,7 @@ from digest.store import Store, open_store
 from digest.tokens import confirm_token, preferences_token, unsubscribe_token
 from digest.web import create_app
 
-SECRET = "web-test-secret"
+SECRET = "web-test-secret-0123456789abcdefghij"
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
