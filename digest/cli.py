@@ -355,8 +355,9 @@ def serve(host: str, port: int, dev: bool, db: str | None, out: str | None,
             click.echo("dev mode: signing with a throwaway key; links stop working when the "
                        "server stops (set DIGEST_SECRET for real use)", err=True)
         root = urlsplit(settings.site.base_url).path.rstrip("/") if settings.site.base_url else ""
-        uvicorn.run(app, host=host, port=port, root_path=root, proxy_headers=True,
-                    forwarded_allow_ips="127.0.0.1", log_level="info")
+        # The app believes X-Forwarded-For from web.trusted_proxies only (its own middleware).
+        uvicorn.run(app, host=host, port=port, root_path=root, proxy_headers=False,
+                    log_level="info")
 
 
 main.add_command(subscribers)

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,6 +86,16 @@ def link_problem(settings: Settings) -> ConfigError | None:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """`digest serve`'s limits, and whom it trusts to say who the client is."""
+
+    max_body: int = 65536  # bytes a request body may have (forms are tiny)
+    subscribe_rate: str = "5 per 10 minutes"  # subscribe requests per client address
+    confirm_rate: str = "1 per hour"  # confirmation emails per email address
+    trusted_proxies: str = "127.0.0.1"  # whose X-Forwarded-For is believed ("none": nobody's)
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     """When `digest schedule` runs a cycle."""
 
@@ -113,6 +124,7 @@ class Settings:
     feed_size: int = 200
     email: EmailSettings = EmailSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
     sources: tuple[SourceSettings, ...] = ()
     alerts_email: str | None = None
     config_path: Path | None = None
@@ -139,6 +151,10 @@ KEYS: dict[tuple[str, str], Any] = {
     ("email", "smtp_timeout"): 30,
     ("email", "final_reply_timeout"): 600,
     ("email", "retries"): 4,
+    ("web", "max_body"): 65536,
+    ("web", "subscribe_rate"): "5 per 10 minutes",
+    ("web", "confirm_rate"): "1 per hour",
+    ("web", "trusted_proxies"): "127.0.0.1",
     ("schedule", "cron"): "0 8 * * *",
     ("schedule", "timezone"): "UTC",
     ("schedule", "misfire_grace"): 3600,
@@ -262,6 +278,7 @@ def load_settings(
         feed_size=number("site", "feed_size") or 200,
         email=_email_settings(values, text, number, env),
         schedule=_schedule_settings(values, text, number),
+        web=_web_settings(values, text, number),
         sources=_sources(file_values.get("sources", []), str(path)),
         alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
         config_path=path if file_values else None,
@@ -307,6 +324,30 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
         final_reply_timeout=number("email", "final_reply_timeout", 600),
         retries=min(number("email", "retries", 4, least=0) or 0, 8),
     )
+
+
+def _web_settings(values: _Values, text: Any, number: Any) -> WebSettings:
+    from limits import parse
+
+    rates = {}
+    for key in ("subscribe_rate", "confirm_rate"):
+        rate = text("web", key) or KEYS[("web", key)]
+        try:
+            parse(rate)
+        except ValueError:
+            raise ConfigError(values.get("web", key)[1], f"{rate!r} is not a rate",
+                              'write it like "5 per 10 minutes" or "1 per hour"') from None
+        rates[key] = rate
+    proxies, where = values.get("web", "trusted_proxies")
+    proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
+    for host in filter(None, (h.strip() for h in proxies.split(","))):
+        try:
+            ip_network(host, strict=False)
+        except ValueError:
+            raise ConfigError(where, f"{host!r} is not an IP address or network",
+                              'list proxies like "127.0.0.1, 10.0.0.0/8", or "none"') from None
+    return WebSettings(max_body=number("web", "max_body", 65536), trusted_proxies=proxies,
+                       **rates)
 
 
 def _secret(value: str | None) -> str | None:

@@ -16,6 +16,8 @@ def _id_token(secret: str, purpose: str, subscriber_id: int) -> str:
 
 
 def _read_id_token(secret: str, purpose: str, token: str) -> int | None:
+    if not token.isascii():  # never a token of ours (and itsdangerous chokes on surrogates)
+        return None
     try:
         value = URLSafeSerializer(secret, salt=purpose).loads(token)
     except BadSignature:
@@ -51,6 +53,8 @@ def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE,
                        now: float | None = None) -> tuple[str, str, str] | None:
     """(email, topics, state) from a valid, unexpired confirmation token; None otherwise."""
     serializer = URLSafeTimedSerializer(secret, salt=_CONFIRM)
+    if not token.isascii():
+        return None
     try:
         if now is None:
             value = serializer.loads(token, max_age=max_age)

@@ -13,20 +13,20 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from digest import subscribers as book
 from digest.config import Settings
@@ -42,42 +42,47 @@ from digest.tokens import (
     read_unsubscribe_token,
 )
 from digest.transport import Permanent, Transient, Transport, Unknown, make_transport
+from digest.web_safety import BodyLimit, Mailer, RateLimits, SecurityHeaders
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
-                                "data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    # Links carry tokens: never send them on to another site.
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 CSRF_COOKIE = "digest_csrf"
-SUBSCRIBE_LIMIT = (5, 600.0)  # requests per client address per 10 minutes
+FORM_FIELDS = 20  # more than any form here has
 
 
-class _Security(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+class _App(Starlette):
+    """Starlette with the body cap and security headers outside everything, errors included."""
+
+    def __init__(self, max_body: int, trusted_proxies: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_body, self.trusted_proxies = max_body, trusted_proxies
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = BodyLimit(super().build_middleware_stack(), self.max_body)
+        if self.trusted_proxies:  # X-Forwarded-For only from these, never from clients
+            # uvicorn's ASGI types are stricter than Starlette's; the protocol is the same.
+            app = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app),
+                                                       trusted_hosts=self.trusted_proxies))
+        return SecurityHeaders(app)
 
 
-class RateLimit:
-    """A sliding window per client address (in memory: one process serves the app)."""
+FormHandler = Callable[[Request, FormData | None], Response]
 
-    def __init__(self, count: int, seconds: float, clock: Callable[[], float] = time.monotonic):
-        self.count, self.seconds, self.clock = count, seconds, clock
-        self.hits: dict[str, deque[float]] = defaultdict(deque)
 
-    def allow(self, client: str) -> bool:
-        now, window = self.clock(), self.hits[client]
-        while window and now - window[0] > self.seconds:
-            window.popleft()
-        if len(window) >= self.count:
-            return False
-        window.append(now)
-        return True
+def _reads_form(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that reads a POST's form (capped) on the event loop, then runs `handler`
+    in the thread pool: the store and the templates never block the loop."""
+
+    async def endpoint(request: Request) -> Response:
+        form = None
+        if request.method == "POST":
+            form = await request.form(max_files=0, max_fields=FORM_FIELDS)
+        return await run_in_threadpool(handler, request, form)
+
+    return endpoint
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up mid-request is not an error of ours: no traceback, no log."""
+    return Response(status_code=400)
 
 
 def create_app(store: Store, settings: Settings, *,
@@ -95,8 +100,18 @@ def create_app(store: Store, settings: Settings, *,
             "the web app signs its links and forms with it (digest serve --dev: a throwaway key)")
     site = settings.site
     env = environment(settings.templates)
-    limiter = RateLimit(*SUBSCRIBE_LIMIT)
+    web = settings.web
+    limits = RateLimits()
     make = transport or (lambda: make_transport(settings.email, settings.out_dir / "outbox"))
+
+    def send_confirmation(email: str, topics: str) -> None:
+        """On the mailer's thread: look the address up, and mail a link unless subscribed."""
+        known = book.find(store, email)
+        if known is None or known.status != book.ACTIVE:
+            token = confirm_token(secret, email, topics, book.consent_state(known))
+            _send_confirmation(make(), settings, email, link(f"confirm?token={token}"))
+
+    mailer = Mailer(send_confirmation)
 
     def link(path: str) -> str:
         return site.link(path) if site.base_url else "/" + path
@@ -111,7 +126,7 @@ def create_app(store: Store, settings: Settings, *,
             feed_url=link("feed.xml"), atom_url=link("atom.xml"))
         return _with_csrf_cookie(HTMLResponse(html, status_code=status), request, token)
 
-    async def archive(request: Request) -> Response:
+    def archive(request: Request) -> Response:
         token = _csrf_token(request, secret)
         html = env.get_template("index.html").render(
             site=site, digests=store.digests(), long_date=long_date,
@@ -119,17 +134,18 @@ def create_app(store: Store, settings: Settings, *,
             subscribe={"action": link("subscribe"), "csrf": token})
         return _with_csrf_cookie(HTMLResponse(html), request, token)
 
-    async def digest_page(request: Request) -> Response:
+    def digest_page(request: Request) -> Response:
         name = request.path_params["name"].removesuffix(".html")
-        info = store.digest(name)
+        info = store.digest(name) if _storable(name) else None
         if info is None:
             return page(request, "Not found", f"There is no digest {name}.", 404)
         views = [paper_view(p) for p in store.digest_papers(name)]
         return HTMLResponse("".join(render_page(site, info, views, settings.templates,
                                                 history_base=link("papers/"))))
 
-    async def paper_page(request: Request) -> Response:
-        found = store.paper_history(request.path_params["key"])
+    def paper_page(request: Request) -> Response:
+        key = request.path_params["key"]
+        found = store.paper_history(key) if _storable(key) else None
         if found is None:
             return page(request, "Not found", "No paper has this key.", 404)
         stored, seen = found
@@ -144,7 +160,7 @@ def create_app(store: Store, settings: Settings, *,
         return HTMLResponse(html)
 
     def feed(kind: str) -> Callable[[Request], Any]:
-        async def serve(request: Request) -> Response:
+        def serve(request: Request) -> Response:
             papers = store.feed_papers(settings.feed_size)
             rss, atom = build_feeds(site, papers)
             body = rss if kind == "rss" else atom
@@ -158,13 +174,12 @@ def create_app(store: Store, settings: Settings, *,
             return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
         return serve
 
-    async def subscribe(request: Request) -> Response:
-        form = await request.form()
-        if not _csrf_ok(request, form, secret):
+    def subscribe(request: Request, form: FormData | None) -> Response:
+        if form is None or not _csrf_ok(request, form, secret):
             return page(request, "Please try again", "The form expired. Reload the page and "
                         "subscribe again.", 403)
         client = request.client.host if request.client else "unknown"
-        if not limiter.allow(client):
+        if not limits.allow(web.subscribe_rate, "client", client):
             return page(request, "Too many requests", "Please wait a few minutes and try "
                         "again.", 429)
         try:
@@ -173,18 +188,17 @@ def create_app(store: Store, settings: Settings, *,
             return page(request, "Check the address", "That does not look like an email "
                         "address. Go back and try again.", 400)
         topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
-        known = book.find(store, email)
-        if known is None or known.status != book.ACTIVE:
-            token = confirm_token(secret, email, topics, book.consent_state(known))
-            _send_confirmation(make(), settings, email, link(f"confirm?token={token}"))
-        # The same answer whether or not the address is already subscribed.
+        # The same work and answer for every address, known or not: the lookup and the
+        # email happen on the mailer's thread, after this answer (and at most once an
+        # hour per address, however many clients ask).
+        if limits.allow(web.confirm_rate, "address", email.casefold()):
+            mailer.submit(email, topics)
         return page(request, "Check your inbox", f"If {email} can receive mail, a "
                     "confirmation link is on its way. It works for 48 hours.")
 
-    async def confirm(request: Request) -> Response:
+    def confirm(request: Request, form: FormData | None) -> Response:
         token = request.query_params.get("token", "")
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             token = str(form.get("token", ""))
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Open the link "
@@ -208,11 +222,9 @@ def create_app(store: Store, settings: Settings, *,
             book.add(store, email, topics=topics or None)
         return page(request, "You are subscribed", f"{email} will get the next digest.")
 
-    async def unsubscribe(request: Request) -> Response:
+    def unsubscribe(request: Request, form: FormData | None) -> Response:
         token = request.query_params.get("token", "")
-        form: FormData | None = None
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             token = token or str(form.get("token", ""))
         subscriber_id = read_unsubscribe_token(secret, token)
         one_click = form is not None and form.get("List-Unsubscribe") == "One-Click"
@@ -231,11 +243,9 @@ def create_app(store: Store, settings: Settings, *,
             return Response("unsubscribed\n", media_type="text/plain")
         return page(request, "Unsubscribed", "You will get no more emails. Sorry to see you go.")
 
-    async def preferences(request: Request) -> Response:
+    def preferences(request: Request, form: FormData | None) -> Response:
         token = request.query_params.get("token", "")
-        form: FormData | None = None
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             token = str(form.get("token", ""))
         subscriber_id = read_preferences_token(secret, token)
         current = book.by_id(store, subscriber_id) if subscriber_id is not None else None
@@ -263,13 +273,15 @@ def create_app(store: Store, settings: Settings, *,
         Route("/", archive), Route("/index.html", archive),
         Route("/digests/{name}", digest_page), Route("/papers/{key:path}", paper_page),
         Route("/feed.xml", feed("rss")), Route("/atom.xml", feed("atom")),
-        Route("/subscribe", subscribe, methods=["POST"]),
-        Route("/confirm", confirm, methods=["GET", "POST"]),
-        Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
-        Route("/preferences", preferences, methods=["GET", "POST"]),
+        Route("/subscribe", _reads_form(subscribe), methods=["POST"]),
+        Route("/confirm", _reads_form(confirm), methods=["GET", "POST"]),
+        Route("/unsubscribe", _reads_form(unsubscribe), methods=["GET", "POST"]),
+        Route("/preferences", _reads_form(preferences), methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_Security)])
+    app = _App(web.max_body, web.trusted_proxies, routes=routes,
+               exception_handlers={ClientDisconnect: _client_gone})
     app.state.secret = secret
+    app.state.mailer = mailer
     return app
 
 
@@ -284,16 +296,26 @@ def _csrf_token(request: Request, secret: str) -> str:
 
 def _csrf_valid(token: str, secret: str) -> bool:
     nonce, _, mac = token.partition(".")
-    return bool(nonce) and hmac.compare_digest(mac, _sign(nonce, secret))
+    return bool(nonce) and hmac.compare_digest(_bytes(mac), _bytes(_sign(nonce, secret)))
 
 
 def _csrf_ok(request: Request, form: FormData, secret: str) -> bool:
     cookie, sent = request.cookies.get(CSRF_COOKIE, ""), str(form.get("csrf", ""))
-    return _csrf_valid(cookie, secret) and hmac.compare_digest(cookie, sent)
+    return _csrf_valid(cookie, secret) and hmac.compare_digest(_bytes(cookie), _bytes(sent))
+
+
+def _bytes(text: str) -> bytes:
+    """Any text as bytes: compare_digest refuses non-ASCII str, and forms may carry it."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _storable(text: str) -> bool:
+    """False for text no store can hold or match (PostgreSQL refuses NUL): a 404 at once."""
+    return "\x00" not in text
 
 
 def _sign(value: str, secret: str) -> str:
-    return hmac.new(secret.encode(), f"csrf:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(_bytes(secret), b"csrf:" + _bytes(value), hashlib.sha256).hexdigest()[:32]
 
 
 def _with_csrf_cookie(response: Response, request: Request, token: str) -> Response:

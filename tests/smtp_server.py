@@ -7,6 +7,7 @@ RCPT: before the message), "drop-after-data" (take the message, hang up without 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class Mailbox:
     rcpt_order: list[str] = field(default_factory=list)  # every RCPT, in the order it came
     data_seen: list[bytes] = field(default_factory=list)
     on_data: Callable[[int], str | None] | None = None  # may return a reply to use instead
+    gate: threading.Event | None = None  # when set up, RCPT waits until it is opened (a slow server)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def parsed(self) -> list[EmailMessage]:
@@ -63,6 +65,8 @@ class Mailbox:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
+        if self.gate is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 60)
         action = self._action(address)
         if action == "drop-rcpt":
             server.transport.close()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -61,7 +62,7 @@ class _Server:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str]]:
+def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str, Any]]:
     box = Mailbox()
     with SmtpServer(box) as smtp:
         port = free_port()
@@ -74,8 +75,9 @@ def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str]]:
         store = open_store(settings.db_url)
         now = datetime(2026, 11, 25, tzinfo=UTC)
         list(ingest(store, settings, prepare(store, [EXAMPLES / "2026-03-11.txt"], None, now), now))
-        with _Server(create_app(store, settings), port):
-            yield store, settings, box, base
+        app = create_app(store, settings)
+        with _Server(app, port):
+            yield store, settings, box, base, app.state.mailer
         store.close()
 
 
@@ -86,10 +88,10 @@ def _send(store: Store, settings: Settings, snapshot: Path) -> int:
 
 
 def test_subscribe_confirm_receive_unsubscribe(
-        browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
+        browser_path: str, site: tuple[Store, Settings, Mailbox, str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
-    store, settings, box, base = site
+    store, settings, box, base, mailer = site
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)
@@ -101,6 +103,7 @@ def test_subscribe_confirm_receive_unsubscribe(
         page.click("button[type=submit]")
         assert page.inner_text("h1") == "Check your inbox"
 
+        mailer.join()  # the confirmation leaves from the app's mail thread
         (confirmation,) = box.parsed()
         link = re.search(r"http://127\.0\.0\.1:\d+/confirm\?token=\S+", content(confirmation))
         assert link is not None

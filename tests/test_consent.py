@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from digest import subscribers as book
 from digest.cli import main
-from digest.config import EmailSettings, Settings
+from digest.config import EmailSettings, Settings, WebSettings
 from digest.render import Site
 from digest.store import Store, open_store
 from digest.tokens import preferences_token, unsubscribe_token
@@ -36,7 +36,8 @@ def invoke(*args: str) -> tuple[int, str, str]:
 def world(tmp_path: Path) -> Iterator[World]:
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'web.sqlite3'}", out_dir=tmp_path / "out",
                         site=Site(base_url="https://papers.example.org"),
-                        email=EmailSettings(secret=SECRET, from_address="papers@example.org"))
+                        email=EmailSettings(secret=SECRET, from_address="papers@example.org"),
+                        web=WebSettings(confirm_rate="10 per hour"))
     store = open_store(settings.db_url)
     app = create_app(store, settings)
     with TestClient(app, base_url="https://testserver") as client:
@@ -48,7 +49,8 @@ def csrf(client: TestClient) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
 
 
-def confirmation_tokens(settings: Settings) -> list[str]:
+def confirmation_tokens(settings: Settings, client: TestClient) -> list[str]:
+    client.app.state.mailer.join()  # type: ignore[attr-defined]
     found = []
     for path in sorted((settings.out_dir / "outbox" / "confirm").glob("*.eml")):
         text = message_from_bytes(path.read_bytes(), policy=policy.default).get_content()  # type: ignore[attr-defined]
@@ -129,7 +131,7 @@ def test_saving_preferences_changes_topics_only(world: World) -> None:
 def test_a_confirmation_link_works_once_and_never_after_unsubscribing(world: World) -> None:
     store, settings, client = world
     client.post("/subscribe", data={"email": "ada@example.org", "csrf": csrf(client)})
-    (token,) = confirmation_tokens(settings)
+    (token,) = confirmation_tokens(settings, client)
     done = client.post("/confirm", data={"token": token, "csrf": csrf(client)})
     assert done.status_code == 200 and status(store, "ada@example.org") == "active"
     ada = book.find(store, "ada@example.org")
@@ -143,7 +145,7 @@ def test_a_confirmation_link_works_once_and_never_after_unsubscribing(world: Wor
     assert status(store, "ada@example.org") == "unsubscribed"
     # A new request makes a new link, which works (once).
     client.post("/subscribe", data={"email": "ada@example.org", "csrf": csrf(client)})
-    fresh = confirmation_tokens(settings)[-1]
+    fresh = confirmation_tokens(settings, client)[-1]
     assert fresh != token
     assert client.post("/confirm", data={"token": fresh, "csrf": csrf(client)}).status_code == 200
     assert status(store, "ada@example.org") == "active"
@@ -161,5 +163,5 @@ def test_an_old_preferences_link_says_unsubscribed_and_offers_the_way_back(world
     assert fields["email"] == "ada@example.org"
     again = client.post("/subscribe", data=fields)
     assert again.status_code == 200 and "Check your inbox" in again.text
-    assert len(confirmation_tokens(settings)) == 1
+    assert len(confirmation_tokens(settings, client)) == 1
     assert status(store, "ada@example.org") == "unsubscribed"  # until they confirm

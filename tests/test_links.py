@@ -48,9 +48,7 @@ def smtp() -> Iterator[tuple[Mailbox, SmtpServer]]:
 
 def settle(client: TestClient) -> None:
     """Wait until the app has sent the confirmation emails it was asked for."""
-    mailer = getattr(client.app.state, "mailer", None)  # type: ignore[attr-defined]
-    if mailer is not None:
-        mailer.join()
+    client.app.state.mailer.join()  # type: ignore[attr-defined]
 
 
 def test_smtp_send_without_a_base_url_is_refused_and_sends_nothing(
