@@ -6,10 +6,10 @@ only from configured proxies, and malformed input or a vanished client never giv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,20 +71,18 @@ def test_pages_never_wait_on_a_slow_mail_server(
     book.add(store, "known@example.org")
     book.set_status(store, "known@example.org", book.PAUSED)
     app = create_app(store, settings, transport=lambda: SmtpTransport(settings.email))
-    with WebServer(app) as web, httpx.Client(base_url=web.url, timeout=5) as client:
+    # The mail server answers no RCPT until the gate opens, so every answer below that
+    # comes at all came while it stalled (before, the first subscribe waited on it, and
+    # every page with it: the client gives up after 15 s).
+    with WebServer(app) as web, httpx.Client(base_url=web.url, timeout=15) as client:
         token = csrf(client)
-        answers = []
-        for address in ("new@example.org", "known@example.org"):
-            started = time.monotonic()
-            answers.append(client.post("/subscribe", data={"email": address, "csrf": token}))
-            assert time.monotonic() - started < 2  # answered while the mail server stalls
+        answers = [client.post("/subscribe", data={"email": address, "csrf": token})
+                   for address in ("new@example.org", "known@example.org")]
         assert [a.status_code for a in answers] == [200, 200]
         # Known or not, the same answer (the lookup happens after it, on the mail thread).
         assert answers[0].text.replace("new@", "X@") == answers[1].text.replace("known@", "X@")
-        started = time.monotonic()
         assert client.get("/").status_code == 200 and client.get("/feed.xml").status_code == 200
-        assert time.monotonic() - started < 2  # other pages go on meanwhile
-        assert box.messages == []  # still stalled
+        assert box.messages == [] and not gate.is_set()  # all that while the server stalled
         gate.set()
         app.state.mailer.join()
     assert sorted(r for _, rcpts, _ in box.messages for r in rcpts) == [
@@ -101,7 +99,8 @@ def _raw_post(port: int, headers: str, chunks: Iterator[bytes]) -> bytes:
                 sock.sendall(chunk)
         except OSError:
             pass  # the server answered and closed early: the point of the cap
-        sock.shutdown(socket.SHUT_WR) if sock.fileno() != -1 else None
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         try:
             while data := sock.recv(65536):
