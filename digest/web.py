@@ -9,11 +9,12 @@ and its test client is httpx, which the project already uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -46,6 +47,7 @@ from digest.web_safety import BodyLimit, Mailer, RateLimits, SecurityHeaders
 
 CSRF_COOKIE = "digest_csrf"
 FORM_FIELDS = 20  # more than any form here has
+SHUTDOWN_WAIT = 30.0  # seconds a stopping server waits for queued confirmation emails
 
 
 class _App(Starlette):
@@ -278,7 +280,14 @@ def create_app(store: Store, settings: Settings, *,
         Route("/unsubscribe", _reads_form(unsubscribe), methods=["GET", "POST"]),
         Route("/preferences", _reads_form(preferences), methods=["GET", "POST"]),
     ]
-    app = _App(web.max_body, web.trusted_proxies, routes=routes,
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # Confirmations asked for before a shutdown still go out (bounded: a dead mail
+        # server must not hold the shutdown; the people can ask again).
+        await run_in_threadpool(mailer.join, SHUTDOWN_WAIT)
+
+    app = _App(web.max_body, web.trusted_proxies, routes=routes, lifespan=lifespan,
                exception_handlers={ClientDisconnect: _client_gone})
     app.state.secret = secret
     app.state.mailer = mailer

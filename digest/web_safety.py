@@ -127,9 +127,12 @@ class Mailer:
             return False
         return True
 
-    def join(self) -> None:
-        """Wait until every queued email has been handled (tests, shutdown)."""
-        self.jobs.join()
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every queued email has been handled (or `timeout` seconds passed)."""
+        waiter = threading.Thread(target=self.jobs.join, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        return not waiter.is_alive()
 
     def _run(self) -> None:
         while True:

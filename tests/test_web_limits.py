@@ -247,3 +247,19 @@ def test_a_client_that_hangs_up_mid_body_is_not_an_error(tmp_path: Path) -> None
     asyncio.run(app(scope, receive, send))  # raises (a logged traceback under uvicorn) before
     assert sent[0]["status"] == 400
     store.close()
+
+
+def test_confirmations_asked_for_before_a_shutdown_still_go_out(
+        tmp_path: Path, slow_smtp: tuple[Mailbox, SmtpServer, threading.Event]) -> None:
+    box, smtp, gate = slow_smtp
+    settings = make_settings(tmp_path, smtp_port=smtp.port)
+    store = open_store(settings.db_url)
+    app = create_app(store, settings, transport=lambda: SmtpTransport(settings.email))
+    with TestClient(app, base_url="https://testserver") as client:
+        for address in ("a@example.org", "b@example.org"):
+            client.post("/subscribe", data={"email": address, "csrf": csrf(client)})
+        assert box.messages == []  # stalled on the mail server
+        gate.set()
+    # The app's shutdown waited for the queue: both went out.
+    assert sorted(r for _, rcpts, _ in box.messages for r in rcpts) == ["a@example.org", "b@example.org"]
+    store.close()
