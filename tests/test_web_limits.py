@@ -51,26 +51,29 @@ def has_security_headers(response: httpx.Response) -> bool:
     return all(response.headers.get(name) == value for name, value in SECURITY_HEADERS.items())
 
 
+SlowWorld = tuple[Mailbox, threading.Event, Store, Any]
+
+
 @pytest.fixture
-def slow_smtp() -> Iterator[tuple[Mailbox, SmtpServer, threading.Event]]:
-    """A mail server that takes every RCPT only once the test opens the gate."""
+def slow_smtp(tmp_path: Path) -> Iterator[SlowWorld]:
+    """The app over a mail server that takes every RCPT only once the test opens the gate."""
     gate = threading.Event()
     box = Mailbox(gate=gate)
     with SmtpServer(box) as server:
+        settings = make_settings(tmp_path, smtp_port=server.port)
+        store = open_store(settings.db_url)
+        app = create_app(store, settings, transport=lambda: SmtpTransport(settings.email))
         try:
-            yield box, server, gate
+            yield box, gate, store, app
         finally:
             gate.set()
+            store.close()
 
 
-def test_pages_never_wait_on_a_slow_mail_server(
-        tmp_path: Path, slow_smtp: tuple[Mailbox, SmtpServer, threading.Event]) -> None:
-    box, smtp, gate = slow_smtp
-    settings = make_settings(tmp_path, smtp_port=smtp.port)
-    store = open_store(settings.db_url)
+def test_pages_never_wait_on_a_slow_mail_server(slow_smtp: SlowWorld) -> None:
+    box, gate, store, app = slow_smtp
     book.add(store, "known@example.org")
     book.set_status(store, "known@example.org", book.PAUSED)
-    app = create_app(store, settings, transport=lambda: SmtpTransport(settings.email))
     # The mail server answers no RCPT until the gate opens, so every answer below that
     # comes at all came while it stalled (before, the first subscribe waited on it, and
     # every page with it: the client gives up after 15 s).
@@ -87,7 +90,6 @@ def test_pages_never_wait_on_a_slow_mail_server(
         app.state.mailer.join()
     assert sorted(r for _, rcpts, _ in box.messages for r in rcpts) == [
         "known@example.org", "new@example.org"]
-    store.close()
 
 
 def _raw_post(port: int, headers: str, chunks: Iterator[bytes]) -> bytes:
@@ -249,12 +251,8 @@ def test_a_client_that_hangs_up_mid_body_is_not_an_error(tmp_path: Path) -> None
     store.close()
 
 
-def test_confirmations_asked_for_before_a_shutdown_still_go_out(
-        tmp_path: Path, slow_smtp: tuple[Mailbox, SmtpServer, threading.Event]) -> None:
-    box, smtp, gate = slow_smtp
-    settings = make_settings(tmp_path, smtp_port=smtp.port)
-    store = open_store(settings.db_url)
-    app = create_app(store, settings, transport=lambda: SmtpTransport(settings.email))
+def test_confirmations_asked_for_before_a_shutdown_still_go_out(slow_smtp: SlowWorld) -> None:
+    box, gate, _, app = slow_smtp
     with TestClient(app, base_url="https://testserver") as client:
         for address in ("a@example.org", "b@example.org"):
             client.post("/subscribe", data={"email": address, "csrf": csrf(client)})
@@ -262,4 +260,3 @@ def test_confirmations_asked_for_before_a_shutdown_still_go_out(
         gate.set()
     # The app's shutdown waited for the queue: both went out.
     assert sorted(r for _, rcpts, _ in box.messages for r in rcpts) == ["a@example.org", "b@example.org"]
-    store.close()
