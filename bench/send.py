@@ -90,7 +90,7 @@ def run_send(url: str, port: int, out: str) -> dict[str, float]:
     from digest.transport import SmtpTransport
 
     email = EmailSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
-                          from_address="papers@example.org", secret="bench-secret")
+                          from_address="papers@example.org", secret="bench-secret-0123456789abcdefghijklmn")
     settings = Settings(db_url=url, out_dir=Path(out), email=email,
                         site=Site(base_url="https://papers.example.org"))
     store = open_store(url)

@@ -18,12 +18,15 @@ from digest.cli_support import (
     CONTEXT,
     opened,
     progress,
+    report_problems,
     report_send,
     send_feedback,
     store_options,
     user_errors,
+    warn_links,
 )
 from digest.errors import ConfigError
+from digest.statuses import LISTED_STATUSES
 
 # Each command imports the modules it needs in its body: `digest --help` and `digest CMD -h`
 # load click alone (tests/test_cli.py guards it), and a command loads only its own stage.
@@ -123,7 +126,9 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                     click.echo(f"held: {result.digest.name}: {result.digest.held_reason} — check "
                                f"it, then: digest release {result.digest.name}", err=True)
             if and_send:
-                report_send(pipeline.make_sender(store, settings, **send_feedback()).run())
+                sender = pipeline.make_sender(store, settings, **send_feedback())
+                warn_links(settings)
+                report_send(sender.run())
 
 
 @main.command(context_settings=CONTEXT)
@@ -234,11 +239,40 @@ def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | 
         if (to is None) != (digest_name is None):
             raise ConfigError("--to/--digest", "one without the other",
                               "give both: --to EMAIL --digest DATE")
-        sender = pipeline.make_sender(store, settings, **send_feedback())
+        sender = pipeline.make_sender(store, settings, preview=bool(to), **send_feedback())
+        warn_links(settings)
         if to and digest_name:
             click.echo(f"sent {digest_name} to {to}: {sender.send_one(to, digest_name)}")
             return
         report_send(sender.run(dry_run=dry_run, retry_unknown=retry_unknown), dry_run=dry_run)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(LISTED_STATUSES),
+              help="Only deliveries in this status (repeatable); default: failed, deferred, unknown.")
+@store_options
+def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
+               templates: str | None) -> None:
+    """List deliveries that need a look: failed, deferred (will retry) or unknown.
+
+    Each line: status, digest, address, then the mail server's last reply, so a bounce
+    can be acted on (fix or remove the address; `digest send --retry-unknown`).
+
+    \b
+    Examples:
+      digest deliveries
+      digest deliveries --status failed
+    """
+    from digest import delivery_log
+
+    with user_errors(), opened(db, out, templates) as (store, _):
+        rows = delivery_log.listing(store, statuses or delivery_log.NEEDS_ATTENTION)
+        for row in rows:
+            when = f"{row.when:%Y-%m-%d %H:%M}" if row.when else "-"
+            click.echo(f"{row.status:<9} {row.digest}  {row.email}  {when}  "
+                       f"{row.reply or '-'}")
+        click.echo(f"{len(rows)} deliveries")
 
 
 @main.command(context_settings=CONTEXT)
@@ -255,15 +289,16 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
     Example:
       digest release 2026-03-13
     """
-    from digest import pipeline
-    from digest.delivery_log import release_digest
+    from digest import delivery_log, pipeline
 
     with user_errors(), opened(db, out, templates) as (store, settings):
-        if not release_digest(store, name):
+        if not delivery_log.release_digest(store, name):
             raise ConfigError(name, "no held digest by that name",
                               "see `digest send --dry-run` for the held digests")
         click.echo(f"released {name}")
-        report_send(pipeline.make_sender(store, settings, **send_feedback()).run())
+        sender = pipeline.make_sender(store, settings, **send_feedback())
+        warn_links(settings)
+        report_send(sender.run())
 
 
 @main.command(context_settings=CONTEXT)
@@ -301,6 +336,10 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
             if report.digest.held_reason:
                 click.echo(f"held: {report.digest.name}: {report.digest.held_reason} — check it, "
                            f"then: digest release {report.digest.name}", err=True)
+        if report.sent:
+            if report.sent.sent:
+                warn_links(settings)
+            report_problems(report.sent)
         click.echo(report.line())
         if not report.ok:
             sys.exit(1)
@@ -345,26 +384,36 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
 @main.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--dev", is_flag=True,
+              help="Without DIGEST_SECRET, sign with a throwaway key (links die on restart).")
 @store_options
-def serve(host: str, port: int, db: str | None, out: str | None, templates: str | None) -> None:
+def serve(host: str, port: int, dev: bool, db: str | None, out: str | None,
+          templates: str | None) -> None:
     """Serve the archive, the feeds, subscribing and unsubscribing over HTTP.
 
     Behind a reverse proxy, set site.base_url to the public URL (links in emails and
-    feeds point there); its path, if any, is served as the app's root path.
+    feeds point there); its path, if any, is served as the app's root path. Needs
+    DIGEST_SECRET, the same as `digest send` (so emailed links work here and survive a
+    restart); --dev tries it out without one.
 
     \b
-    Example:
+    Examples:
       digest serve --host 127.0.0.1 --port 8080
+      digest serve --dev      # local trial: a throwaway signing key
     """
     import uvicorn
 
     from digest.web import create_app
 
     with user_errors(), opened(db, out, templates) as (store, settings):
-        app = create_app(store, settings)
+        app = create_app(store, settings, dev=dev)
+        if dev and not settings.email.secret:
+            click.echo("dev mode: signing with a throwaway key; links stop working when the "
+                       "server stops (set DIGEST_SECRET for real use)", err=True)
         root = urlsplit(settings.site.base_url).path.rstrip("/") if settings.site.base_url else ""
-        uvicorn.run(app, host=host, port=port, root_path=root, proxy_headers=True,
-                    forwarded_allow_ips="127.0.0.1", log_level="info")
+        # The app believes X-Forwarded-For from web.trusted_proxies only (its own middleware).
+        uvicorn.run(app, host=host, port=port, root_path=root, proxy_headers=False,
+                    log_level="info")
 
 
 main.add_command(subscribers)

@@ -41,6 +41,15 @@ smtp_security = "starttls"   # none, starttls or tls
 # smtp_user = "digest"
 from = "Daily Papers <papers@example.org>"
 max_new = 300                # flood guard: hold a digest with more new papers than this
+# smtp_timeout = 30          # seconds for each SMTP command's reply
+# final_reply_timeout = 600  # seconds for the reply to a whole message (RFC 5321)
+# retries = 4                # end-of-run retry rounds for deferred deliveries
+
+# [web]                      # digest serve's limits
+# max_body = 65536           # bytes per request body
+# subscribe_rate = "5 per 10 minutes"   # per client address
+# confirm_rate = "1 per hour"           # confirmation emails per email address
+# trusted_proxies = "127.0.0.1"         # whose X-Forwarded-For to believe, or "none"
 
 [schedule]
 cron = "0 8 * * *"           # minute hour day month weekday
@@ -88,12 +97,19 @@ def check() -> None:
     Example:
       DIGEST_EMAIL_SMTP_HOST=smtp.example.org digest config check
     """
+    from digest.config import link_problem
+
     with user_errors():
         settings = settings_for()
         source = settings.config_path or "(no digest.toml: defaults and environment)"
         click.echo(f"# settings from {source}")
         for name, value in _flatten(settings):
             click.echo(f"{name} = {value}")
+        problem = link_problem(settings)
+        if problem is not None and settings.email.smtp_host:
+            raise problem  # `digest send` would refuse: say so now
+        if problem is not None:
+            click.echo(f"warning: {problem.message}")
         click.echo("ok")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from digest.cli_support import CONTEXT, opened, store_options, user_errors
+from digest.statuses import ACTIVE, PAUSED, UNSUBSCRIBED
 
 
 @click.group(context_settings=CONTEXT)
@@ -59,15 +60,13 @@ def _status_command(name: str, status: str, verb: str, doc: str) -> None:
             click.echo(f"{verb} {sub.email}")
 
 
-# The statuses are digest.subscribers' (UNSUBSCRIBED, PAUSED, ACTIVE), spelled out so that
-# building the command line imports no store code.
-_status_command("remove", "unsubscribed", "unsubscribed",
+_status_command("remove", UNSUBSCRIBED, "unsubscribed",
                 "Unsubscribe an address: it gets nothing more unless added again.\n\n"
                 "\b\nExample:\n  digest subscribers remove ada@example.org")
-_status_command("pause", "paused", "paused",
+_status_command("pause", PAUSED, "paused",
                 "Pause a subscriber: no email (and no backlog) until resumed.\n\n"
                 "\b\nExample:\n  digest subscribers pause ada@example.org")
-_status_command("resume", "active", "resumed",
+_status_command("resume", ACTIVE, "resumed",
                 "Resume a paused subscriber from the next digest on.\n\n"
                 "\b\nExample:\n  digest subscribers resume ada@example.org")
 
@@ -103,10 +102,12 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
 @click.argument("path", type=click.Path(path_type=Path))
 @store_options
 def import_(path: Path, db: str | None, out: str | None, templates: str | None) -> None:
-    """Add subscribers from a CSV file with the columns email,name,topics.
+    """Add subscribers from a CSV file with the columns email,name,topics[,status].
 
     A bad row is reported with its line number and skipped; the good rows are kept.
-    Addresses that unsubscribed earlier are left out.
+    Consent is kept: a row whose status is paused or unsubscribed (as `export` writes
+    it) is recorded so, and an address paused or unsubscribed here stays so; only
+    `digest subscribers add` re-adds someone who left.
 
     \b
     Example:
@@ -118,7 +119,8 @@ def import_(path: Path, db: str | None, out: str | None, templates: str | None) 
         counts, problems = book.import_csv(store, path)
         for problem in problems:
             click.echo(f"{path}:{problem.line}: skipped: {problem.message}", err=True)
-        click.echo(f"{counts['added']} added, {counts['updated']} updated, "
+        kept = f", {counts['kept']} kept paused or unsubscribed" if counts["kept"] else ""
+        click.echo(f"{counts['added']} added, {counts['updated']} updated{kept}, "
                    f"{len(problems)} skipped")
 
 

@@ -17,9 +17,9 @@ if TYPE_CHECKING:  # the heavy modules load inside the commands: `digest --help`
     from digest.deliver import Summary
     from digest.store import Store
 
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def store_options(func: F) -> F:
@@ -130,9 +130,27 @@ def report_send(summary: Summary, dry_run: bool = False) -> None:
         if not summary.planned:
             click.echo("nothing to send")
         return
+    report_problems(summary)
     if summary.stopped:
         click.echo(f"error: stopped: {summary.stopped} — the rest stays pending for the next run",
                    err=True)
     click.echo(summary.line())
     if not summary.ok:
         sys.exit(1)
+
+
+def report_problems(summary: Summary) -> None:
+    """Name each delivery that failed, was deferred or is unknown, with the server's reply."""
+    for problem in summary.problems:
+        click.echo(problem.line(), err=True)
+    if summary.problems:
+        click.echo("see them later with: digest deliveries", err=True)
+
+
+def warn_links(settings: Settings) -> None:
+    """Warn (outbox, previews) that emails would carry broken links without a base URL."""
+    from digest.config import link_problem
+
+    problem = link_problem(settings)
+    if problem is not None:
+        click.echo(f"warning: {problem.message}", err=True)

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,17 +46,54 @@ class EmailSettings:
     from_address: str = "digest@paper-digest.invalid"
     secret: str | None = field(default=None, repr=False)  # environment only
     max_new: int = DEFAULT_MAX_NEW
+    smtp_timeout: int = 30  # seconds for each SMTP command's reply
+    final_reply_timeout: int = 600  # seconds for the reply to a whole message (RFC 5321)
+    retries: int = 4  # rounds at the end of a run for deferred deliveries: waits 1, 2, 4, 8 s
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """The waits before each retry round: doubling from 1 second."""
+        return tuple(float(2 ** i) for i in range(self.retries))
 
     @property
     def domain(self) -> str:
         return self.from_address.rpartition("@")[2]
 
-    def require_secret(self) -> str:
-        """The token secret, which every non-outbox send needs."""
+    def require_secret(self, why: str = "sending by SMTP needs it to sign unsubscribe links") -> str:
+        """The token secret, which every non-outbox send and the web app need."""
         if not self.secret:
-            raise ConfigError("DIGEST_SECRET", "not set, and sending by SMTP needs it to sign "
-                              "unsubscribe links", MAKE_SECRET)
+            raise ConfigError("DIGEST_SECRET", f"not set, and {why}", MAKE_SECRET)
+        check_secret(self.secret)
         return self.secret
+
+
+MIN_SECRET = 32  # characters: a short secret is guessed from a single signed link
+
+
+def check_secret(secret: str) -> None:
+    """Refuse a token secret short enough to be recovered from one link by brute force."""
+    if len(secret) < MIN_SECRET:
+        raise ConfigError("DIGEST_SECRET", f"only {len(secret)} characters; links signed with "
+                          f"a short secret can be forged (use {MIN_SECRET} or more)", MAKE_SECRET)
+
+
+def link_problem(settings: Settings) -> ConfigError | None:
+    """Why emails sent with these settings would carry broken links, or None."""
+    if settings.site.base_url:
+        return None
+    return ConfigError("site.base_url", "not set, so emails get relative links and no web "
+                       "unsubscribe or preferences link", "set [site] base_url (or "
+                       "DIGEST_SITE_BASE_URL) to the public URL, e.g. https://papers.example.org")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """`digest serve`'s limits, and whom it trusts to say who the client is."""
+
+    max_body: int = 65536  # bytes a request body may have (forms are tiny)
+    subscribe_rate: str = "5 per 10 minutes"  # subscribe requests per client address
+    confirm_rate: str = "1 per hour"  # confirmation emails per email address
+    trusted_proxies: str = "127.0.0.1"  # whose X-Forwarded-For is believed ("none": nobody's)
 
 
 @dataclass(frozen=True)
@@ -100,6 +138,7 @@ class Settings:
     email: EmailSettings = EmailSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     enrich: EnrichSettings = EnrichSettings()
+    web: WebSettings = WebSettings()
     sources: tuple[SourceSettings, ...] = ()
     alerts_email: str | None = None
     config_path: Path | None = None
@@ -123,6 +162,13 @@ KEYS: dict[tuple[str, str], Any] = {
     ("email", "smtp_user"): None,
     ("email", "from"): None,
     ("email", "max_new"): DEFAULT_MAX_NEW,
+    ("email", "smtp_timeout"): 30,
+    ("email", "final_reply_timeout"): 600,
+    ("email", "retries"): 4,
+    ("web", "max_body"): 65536,
+    ("web", "subscribe_rate"): "5 per 10 minutes",
+    ("web", "confirm_rate"): "1 per hour",
+    ("web", "trusted_proxies"): "127.0.0.1",
     ("schedule", "cron"): "0 8 * * *",
     ("schedule", "timezone"): "UTC",
     ("schedule", "misfire_grace"): 3600,
@@ -218,13 +264,13 @@ def load_settings(
             raise ConfigError(where, f"{value!r} should be text", "quote it")
         return value
 
-    def number(section: str, key: str, default: int | None = None) -> int | None:
+    def number(section: str, key: str, default: int | None = None, least: int = 1) -> int | None:
         value, where = values.get(section, key)
         if value is None or value == "":
             return default
         try:
             result = int(value)
-            if result < 1 or isinstance(value, bool | float):
+            if result < least or isinstance(value, bool | float):
                 raise ValueError
         except ValueError:
             example = default or KEYS[(section, key)] or 1
@@ -254,6 +300,7 @@ def load_settings(
         email=_email_settings(values, text, number, env),
         schedule=_schedule_settings(values, text, number),
         enrich=_enrich_settings(values, text, number),
+        web=_web_settings(values, text, number),
         sources=_sources(file_values.get("sources", []), str(path)),
         alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
         config_path=path if file_values else None,
@@ -323,9 +370,42 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
         smtp_password=env.get("DIGEST_EMAIL_SMTP_PASSWORD") or None,
         from_name=from_name,
         from_address=from_address,
-        secret=env.get("DIGEST_SECRET") or None,
+        secret=_secret(env.get("DIGEST_SECRET") or None),
         max_new=number("email", "max_new", DEFAULT_MAX_NEW),
+        smtp_timeout=number("email", "smtp_timeout", 30),
+        final_reply_timeout=number("email", "final_reply_timeout", 600),
+        retries=min(number("email", "retries", 4, least=0) or 0, 8),
     )
+
+
+def _web_settings(values: _Values, text: Any, number: Any) -> WebSettings:
+    from limits import parse
+
+    rates = {}
+    for key in ("subscribe_rate", "confirm_rate"):
+        rate = text("web", key) or KEYS[("web", key)]
+        try:
+            parse(rate)
+        except ValueError:
+            raise ConfigError(values.get("web", key)[1], f"{rate!r} is not a rate",
+                              'write it like "5 per 10 minutes" or "1 per hour"') from None
+        rates[key] = rate
+    proxies, where = values.get("web", "trusted_proxies")
+    proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
+    for host in filter(None, (h.strip() for h in proxies.split(","))):
+        try:
+            ip_network(host, strict=False)
+        except ValueError:
+            raise ConfigError(where, f"{host!r} is not an IP address or network",
+                              'list proxies like "127.0.0.1, 10.0.0.0/8", or "none"') from None
+    return WebSettings(max_body=number("web", "max_body", 65536), trusted_proxies=proxies,
+                       **rates)
+
+
+def _secret(value: str | None) -> str | None:
+    if value is not None:
+        check_secret(value)
+    return value
 
 
 def check_cron(expression: str, timezone: str) -> str | None:

@@ -1,17 +1,19 @@
 """Deliver digests: every planned delivery not yet sent, each exactly once.
 
 For each delivery: claim it (commit), build the message, send it, record the reply
-(commit). 4xx replies and connections dropped before the message was complete are retried
-with bounded exponential backoff and the same Message-ID; a 5xx refusal fails that one
-delivery and the run goes on; a message sent without a reply is `unknown` and is resent
-only on request (`--retry-unknown`).
+(commit). A 4xx reply, or a connection lost before the message was complete, gives the
+delivery back and puts it at the end of the run: after everyone else, it is tried again
+after each of the bounded backoff delays (same Message-ID), then left pending for the next
+run. So one bad recipient costs the run seconds, not everyone after it. A 5xx refusal fails
+that one delivery; a message sent without a reply is `unknown` and is resent only on
+request (`--retry-unknown`). Only a server that cannot be reached at all stops the run.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -38,6 +40,19 @@ from digest.transport import Permanent, Transient, Transport, Unknown
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A delivery that did not go out this run, for the operator to act on."""
+
+    status: str  # failed, deferred or unknown
+    digest: str
+    email: str
+    reply: str
+
+    def line(self) -> str:
+        return f"{self.status}: {self.digest} to {self.email}: {self.reply}"
+
+
 @dataclass
 class Summary:
     """What a send run did."""
@@ -50,6 +65,7 @@ class Summary:
     held: list[tuple[str, str]] = field(default_factory=list)  # (digest, reason)
     planned: list[tuple[str, int, int]] = field(default_factory=list)  # dry run: digest, send, skip
     stopped: str | None = None
+    problems: list[Problem] = field(default_factory=list)  # each failed, deferred, unknown one
 
     @property
     def ok(self) -> bool:
@@ -116,6 +132,7 @@ class Sender:
             else:
                 ready.append((digest_id, name, count))
         total, done = sum(c for _, _, c in ready), 0
+        later: list[_Retry] = []
         try:
             for digest_id, name, _ in ready:
                 edition = self._edition(name)
@@ -126,9 +143,19 @@ class Sender:
                         done += 1
                     continue
                 for delivery in waiting:
-                    self._deliver(edition, delivery, self._prepare(edition, delivery), summary)
+                    retry = self._deliver(edition, delivery, self._prepare(edition, delivery),
+                                          summary, last_try=not self.delays)
+                    later += [retry] if retry else []
                     done += 1
                     self.progress(done, total)
+            for round_, delay in enumerate(self.delays, 1):
+                if not later:
+                    break
+                self.sleep(delay)
+                last = round_ == len(self.delays)
+                later = [again for again in (
+                    self._deliver(r.edition, r.delivery, r.prepared, summary, last_try=last)
+                    for r in later) if again]
         except _StopRun as stop:
             summary.stopped = str(stop)
         finally:
@@ -161,46 +188,52 @@ class Sender:
         summary.planned[-1] = (digest, send + sends, skip + (not sends))
 
     def _deliver(self, edition: _Edition, delivery: Delivery, prepared: _Prepared,
-                 summary: Summary) -> None:
+                 summary: Summary, last_try: bool) -> _Retry | None:
+        """Claim, send and record one delivery; what to try again at the end of the run."""
         claimed = log.claim(self.store, delivery, self.runner, prepared.msg_id, self.now(),
                             record=self._sent)
         self._sent = None
         if not claimed:
             if log.skip_inactive(self.store, delivery, self.now()):
                 summary.skipped += 1
-            return  # another run has it, or it is no longer waiting
+            return None  # another run has it, or it is no longer waiting
         message = prepared.message
         if message is None:
             self._finish(delivery, log.SKIPPED, "no new paper matches the subscriber's topics")
             summary.skipped += 1
-            return
+            return None
         sender = self.settings.email.from_address
         label = f"{edition.info.name}/{delivery.subscriber_id:06d}-{delivery.email}"
-        for attempt in range(len(self.delays) + 1):
-            try:
-                reply = self.transport.send(message, sender, delivery.email, label)
-            except Transient as exc:
-                if attempt < len(self.delays):
-                    self.sleep(self.delays[attempt])
-                    continue
-                log.release(self.store, delivery, self.runner, str(exc))
+        problem = None
+        try:
+            reply = self.transport.send(message, sender, delivery.email, label)
+        except Transient as exc:
+            log.release(self.store, delivery, self.runner, str(exc))
+            if exc.unreachable:
                 summary.deferred += 1
-                if exc.connection:
-                    raise _StopRun(f"the mail server is unreachable: {exc}") from None
-                return
-            except Permanent as exc:
-                self._finish(delivery, log.FAILED, str(exc))
-                summary.failed += 1
-                return
-            except Unknown as exc:
-                self._finish(delivery, log.UNKNOWN, str(exc))
-                summary.unknown += 1
-                return
+                summary.problems.append(Problem("deferred", edition.info.name, delivery.email,
+                                                str(exc)))
+                raise _StopRun(f"the mail server is unreachable: {exc}") from None
+            if not last_try:  # nothing was delivered: try again after everyone else
+                return _Retry(edition, replace(delivery, status=log.PENDING), prepared)
+            summary.deferred += 1
+            problem = Problem("deferred", edition.info.name, delivery.email, str(exc))
+        except Permanent as exc:
+            self._finish(delivery, log.FAILED, str(exc))
+            summary.failed += 1
+            problem = Problem("failed", edition.info.name, delivery.email, str(exc))
+        except Unknown as exc:
+            self._finish(delivery, log.UNKNOWN, str(exc))
+            summary.unknown += 1
+            problem = Problem("unknown", edition.info.name, delivery.email, str(exc))
+        else:
             # Recorded in the next claim's transaction (or at the end of the run): the
             # window between the server's 250 and the commit stays one message wide.
             self._sent = log.Outcome(delivery, log.SENT, reply)
             summary.sent += 1
-            return
+        if problem is not None:
+            summary.problems.append(problem)
+        return None
 
     def send_one(self, address: str, digest: str) -> str:
         """Send one digest to one address on request (a preview, a welcome copy), outside the
@@ -275,6 +308,15 @@ class Sender:
             recipient=Recipient(delivery.email, delivery.name, unsubscribe, preferences),
             from_name=email.from_name, from_address=email.from_address, msg_id=msg_id,
             now=self.now(), eight_bit=self.transport.eight_bit())
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A delivery given back after a transient failure, to try again at the end of the run."""
+
+    edition: _Edition
+    delivery: Delivery
+    prepared: _Prepared
 
 
 class _StopRun(Exception):

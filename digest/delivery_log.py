@@ -16,10 +16,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, bindparam, exists, func, select, update
 
 from digest import schema as t
+
+# Re-exported: callers name them delivery_log.SENT, ...
+from digest.statuses import DEFERRED as DEFERRED
+from digest.statuses import FAILED as FAILED
+from digest.statuses import LISTED_STATUSES as LISTED_STATUSES
+from digest.statuses import NEEDS_ATTENTION as NEEDS_ATTENTION
+from digest.statuses import PENDING as PENDING
+from digest.statuses import SENDING as SENDING
+from digest.statuses import SENT as SENT
+from digest.statuses import SKIPPED as SKIPPED
+from digest.statuses import UNKNOWN as UNKNOWN
 from digest.store import Store, naive_utc
 
-PENDING, SENDING, SENT, FAILED, SKIPPED, UNKNOWN = (
-    "pending", "sending", "sent", "failed", "skipped", "unknown")
 # A claim older than this belongs to a run that died (a send takes seconds, retries < 1 min).
 STALE_CLAIM = timedelta(minutes=15)
 
@@ -206,3 +215,36 @@ def status_counts(store: Store) -> dict[str, int]:
     with store.engine.connect() as conn:
         return {status: count for status, count in conn.execute(
             select(t.deliveries.c.status, func.count()).group_by(t.deliveries.c.status))}
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One delivery as `digest deliveries` shows it."""
+
+    digest: str
+    email: str
+    status: str
+    reply: str | None
+    attempts: int
+    when: datetime | None
+
+
+def listing(store: Store, statuses: tuple[str, ...] = NEEDS_ATTENTION) -> list[Listed]:
+    """Deliveries in `statuses` (`deferred`: pending, tried and given back), oldest digest first."""
+    stored = {s for s in statuses if s != DEFERRED} | ({PENDING} if DEFERRED in statuses else set())
+    query = (select(t.digests.c.name, t.subscribers.c.email, t.deliveries.c.status,
+                    t.deliveries.c.reply, t.deliveries.c.attempts, t.deliveries.c.finished_at,
+                    t.deliveries.c.claimed_at)
+             .join(t.digests, t.digests.c.id == t.deliveries.c.digest_id)
+             .join(t.subscribers, t.subscribers.c.id == t.deliveries.c.subscriber_id)
+             .where(t.deliveries.c.status.in_(sorted(stored)))
+             .order_by(t.digests.c.id, t.deliveries.c.subscriber_id))
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    found = []
+    for row in rows:
+        status = DEFERRED if row.status == PENDING and row.reply else row.status
+        if status in statuses:
+            found.append(Listed(row.name, row.email, status, row.reply, row.attempts,
+                                row.finished_at or row.claimed_at))
+    return found

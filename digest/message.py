@@ -149,8 +149,8 @@ def build_message(*, site: Site, info: DigestInfo, body: PreparedBody, recipient
     utf8 = not recipient.email.isascii() or not from_address.isascii()
 
     message = EmailMessage(policy=POLICY_UTF8 if utf8 else POLICY)
-    message["From"] = _address(from_name, from_address)
-    message["To"] = _address(recipient.name or "", recipient.email)
+    message["From"] = address_header(from_name, from_address)
+    message["To"] = address_header(recipient.name or "", recipient.email)
     message["Subject"] = subject(site, info, count, body.first_title)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = msg_id
@@ -178,7 +178,8 @@ def build_message(*, site: Site, info: DigestInfo, body: PreparedBody, recipient
     return message
 
 
-def _address(name: str, email: str) -> Address:
+def address_header(name: str, email: str) -> Address:
+    """An address header value; internationalised addresses stay UTF-8 (SMTPUTF8)."""
     # username/domain rather than addr_spec: the parser behind addr_spec refuses the
     # non-ASCII local parts that internationalised (SMTPUTF8) addresses have.
     username, _, domain = email.rpartition("@")

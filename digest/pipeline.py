@@ -13,7 +13,7 @@ import httpx
 
 from digest import cycle_log
 from digest.alerts import alert_operator
-from digest.config import Settings, SourceSettings
+from digest.config import Settings, SourceSettings, link_problem
 from digest.deliver import Sender, Summary
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, ParseError, SourceError, StoreError
@@ -86,12 +86,20 @@ def enrich_digest(store: Store, settings: Settings, info: DigestInfo, papers: Se
     return (store.digest_papers(info.name) if report.gained else list(papers)), report
 
 
-def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
-    """A Sender over the configured transport: SMTP (which needs DIGEST_SECRET) or the outbox."""
+def make_sender(store: Store, settings: Settings, *, preview: bool = False,
+                **options: Any) -> Sender:
+    """A Sender over the configured transport: SMTP or the outbox.
+
+    Real sends by SMTP need DIGEST_SECRET and site.base_url (else every email's links are
+    broken); the outbox and previews (`send --to`) go on without, the CLI warning.
+    """
     if settings.email.smtp_host:
         settings.email.require_secret()
+        problem = link_problem(settings)
+        if problem is not None and not preview:
+            raise problem
     transport = make_transport(settings.email, settings.out_dir / "outbox")
-    return Sender(store, settings, transport, **options)
+    return Sender(store, settings, transport, **{"delays": settings.email.retry_delays, **options})
 
 
 def digest_path(settings: Settings, name: str, suffix: str) -> Path:

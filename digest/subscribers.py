@@ -9,6 +9,7 @@ an unsubscribed address gets nothing again unless it is explicitly added again.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -22,10 +23,14 @@ from sqlalchemy import insert, select, update
 
 from digest import schema as t
 from digest.errors import SubscriberError
+from digest.statuses import ACTIVE as ACTIVE
+from digest.statuses import PAUSED as PAUSED
+from digest.statuses import SUBSCRIBER_STATUSES
+from digest.statuses import UNSUBSCRIBED as UNSUBSCRIBED
 from digest.store import Store, naive_utc
 from digest.text import one_line
 
-ACTIVE, PAUSED, UNSUBSCRIBED = "active", "paused", "unsubscribed"
+STATUSES = SUBSCRIBER_STATUSES
 CSV_COLUMNS = ("email", "name", "topics")
 
 
@@ -38,6 +43,19 @@ class Subscriber:
     name: str | None
     topics: tuple[str, ...]
     status: str
+    updated_at: datetime | None = None
+
+
+def consent_state(subscriber: Subscriber | None) -> str:
+    """A short fingerprint of an address's subscription state, which any change alters.
+
+    A confirmation link carries the state it was issued for, so it works once: after it is
+    used, or after the person unsubscribes, the state differs and the link is refused.
+    """
+    if subscriber is None:
+        return "new"
+    seen = f"{subscriber.id}|{subscriber.status}|{subscriber.updated_at}"
+    return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
 def normalize_address(raw: str) -> str:
@@ -67,7 +85,8 @@ def topic_pattern(topics: tuple[str, ...]) -> re.Pattern[str] | None:
 
 def _row(row: Any) -> Subscriber:
     return Subscriber(id=row.id, email=row.email, name=row.name,
-                      topics=parse_topics(row.topics), status=row.status)
+                      topics=parse_topics(row.topics), status=row.status,
+                      updated_at=row.updated_at)
 
 
 def find(store: Store, email: str) -> Subscriber | None:
@@ -79,10 +98,12 @@ def find(store: Store, email: str) -> Subscriber | None:
 
 
 def add(store: Store, email: str, name: str | None = None, topics: str | None = None,
-        now: datetime | None = None, *, reactivate: bool = True) -> tuple[Subscriber, str]:
+        now: datetime | None = None, *, reactivate: bool = True,
+        status: str = ACTIVE) -> tuple[Subscriber, str]:
     """Add or update a subscriber; returns it and what happened (added, updated, ...).
 
-    `reactivate=False` (imports) leaves an unsubscribed address unsubscribed.
+    `reactivate=False` (imports) leaves a paused or unsubscribed address as it is, and
+    `status` is what a new row starts as (an import keeps who left as having left).
     """
     address = normalize_address(email)
     clean_name = one_line(name)[:200] if name else None
@@ -94,10 +115,10 @@ def add(store: Store, email: str, name: str | None = None, topics: str | None = 
         if row is None:
             conn.execute(insert(t.subscribers).values(
                 email=address, email_key=address.casefold(), name=clean_name, topics=topic_text,
-                status=ACTIVE, created_at=stamp, updated_at=stamp))
-            outcome = "added"
-        elif row.status == UNSUBSCRIBED and not reactivate:
-            return _row(row), "unsubscribed"
+                status=status, created_at=stamp, updated_at=stamp))
+            outcome = "added" if status == ACTIVE else f"added {status}"
+        elif row.status != ACTIVE and not reactivate:
+            return _row(row), row.status
         else:
             outcome = "re-subscribed" if row.status == UNSUBSCRIBED else "updated"
             conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(
@@ -129,6 +150,17 @@ def set_status(store: Store, email: str, status: str, now: datetime | None = Non
         row = conn.execute(select(t.subscribers)
                            .where(t.subscribers.c.email_key == address.casefold())).one()
     return _row(row)
+
+
+def set_topics(store: Store, subscriber_id: int, topics: str,
+               now: datetime | None = None) -> Subscriber | None:
+    """Change a subscriber's topics only (the preferences page): never their status."""
+    with store.engine.begin() as conn:
+        conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id).values(
+            topics=", ".join(parse_topics(topics)),
+            updated_at=naive_utc(now or datetime.now(UTC))))
+        row = conn.execute(select(t.subscribers).where(t.subscribers.c.id == subscriber_id)).first()
+    return _row(row) if row else None
 
 
 def set_status_by_id(store: Store, subscriber_id: int, status: str) -> bool:
@@ -175,21 +207,50 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def import_csv(store: Store, path: Path) -> tuple[dict[str, int], list[ImportProblem]]:
-    """Add every good row; report each bad row with its line number and keep going."""
-    counts = {"added": 0, "updated": 0, "unsubscribed": 0}
+    """Add every good row; report each bad row with its line number and keep going.
+
+    Consent travels with the row: a `status` of paused or unsubscribed (as `export`
+    writes it) is kept for a new address, and an address already paused or unsubscribed
+    here stays so. Only `digest subscribers add` brings back someone who left.
+    """
+    counts = {"added": 0, "updated": 0, "kept": 0}
     problems: list[ImportProblem] = []
     for line, row in read_csv(path):
+        status = (row.get("status") or ACTIVE).lower()
+        if status not in STATUSES:
+            problems.append(ImportProblem(line, f"status {row['status']!r} is not one of "
+                                          f"{', '.join(STATUSES)}"))
+            continue
         try:
-            _, outcome = add(store, row.get("email", ""), row.get("name") or None,
-                             row.get("topics") or None, reactivate=False)
+            sub, outcome = add(store, _cell(row.get("email")) or "", _cell(row.get("name")) or None,
+                               _cell(row.get("topics")) or None, reactivate=False, status=status)
         except SubscriberError as exc:
             problems.append(ImportProblem(line, exc.what))
             continue
-        if outcome == "unsubscribed":
-            problems.append(ImportProblem(line, f"{row['email']} unsubscribed earlier: left out "
+        if outcome in (PAUSED, UNSUBSCRIBED):
+            problems.append(ImportProblem(line, f"{sub.email} is {outcome} here: left as it is "
                                           "(add it with `digest subscribers add` if they asked)"))
-        counts[outcome if outcome in counts else "updated"] += 1
+        elif outcome.startswith("added "):
+            counts["kept"] += 1  # a paused or unsubscribed row, recorded as such
+        else:
+            counts[outcome if outcome in counts else "updated"] += 1
     return counts, problems
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_cell(value: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula (OWASP: prefix a single quote)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _cell(value: str | None) -> str | None:
+    """Undo `_safe_cell`, so an export imports back to the same values."""
+    if value and value.startswith("'") and value[1:].startswith(_FORMULA_START):
+        return value[1:]
+    return value
 
 
 def export_csv(subscribers: list[Subscriber]) -> str:
@@ -198,5 +259,6 @@ def export_csv(subscribers: list[Subscriber]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, "status"])
     for sub in subscribers:
-        writer.writerow([sub.email, sub.name or "", ", ".join(sub.topics), sub.status])
+        writer.writerow([_safe_cell(cell) for cell in (
+            sub.email, sub.name or "", ", ".join(sub.topics), sub.status)])
     return out.getvalue()

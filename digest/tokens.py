@@ -16,6 +16,8 @@ def _id_token(secret: str, purpose: str, subscriber_id: int) -> str:
 
 
 def _read_id_token(secret: str, purpose: str, token: str) -> int | None:
+    if not token.isascii():  # never a token of ours (and itsdangerous chokes on surrogates)
+        return None
     try:
         value = URLSafeSerializer(secret, salt=purpose).loads(token)
     except BadSignature:
@@ -38,15 +40,21 @@ _PREFERENCES = "paper-digest preferences"
 CONFIRM_MAX_AGE = 48 * 3600  # a confirmation link works for 48 hours
 
 
-def confirm_token(secret: str, email: str, topics: str) -> str:
-    """A signed, timed request to subscribe: nothing is stored until it comes back."""
-    return URLSafeTimedSerializer(secret, salt=_CONFIRM).dumps([email, topics])
+def confirm_token(secret: str, email: str, topics: str, state: str) -> str:
+    """A signed, timed request to subscribe: nothing is stored until it comes back.
+
+    `state` is the address's subscription state when the link was made
+    (`subscribers.consent_state`): the link is good only while that state lasts.
+    """
+    return URLSafeTimedSerializer(secret, salt=_CONFIRM).dumps([email, topics, state])
 
 
 def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE,
-                       now: float | None = None) -> tuple[str, str] | None:
-    """(email, topics) from a valid, unexpired confirmation token; None otherwise."""
+                       now: float | None = None) -> tuple[str, str, str] | None:
+    """(email, topics, state) from a valid, unexpired confirmation token; None otherwise."""
     serializer = URLSafeTimedSerializer(secret, salt=_CONFIRM)
+    if not token.isascii():
+        return None
     try:
         if now is None:
             value = serializer.loads(token, max_age=max_age)
@@ -56,9 +64,9 @@ def read_confirm_token(secret: str, token: str, max_age: int = CONFIRM_MAX_AGE,
                 return None
     except BadSignature:  # SignatureExpired is a BadSignature too
         return None
-    if (isinstance(value, list) and len(value) == 2
+    if (isinstance(value, list) and len(value) == 3
             and all(isinstance(v, str) for v in value)):
-        return value[0], value[1]
+        return value[0], value[1], value[2]
     return None
 
 

@@ -11,6 +11,7 @@ A transport's `send` returns the server's reply on acceptance and raises:
 from __future__ import annotations
 
 import re
+import select
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -23,11 +24,11 @@ from digest.output import write_atomic
 
 
 class Transient(Exception):
-    """Try again later: nothing was delivered. `connection` when the server is unreachable."""
+    """Try again later: nothing was delivered. `unreachable` when no connection can be made."""
 
-    def __init__(self, reason: str, connection: bool = False) -> None:
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
         super().__init__(reason)
-        self.connection = connection
+        self.unreachable = unreachable
 
 
 class Permanent(Exception):
@@ -70,12 +71,19 @@ def _safe(name: str) -> str:
 
 
 class SmtpTransport:
-    """One SMTP connection for the whole batch, opened on first use and after a drop."""
+    """One SMTP connection for the whole batch, opened on first use and after a drop.
 
-    def __init__(self, settings: EmailSettings, timeout: float = 30.0,
-                 connect: Callable[[], smtplib.SMTP] | None = None) -> None:
+    `timeout` bounds each command's reply; the reply to the end of the message may take
+    `final_reply_timeout` (RFC 5321 4.5.3.2.6: 10 minutes), since giving up on it early
+    leaves a message that may have been delivered.
+    """
+
+    def __init__(self, settings: EmailSettings, timeout: float | None = None,
+                 connect: Callable[[], smtplib.SMTP] | None = None,
+                 final_reply_timeout: float | None = None) -> None:
         self.settings = settings
-        self.timeout = timeout
+        self.timeout = float(timeout or settings.smtp_timeout)
+        self.final_reply_timeout = float(final_reply_timeout or settings.final_reply_timeout)
         self._connect = connect or self._open
         self._conn: smtplib.SMTP | None = None
 
@@ -104,7 +112,7 @@ class SmtpTransport:
                 raise Permanent(f"login refused: {_reply(exc.smtp_code, exc.smtp_error)}") from None
             except (OSError, smtplib.SMTPException) as exc:
                 raise Transient(f"cannot connect to {self.settings.smtp_host}:"
-                                f"{self.settings.smtp_port} ({exc})", connection=True) from None
+                                f"{self.settings.smtp_port} ({exc})", unreachable=True) from None
         return self._conn
 
     def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str:
@@ -121,13 +129,19 @@ class SmtpTransport:
             self._expect(conn, conn.rcpt(recipient), (250, 251), reset=True)
             self._expect(conn, conn.docmd("data"), (354,), reset=True)
             # Until the final "." the server holds an incomplete message: a drop is safe.
-            conn.send(data)
+            conn.send(data[:-len(_END)])
+            if _peer_gone(conn):
+                raise smtplib.SMTPServerDisconnected("the server hung up mid-message")
+            conn.send(_END)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            raise Transient(f"connection lost before the message was complete ({exc})",
-                            connection=True) from None
+            raise Transient(f"connection lost before the message was complete ({exc})") from None
         try:
+            if conn.sock is not None:
+                conn.sock.settimeout(self.final_reply_timeout)
             code, text = conn.getreply()
+            if conn.sock is not None:
+                conn.sock.settimeout(self.timeout)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise Unknown(f"no reply after the message was sent ({exc})") from None
@@ -169,6 +183,25 @@ class SmtpTransport:
                 pass
             finally:
                 self._drop()
+
+
+_END = b".\r\n"  # the end of a message's DATA
+
+
+def _peer_gone(conn: smtplib.SMTP) -> bool:
+    """True when the server hung up (or spoke) before the end of the message was sent.
+
+    A server waiting for the rest of a message says nothing; anything readable now is a
+    hang-up or an error, and sending the final "." would turn a safe retry into an unknown.
+    """
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _reply(code: int, text: bytes | str) -> str:

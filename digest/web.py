@@ -9,31 +9,32 @@ and its test client is httpx, which the project already uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
-from starlette.datastructures import FormData, MutableHeaders
-from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from digest import subscribers as book
 from digest.chart import history_chart
 from digest.config import Settings
 from digest.errors import SubscriberError
 from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug, topics_from_slug
-from digest.message import POLICY, header_text
+from digest.message import POLICY, POLICY_UTF8, address_header, header_text
 from digest.models import StoredPaper
 from digest.page_cache import CachedPage, PageCache, not_modified
 from digest.render import environment, long_date, paper_view, render_page
@@ -45,72 +46,87 @@ from digest.tokens import (
     read_unsubscribe_token,
 )
 from digest.transport import Permanent, Transient, Transport, Unknown, make_transport
+from digest.web_safety import BodyLimit, Mailer, RateLimits, SecurityHeaders
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
-                                "data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    # Links carry tokens: never send them on to another site.
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 CSRF_COOKIE = "digest_csrf"
 HTML = "text/html; charset=utf-8"
 # Stands for the per-request CSRF token in the cached archive page (URL-safe, never escaped).
 _TOKEN_SLOT = "csrf-token-slot-0e6f1c"
-SUBSCRIBE_LIMIT = (5, 600.0)  # requests per client address per 10 minutes
+FORM_FIELDS = 20  # more than any form here has
+SHUTDOWN_WAIT = 30.0  # seconds a stopping server waits for queued confirmation emails
 
 
-class _Security:
-    """Adds the security headers to every response (plain ASGI: no per-request task or stream)."""
+class _App(Starlette):
+    """Starlette with the body cap and security headers outside everything, errors included."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, max_body: int, trusted_proxies: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_body, self.trusted_proxies = max_body, trusted_proxies
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = BodyLimit(super().build_middleware_stack(), self.max_body)
+        if self.trusted_proxies:  # X-Forwarded-For only from these, never from clients
+            # uvicorn's ASGI types are stricter than Starlette's; the protocol is the same.
+            app = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app),
+                                                       trusted_hosts=self.trusted_proxies))
+        return SecurityHeaders(app)
 
 
-class RateLimit:
-    """A sliding window per client address (in memory: one process serves the app)."""
+FormHandler = Callable[[Request, FormData | None], Response]
 
-    def __init__(self, count: int, seconds: float, clock: Callable[[], float] = time.monotonic):
-        self.count, self.seconds, self.clock = count, seconds, clock
-        self.hits: dict[str, deque[float]] = defaultdict(deque)
 
-    def allow(self, client: str) -> bool:
-        now, window = self.clock(), self.hits[client]
-        while window and now - window[0] > self.seconds:
-            window.popleft()
-        if len(window) >= self.count:
-            return False
-        window.append(now)
-        return True
+def _reads_form(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that reads a POST's form (capped) on the event loop, then runs `handler`
+    in the thread pool: the store and the templates never block the loop."""
+
+    async def endpoint(request: Request) -> Response:
+        form = None
+        if request.method == "POST":
+            form = await request.form(max_files=0, max_fields=FORM_FIELDS)
+        return await run_in_threadpool(handler, request, form)
+
+    return endpoint
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up mid-request is not an error of ours: no traceback, no log."""
+    return Response(status_code=400)
 
 
 def create_app(store: Store, settings: Settings, *,
                transport: Callable[[], Transport] | None = None,
-               clock: Callable[[], float] = time.time,
+               clock: Callable[[], float] = time.time, dev: bool = False,
                page_clock: Callable[[], float] = time.monotonic) -> Starlette:
-    """The web app over a store; `transport` sends confirmation emails (default: configured)."""
-    secret = settings.email.require_secret() if settings.email.smtp_host else (
-        settings.email.secret or secrets.token_urlsafe(32))
+    """The web app over a store; `transport` sends confirmation emails (default: configured).
+
+    It signs with DIGEST_SECRET, as `digest send` does, so emailed links work here and
+    after a restart; `dev` alone allows a throwaway key.
+    """
+    if dev and not settings.email.secret:
+        secret = secrets.token_urlsafe(32)
+    else:
+        secret = settings.email.require_secret(
+            "the web app signs its links and forms with it (digest serve --dev: a throwaway key)")
     site = settings.site
     env = environment(settings.templates)
-    limiter = RateLimit(*SUBSCRIBE_LIMIT)
+    web = settings.web
+    limits = RateLimits()
     cache = PageCache(settings.out_dir / "index.html", clock=page_clock)
+
+    async def cached(key: str, build: Callable[[], CachedPage | None]) -> CachedPage | None:
+        """A public page from the cache; a miss renders it in the thread pool (the store and
+        the templates never block the event loop, and a hit never leaves it)."""
+        return await cache.get(key, lambda: run_in_threadpool(build))
     make = transport or (lambda: make_transport(settings.email, settings.out_dir / "outbox"))
+
+    def send_confirmation(email: str, topics: str) -> None:
+        """On the mailer's thread: look the address up, and mail a link unless subscribed."""
+        known = book.find(store, email)
+        if known is None or known.status != book.ACTIVE:
+            token = confirm_token(secret, email, topics, book.consent_state(known))
+            _send_confirmation(make(), settings, email, link(f"confirm?token={token}"))
+
+    mailer = Mailer(send_confirmation)
 
     def link(path: str) -> str:
         return site.link(path) if site.base_url else "/" + path
@@ -128,7 +144,7 @@ def create_app(store: Store, settings: Settings, *,
     async def archive(request: Request) -> Response:
         token = _csrf_token(request, secret)
 
-        async def build() -> CachedPage:
+        def build() -> CachedPage:
             html = env.get_template("index.html").render(
                 site=site, digests=store.digests(), long_date=long_date,
                 feed_url=link("feed.xml"), atom_url=link("atom.xml"),
@@ -136,16 +152,16 @@ def create_app(store: Store, settings: Settings, *,
                 topic_feed_action=link("topics"))
             return CachedPage.of(html.encode(), HTML)
 
-        cached = await cache.get("archive", build)
-        assert cached is not None
-        body = cached.body.replace(_TOKEN_SLOT.encode(), token.encode())
+        answer = await cached("archive", build)
+        assert answer is not None
+        body = answer.body.replace(_TOKEN_SLOT.encode(), token.encode())
         return _with_csrf_cookie(Response(body, media_type=HTML), request, token)
 
     async def digest_page(request: Request) -> Response:
         name = request.path_params["name"].removesuffix(".html")
 
-        async def build() -> CachedPage | None:
-            info = store.digest(name)
+        def build() -> CachedPage | None:
+            info = store.digest(name) if _storable(name) else None
             if info is None:
                 return None
             views = [paper_view(p) for p in store.digest_papers(name)]
@@ -157,16 +173,16 @@ def create_app(store: Store, settings: Settings, *,
                 site, info, views, settings.templates, history_base=link("papers/"), older=older,
                 newer=newer, subscribe_url=link("#subscribe"))).encode(), HTML)
 
-        cached = await cache.get(f"digest:{name}", build)
-        if cached is None:
+        answer = await cached(f"digest:{name}", build)
+        if answer is None:
             return page(request, "Not found", f"There is no digest {name}.", 404)
-        return _answer(request, cached)
+        return _answer(request, answer)
 
     async def paper_page(request: Request) -> Response:
         key = request.path_params["key"]
 
-        async def build() -> CachedPage | None:
-            found = store.paper_history(key)
+        def build() -> CachedPage | None:
+            found = store.paper_history(key) if _storable(key) else None
             if found is None:
                 return None
             stored, seen = found
@@ -179,24 +195,24 @@ def create_app(store: Store, settings: Settings, *,
                 atom_url=link("atom.xml"))
             return CachedPage.of(html.encode(), HTML)
 
-        cached = await cache.get(f"paper:{key}", build)
-        if cached is None:
+        answer = await cached(f"paper:{key}", build)
+        if answer is None:
             return page(request, "Not found", "No paper has this key.", 404)
-        return _answer(request, cached)
+        return _answer(request, answer)
 
-    def feed(kind: str) -> Callable[[Request], Any]:
-        async def build() -> CachedPage:
+    def feed(kind: str) -> Callable[[Request], Awaitable[Response]]:
+        def build() -> CachedPage:
             papers = store.feed_papers(settings.feed_size)
             rss, atom = build_feeds(site, papers)
             return _feed_page(kind, rss if kind == "rss" else atom, papers)
 
         async def serve(request: Request) -> Response:
-            cached = await cache.get(f"feed:{kind}", build)
-            assert cached is not None
-            return _answer(request, cached)
+            answer = await cached(f"feed:{kind}", build)
+            assert answer is not None
+            return _answer(request, answer)
         return serve
 
-    def topic_feed(kind: str) -> Callable[[Request], Any]:
+    def topic_feed(kind: str) -> Callable[[Request], Awaitable[Response]]:
         """`/topics/reasoning+diffusion-models.atom`: the newest papers matching those topics,
         by the same rule as email topics."""
         async def serve(request: Request) -> Response:
@@ -206,7 +222,7 @@ def create_app(store: Store, settings: Settings, *,
             slug = topic_slug(topics)
             here = str(request.base_url).rstrip("/") if not site.base_url else site.base_url
 
-            async def build() -> CachedPage:
+            def build() -> CachedPage:
                 papers = matching(store.feed_papers(settings.feed_size * TOPIC_FEED_WINDOW), topics,
                                   settings.feed_size)
                 place = FeedPlace(f"topics/{slug}.xml", f"topics/{slug}.atom", f": {', '.join(topics)}",
@@ -215,9 +231,9 @@ def create_app(store: Store, settings: Settings, *,
                 rss, atom = build_feeds(site, papers, place)
                 return _feed_page(kind, rss if kind == "rss" else atom, papers)
 
-            cached = await cache.get(f"topics:{here}:{slug}.{kind}", build)
-            assert cached is not None
-            return _answer(request, cached)
+            answer = await cached(f"topics:{here}:{slug}.{kind}", build)
+            assert answer is not None
+            return _answer(request, answer)
         return serve
 
     async def topic_feed_form(request: Request) -> Response:
@@ -227,13 +243,12 @@ def create_app(store: Store, settings: Settings, *,
             return RedirectResponse(link(""), status_code=303)
         return RedirectResponse(link(f"topics/{topic_slug(topics)}.atom"), status_code=303)
 
-    async def subscribe(request: Request) -> Response:
-        form = await request.form()
-        if not _csrf_ok(request, form, secret):
+    def subscribe(request: Request, form: FormData | None) -> Response:
+        if form is None or not _csrf_ok(request, form, secret):
             return page(request, "Please try again", "The form expired. Reload the page and "
                         "subscribe again.", 403)
         client = request.client.host if request.client else "unknown"
-        if not limiter.allow(client):
+        if not limits.allow(web.subscribe_rate, "client", client):
             return page(request, "Too many requests", "Please wait a few minutes and try "
                         "again.", 429)
         try:
@@ -242,41 +257,43 @@ def create_app(store: Store, settings: Settings, *,
             return page(request, "Check the address", "That does not look like an email "
                         "address. Go back and try again.", 400)
         topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
-        known = book.find(store, email)
-        if known is None or known.status != book.ACTIVE:
-            _send_confirmation(make(), settings, email, link(
-                f"confirm?token={confirm_token(secret, email, topics)}"))
-        # The same answer whether or not the address is already subscribed.
+        # The same work and answer for every address, known or not: the lookup and the
+        # email happen on the mailer's thread, after this answer (and at most once an
+        # hour per address, however many clients ask).
+        if limits.allow(web.confirm_rate, "address", email.casefold()):
+            mailer.submit(email, topics)
         return page(request, "Check your inbox", f"If {email} can receive mail, a "
                     "confirmation link is on its way. It works for 48 hours.")
 
-    async def confirm(request: Request) -> Response:
+    def confirm(request: Request, form: FormData | None) -> Response:
         token = request.query_params.get("token", "")
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             token = str(form.get("token", ""))
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Open the link "
                             "from the email again.", 403)
         found = read_confirm_token(secret, token, now=clock())
+        known = book.find(store, found[0]) if found else None
+        if found is not None and found[2] != book.consent_state(known):
+            if known is not None and known.status == book.ACTIVE:  # a second click: no change
+                return page(request, "You are subscribed", f"{known.email} gets the next digest.")
+            found = None  # used already, or the subscription changed since (unsubscribed)
         if found is None:
-            return page(request, "Link not valid", "This confirmation link is not valid or "
-                        "has expired (links work for 48 hours). Subscribe again.", 400)
-        email, topics = found
+            return page(request, "Link not valid", "This confirmation link is not valid, was "
+                        "used already or has expired (links work for 48 hours). Subscribe "
+                        "again.", 400)
+        email, topics, _ = found
         if request.method == "GET":  # mail scanners follow links: change nothing on GET
             return page(request, "Confirm your subscription", f"Send {site.title} to "
                         f"{email}?", form={"action": link("confirm"), "button": "Confirm",
                                           "fields": [("token", token)], "topics": None})
-        known = book.find(store, email)
         if known is None or known.status != book.ACTIVE:
             book.add(store, email, topics=topics or None)
         return page(request, "You are subscribed", f"{email} will get the next digest.")
 
-    async def unsubscribe(request: Request) -> Response:
+    def unsubscribe(request: Request, form: FormData | None) -> Response:
         token = request.query_params.get("token", "")
-        form: FormData | None = None
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             token = token or str(form.get("token", ""))
         subscriber_id = read_unsubscribe_token(secret, token)
         one_click = form is not None and form.get("List-Unsubscribe") == "One-Click"
@@ -295,25 +312,29 @@ def create_app(store: Store, settings: Settings, *,
             return Response("unsubscribed\n", media_type="text/plain")
         return page(request, "Unsubscribed", "You will get no more emails. Sorry to see you go.")
 
-    async def preferences(request: Request) -> Response:
+    def preferences(request: Request, form: FormData | None) -> Response:
         token = request.query_params.get("token", "")
-        form: FormData | None = None
-        if request.method == "POST":
-            form = await request.form()
+        if form is not None:
             token = str(form.get("token", ""))
         subscriber_id = read_preferences_token(secret, token)
         current = book.by_id(store, subscriber_id) if subscriber_id is not None else None
-        if current is None or current.status == book.UNSUBSCRIBED:
+        if current is None:
             return page(request, "Link not valid", "This preferences link is not valid.", 400)
+        if current.status == book.UNSUBSCRIBED:
+            # An old email's link: say where they stand, and offer the way back (which
+            # goes through the confirmation email like any subscription).
+            return page(request, "You are unsubscribed", f"{current.email} gets no more "
+                        f"{site.title} emails. Changed your mind? Subscribe again: we will "
+                        "send a confirmation link.",
+                        form={"action": link("subscribe"), "button": "Subscribe again",
+                              "fields": [("email", current.email)], "topics": None})
         heading = "Your topics"
         if form is not None:
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Reload the page.", 403)
             topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
-            book.add(store, current.email, topics=topics)
-            current = book.by_id(store, subscriber_id) or current
-            saved = ", ".join(current.topics) or "every new paper"
-            heading = f"Saved: {saved}"
+            current = book.set_topics(store, current.id, topics) or current
+            heading = f"Saved: {', '.join(current.topics) or 'every new paper'}"
         return page(request, heading, "Only new papers whose title or abstract mentions "
                     "one of these are sent to you; leave it empty for every new paper.",
                     form={"action": link("preferences"), "button": "Save",
@@ -325,27 +346,28 @@ def create_app(store: Store, settings: Settings, *,
         Route("/feed.xml", feed("rss")), Route("/atom.xml", feed("atom")),
         Route("/topics", topic_feed_form),
         Route("/topics/{words}.xml", topic_feed("rss")), Route("/topics/{words}.atom", topic_feed("atom")),
-        Route("/subscribe", subscribe, methods=["POST"]),
-        Route("/confirm", confirm, methods=["GET", "POST"]),
-        Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
-        Route("/preferences", preferences, methods=["GET", "POST"]),
+        Route("/subscribe", _reads_form(subscribe), methods=["POST"]),
+        Route("/confirm", _reads_form(confirm), methods=["GET", "POST"]),
+        Route("/unsubscribe", _reads_form(unsubscribe), methods=["GET", "POST"]),
+        Route("/preferences", _reads_form(preferences), methods=["GET", "POST"]),
     ]
+
     async def not_found(request: Request, exc: Exception) -> Response:
         """Every unknown path: a styled page that leads back, not a bare "Not Found"."""
         return page(request, "Not found", "There is nothing at this address.", 404)
 
-    app = Starlette(routes=routes, middleware=[Middleware(_Security)],
-                    exception_handlers={404: not_found})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # Confirmations asked for before a shutdown still go out (bounded: a dead mail
+        # server must not hold the shutdown; the people can ask again).
+        await run_in_threadpool(mailer.join, SHUTDOWN_WAIT)
+
+    app = _App(web.max_body, web.trusted_proxies, routes=routes, lifespan=lifespan,
+               exception_handlers={404: not_found, ClientDisconnect: _client_gone})
     app.state.secret = secret
+    app.state.mailer = mailer
     return app
-
-
-def _feed_page(kind: str, body: bytes, papers: Sequence[StoredPaper]) -> CachedPage:
-    """A feed with its validators (ETag, Last-Modified): a reader that has this version gets 304."""
-    newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
-    media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
-    return CachedPage.of(body, f"{media}; charset=utf-8", headers={
-        "Last-Modified": format_datetime(newest, usegmt=True), "Cache-Control": "public, max-age=300"})
 
 
 def _csrf_token(request: Request, secret: str) -> str:
@@ -359,12 +381,33 @@ def _csrf_token(request: Request, secret: str) -> str:
 
 def _csrf_valid(token: str, secret: str) -> bool:
     nonce, _, mac = token.partition(".")
-    return bool(nonce) and hmac.compare_digest(mac, _sign(nonce, secret))
+    return bool(nonce) and hmac.compare_digest(_bytes(mac), _bytes(_sign(nonce, secret)))
 
 
 def _csrf_ok(request: Request, form: FormData, secret: str) -> bool:
     cookie, sent = request.cookies.get(CSRF_COOKIE, ""), str(form.get("csrf", ""))
-    return _csrf_valid(cookie, secret) and hmac.compare_digest(cookie, sent)
+    return _csrf_valid(cookie, secret) and hmac.compare_digest(_bytes(cookie), _bytes(sent))
+
+
+def _bytes(text: str) -> bytes:
+    """Any text as bytes: compare_digest refuses non-ASCII str, and forms may carry it."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _storable(text: str) -> bool:
+    """False for text no store can hold or match (PostgreSQL refuses NUL): a 404 at once."""
+    return "\x00" not in text
+
+
+def _sign(value: str, secret: str) -> str:
+    return hmac.new(_bytes(secret), b"csrf:" + _bytes(value), hashlib.sha256).hexdigest()[:32]
+
+
+def _with_csrf_cookie(response: Response, request: Request, token: str) -> Response:
+    if request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+    return response
 
 
 def _answer(request: Request, cached: CachedPage) -> Response:
@@ -376,21 +419,19 @@ def _answer(request: Request, cached: CachedPage) -> Response:
                     headers=cached.headers)
 
 
-def _sign(value: str, secret: str) -> str:
-    return hmac.new(secret.encode(), f"csrf:{value}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _with_csrf_cookie(response: Response, request: Request, token: str) -> Response:
-    if request.cookies.get(CSRF_COOKIE) != token:
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-    return response
+def _feed_page(kind: str, body: bytes, papers: Sequence[StoredPaper]) -> CachedPage:
+    """A feed with its validators (ETag, Last-Modified): a reader that has this version gets 304."""
+    newest = max((p.first_seen for p in papers), default=datetime(1970, 1, 1, tzinfo=UTC))
+    media = "application/rss+xml" if kind == "rss" else "application/atom+xml"
+    return CachedPage.of(body, f"{media}; charset=utf-8", headers={
+        "Last-Modified": format_datetime(newest, usegmt=True), "Cache-Control": "public, max-age=300"})
 
 
 def _send_confirmation(transport: Transport, settings: Settings, email: str, url: str) -> None:
-    message = EmailMessage(policy=POLICY)
-    message["From"] = f"{header_text(settings.email.from_name)} <{settings.email.from_address}>"
-    message["To"] = email
+    utf8 = not (email + settings.email.from_address).isascii()
+    message = EmailMessage(policy=POLICY_UTF8 if utf8 else POLICY)
+    message["From"] = address_header(settings.email.from_name, settings.email.from_address)
+    message["To"] = address_header("", email)
     message["Subject"] = header_text(f"Confirm your {settings.site.title} subscription")
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=settings.email.domain)

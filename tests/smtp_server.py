@@ -7,6 +7,7 @@ RCPT: before the message), "drop-after-data" (take the message, hang up without 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable
@@ -39,8 +40,10 @@ class Mailbox:
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     script: dict[str, list[str]] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    rcpt_order: list[str] = field(default_factory=list)  # every RCPT, in the order it came
     data_seen: list[bytes] = field(default_factory=list)
     on_data: Callable[[int], str | None] | None = None  # may return a reply to use instead
+    gate: threading.Event | None = None  # when set up, RCPT waits until it is opened (a slow server)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def parsed(self) -> list[EmailMessage]:
@@ -56,11 +59,14 @@ class Mailbox:
         with self.lock:
             n = self.attempts.get(address, 0)
             self.attempts[address] = n + 1
+            self.rcpt_order.append(address)
         steps = self.script.get(address, [])
         return steps[n] if n < len(steps) else "ok"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
+        if self.gate is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 60)
         action = self._action(address)
         if action == "drop-rcpt":
             server.transport.close()
@@ -105,3 +111,68 @@ class SmtpServer:
     def env(self) -> dict[str, str]:
         return {"DIGEST_EMAIL_SMTP_HOST": "127.0.0.1", "DIGEST_EMAIL_SMTP_PORT": str(self.port),
                 "DIGEST_EMAIL_SMTP_SECURITY": "none"}
+
+
+class ScriptedSmtp:
+    """A bare SMTP server on a socket, for faults aiosmtpd cannot make: each connection
+    takes the next behaviour from `connections` ("ok" once the list is used up).
+
+    "drop-mid-data": answer DATA with 354, then hang up before the message is complete,
+    as a server that crashes or times out does.
+    """
+
+    def __init__(self, connections: list[str]) -> None:
+        self.connections = list(connections)
+        self.messages: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.stopping = False
+
+    def __enter__(self) -> ScriptedSmtp:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping = True
+        socket.create_connection(("127.0.0.1", self.port)).close()  # wakes accept()
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            conn, _ = self.sock.accept()
+            if self.stopping:
+                conn.close()
+                return
+            behaviour = self.connections.pop(0) if self.connections else "ok"
+            with conn:
+                try:
+                    self._session(conn, behaviour)
+                except OSError:
+                    pass
+
+    def _session(self, conn: socket.socket, behaviour: str) -> None:
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 scripted ESMTP\r\n")
+        while line := reader.readline():
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                conn.sendall(b"250-scripted\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                if behaviour == "drop-mid-data":
+                    return  # hang up while the message is being sent
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    chunk = reader.readline()
+                    if not chunk:
+                        return
+                    data += chunk
+                self.messages.append(data)
+                conn.sendall(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:  # MAIL, RCPT, RSET, NOOP
+                conn.sendall(b"250 OK\r\n")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -65,7 +66,7 @@ class _Server:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str]]:
+def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str, Any]]:
     box = Mailbox()
     with SmtpServer(box) as smtp:
         port = free_port()
@@ -74,12 +75,13 @@ def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str]]:
             db_url=f"sqlite:///{tmp_path / 'browser.sqlite3'}", out_dir=tmp_path / "out",
             site=Site(base_url=base),
             email=EmailSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="none",
-                                from_address="papers@example.org", secret="browser-secret"))
+                                from_address="papers@example.org", secret="browser-secret-" + "x" * 20))
         store = open_store(settings.db_url)
         now = datetime(2026, 11, 25, tzinfo=UTC)
         list(ingest(store, settings, prepare(store, [EXAMPLES / "2026-03-11.txt"], None, now), now))
-        with _Server(create_app(store, settings), port):
-            yield store, settings, box, base
+        app = create_app(store, settings)
+        with _Server(app, port):
+            yield store, settings, box, base, app.state.mailer
         store.close()
 
 
@@ -90,10 +92,10 @@ def _send(store: Store, settings: Settings, snapshot: Path) -> int:
 
 
 def test_subscribe_confirm_receive_unsubscribe(
-        browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
+        browser_path: str, site: tuple[Store, Settings, Mailbox, str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
-    store, settings, box, base = site
+    store, settings, box, base, mailer = site
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)
@@ -105,6 +107,7 @@ def test_subscribe_confirm_receive_unsubscribe(
         page.click("button[type=submit]")
         assert page.inner_text("h1") == "Check your inbox"
 
+        mailer.join()  # the confirmation leaves from the app's mail thread
         (confirmation,) = box.parsed()
         link = re.search(r"http://127\.0\.0\.1:\d+/confirm\?token=\S+", content(confirmation))
         assert link is not None
@@ -196,12 +199,12 @@ def _axe_script() -> str:
 
 
 def test_accessibility_in_both_colour_schemes(
-        browser_path: str, site: tuple[Store, Settings, Mailbox, str]) -> None:
+        browser_path: str, site: tuple[Store, Settings, Mailbox, str, Any]) -> None:
     """axe-core finds no violation (contrast included) on every kind of page, light and dark;
     the history table fits a 320 px screen."""
     from playwright.sync_api import sync_playwright
 
-    store, settings, _, base = site
+    store, settings, _, base, _ = site
     key = store.digest_papers("2026-03-11")[0].key
     pages = ["/", "/digests/2026-03-11.html", f"/papers/{key}", "/confirm?token=forged",
              "/unsubscribe?token=forged", "/preferences?token=forged", "/no/such/page"]

@@ -13,6 +13,10 @@ from conftest import EXAMPLES
 
 from digest.cli import main
 
+NO_BASE_URL = ("warning: site.base_url: not set, so emails get relative links and no web unsubscribe "
+               "or preferences link — set [site] base_url (or DIGEST_SITE_BASE_URL) to the public "
+               "URL, e.g. https://papers.example.org\n")
+
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
@@ -67,7 +71,7 @@ def test_import_reports_bad_rows_keeps_good_ones_and_respects_unsubscribes(isola
     assert out == "2 added, 0 updated, 2 skipped\n"
     assert err.splitlines() == [
         f"{csv_file}:3: skipped: not a valid email address (An email address must have an @-sign.)",
-        f"{csv_file}:4: skipped: gone@example.org unsubscribed earlier: left out (add it with "
+        f"{csv_file}:4: skipped: gone@example.org is unsubscribed here: left as it is (add it with "
         "`digest subscribers add` if they asked)",
     ]
     exported = invoke("subscribers", "export")[1]
@@ -77,19 +81,21 @@ def test_import_reports_bad_rows_keeps_good_ones_and_respects_unsubscribes(isola
     # The export imports again into a fresh store unchanged.
     (isolated / "again.csv").write_text(exported)
     assert invoke("subscribers", "import", str(isolated / "again.csv"), "--db",
-                  f"sqlite:///{isolated / 'b.sqlite3'}")[1] == "3 added, 0 updated, 0 skipped\n"
+                  f"sqlite:///{isolated / 'b.sqlite3'}")[1] == (
+                      "2 added, 0 updated, 1 kept paused or unsubscribed, 0 skipped\n")
 
 
 def test_send_to_the_outbox_then_nothing_twice(isolated: Path) -> None:
     invoke("subscribers", "add", "ada@example.org", "--name", "Ada")
     invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))
-    assert invoke("send", "--dry-run") == (0, "would send 2026-03-11 to 1 subscribers (0 skipped)\n", "")
-    assert invoke("send") == (0, "1 sent, 0 skipped, 0 failed\n", "")
+    assert invoke("send", "--dry-run") == (0, "would send 2026-03-11 to 1 subscribers (0 skipped)\n",
+                                           NO_BASE_URL)
+    assert invoke("send") == (0, "1 sent, 0 skipped, 0 failed\n", NO_BASE_URL)
     (eml,) = (isolated / "out/outbox/2026-03-11").glob("*.eml")
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert message["To"] == "Ada <ada@example.org>"
-    assert invoke("send") == (0, "0 sent, 0 skipped, 0 failed\n", "")
-    assert invoke("send", "--dry-run") == (0, "nothing to send\n", "")
+    assert invoke("send") == (0, "0 sent, 0 skipped, 0 failed\n", NO_BASE_URL)
+    assert invoke("send", "--dry-run") == (0, "nothing to send\n", NO_BASE_URL)
 
 
 def test_preview_copy_is_outside_the_log(isolated: Path) -> None:
@@ -99,8 +105,8 @@ def test_preview_copy_is_outside_the_log(isolated: Path) -> None:
     assert invoke("send", "--dry-run")[1] == "nothing to send\n"
     assert invoke("send", "--to", "guest@example.org")[0] == 2
     code, _, err = invoke("send", "--to", "guest@example.org", "--digest", "2031-01-01")
-    assert code == 2 and err == ("error: 2031-01-01: no such digest — see `digest history` for "
-                                 "digest names\n")
+    assert code == 2 and err == NO_BASE_URL + ("error: 2031-01-01: no such digest — see `digest "
+                                               "history` for digest names\n")
 
 
 def test_baseline_then_send_in_one_step(isolated: Path) -> None:

@@ -56,7 +56,7 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
     ('[schedule]\ntimezone = "Mars/Olympus"\n', {}, "error: digest.toml: schedule.timezone: "
      "'Mars/Olympus' is not a time zone — use a name like UTC or Europe/Paris"),
     ("[sitee]\ntitle = 'x'\n", {}, "error: digest.toml: unknown section [sitee] — use one of: "
-     "alerts, email, enrich, output, schedule, site, sources, store"),
+     "alerts, email, enrich, output, schedule, site, sources, store, web"),
     ("[site]\ntitel = 'x'\n", {}, "error: digest.toml: site.titel: unknown setting — [site] takes: "
      "title, base_url, feed_size, topic_feeds"),
     ("[email]\nsmtp_password = 'hunter2'\n", {}, "error: digest.toml: email.smtp_password: secrets "
@@ -87,7 +87,7 @@ def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> 
     code, out, _ = invoke("init")
     assert code == 0 and (isolated / "digest.toml").is_file()
     assert invoke("init")[0] == 2  # never overwrites without --force
-    code, out, _ = invoke("config", "check", env={"DIGEST_SECRET": "s3cret-value",
+    code, out, _ = invoke("config", "check", env={"DIGEST_SECRET": "s3cret-value-0123456789abcdefghijklmn",
                                                    "DIGEST_EMAIL_SMTP_PASSWORD": "pw-value"})
     assert code == 0 and out.endswith("ok\n")
     assert "s3cret-value" not in out and "pw-value" not in out

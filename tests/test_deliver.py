@@ -30,7 +30,7 @@ from digest.tokens import read_unsubscribe_token
 from digest.transport import OutboxTransport, SmtpTransport
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SECRET = "test-secret-not-for-production"
+SECRET = "test-secret-not-for-production-0123456789"
 HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
            "List-Unsubscribe-Post", "Auto-Submitted", "Precedence", "MIME-Version",
            "Content-Type"]
@@ -202,7 +202,8 @@ def test_drop_before_the_message_is_retried_drop_after_is_unknown(
     assert (summary.sent, summary.unknown, summary.failed) == (2, 1, 0)
     assert len(box.to("flaky@example.org")) == 1 and len(box.to("fine@example.org")) == 1
     assert box.to("lost@example.org") == []
-    lost_id = box.data_seen[1].split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0]
+    lost = next(raw for raw in box.data_seen if b"\r\nTo: lost@example.org\r\n" in raw)
+    lost_id = lost.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0]
     assert sender(store, settings).run().sent == 0  # unknown is not resent blindly
     again = sender(store, settings).run(retry_unknown=True)
     assert again.sent == 1

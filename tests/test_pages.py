@@ -21,7 +21,7 @@ from digest.store import Store, open_store
 from digest.tokens import preferences_token
 from digest.web import create_app
 
-SECRET = "pages-secret"
+SECRET = "pages-test-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 

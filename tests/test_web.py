@@ -22,7 +22,7 @@ from digest.store import Store, open_store
 from digest.tokens import confirm_token, preferences_token, unsubscribe_token
 from digest.web import create_app
 
-SECRET = "web-test-secret"
+SECRET = "web-test-secret-0123456789abcdefghij"
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
@@ -47,7 +47,9 @@ def csrf(client: TestClient) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
 
 
-def outbox(settings: Settings, folder: str) -> list[bytes]:
+def outbox(settings: Settings, folder: str, client: TestClient | None = None) -> list[bytes]:
+    if client is not None:  # confirmation emails leave from a background thread
+        client.app.state.mailer.join()  # type: ignore[attr-defined]
     return [p.read_bytes() for p in sorted((settings.out_dir / "outbox" / folder).glob("*.eml"))]
 
 
@@ -107,7 +109,7 @@ def test_double_opt_in(world: tuple[Store, Settings, TestClient, dict[str, float
                                              "csrf": csrf(client)})
     assert answer.status_code == 200 and "Check your inbox" in answer.text
     assert book.find(store, "new.reader@example.org") is None  # nothing stored yet
-    (mail,) = outbox(settings, "confirm")
+    (mail,) = outbox(settings, "confirm", client)
     message = message_from_bytes(mail, policy=policy.default)
     url = re.search(r"https://papers\.example\.org/confirm\?token=\S+", message.get_content()).group(0)
     token = url.split("token=")[1]
@@ -122,16 +124,19 @@ def test_double_opt_in(world: tuple[Store, Settings, TestClient, dict[str, float
     again = client.post("/subscribe", data={"email": "new.reader@example.org", "csrf": csrf(client)})
     assert again.text.replace("new.reader@example.org", "X") == answer.text.replace(
         "New.Reader@example.org", "X")
-    assert len(outbox(settings, "confirm")) == 1
+    assert len(outbox(settings, "confirm", client)) == 1
     # An expired link (48 hours) changes nothing.
-    late = confirm_token(SECRET, "late@example.org", "")
+    late = confirm_token(SECRET, "late@example.org", "", "new")
     clock["now"] += 49 * 3600
     expired = client.post("/confirm", data={"token": late, "csrf": csrf(client)})
     assert expired.status_code == 400 and "expired" in expired.text
     assert book.find(store, "late@example.org") is None
 
 
-@pytest.mark.parametrize("token", ["", "garbage", confirm_token("another-secret", "x@example.org", "")])
+OTHER_SECRET = "another-secret-of-32-characters-or-more"
+
+
+@pytest.mark.parametrize("token", ["", "garbage", confirm_token(OTHER_SECRET, "x@example.org", "", "new")])
 def test_forged_confirmation_tokens(world: tuple[Store, Settings, TestClient, dict[str, float]],
                                     token: str) -> None:
     store, _, client, _ = world
@@ -151,7 +156,7 @@ def test_subscribe_csrf_bad_address_and_rate_limit(
     codes = [client.post("/subscribe", data={"email": f"r{i}@example.org", "csrf": token}).status_code
              for i in range(6)]
     assert codes[:4] == [200] * 4 and codes[-1] == 429  # 5 per 10 minutes, the bad one counted
-    assert len(outbox(settings, "confirm")) == 4
+    assert len(outbox(settings, "confirm", client)) == 4
 
 
 def test_unsubscribe_page_form_and_one_click(
