@@ -386,8 +386,10 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--dev", is_flag=True,
               help="Without DIGEST_SECRET, sign with a throwaway key (links die on restart).")
+@click.option("--access-log", is_flag=True,
+              help="Log every request on stderr (off: the reverse proxy in front keeps that log).")
 @store_options
-def serve(host: str, port: int, dev: bool, db: str | None, out: str | None,
+def serve(host: str, port: int, dev: bool, access_log: bool, db: str | None, out: str | None,
           templates: str | None) -> None:
     """Serve the archive, the feeds, subscribing and unsubscribing over HTTP.
 
@@ -413,7 +415,7 @@ def serve(host: str, port: int, dev: bool, db: str | None, out: str | None,
         root = urlsplit(settings.site.base_url).path.rstrip("/") if settings.site.base_url else ""
         # The app believes X-Forwarded-For from web.trusted_proxies only (its own middleware).
         uvicorn.run(app, host=host, port=port, root_path=root, proxy_headers=False,
-                    log_level="info")
+                    log_level="info", access_log=access_log)
 
 
 main.add_command(subscribers)

@@ -341,9 +341,10 @@ def create_app(store: Store, settings: Settings, *,
                           "fields": [("token", token)], "topics": ", ".join(current.topics)})
 
     routes = [
+        # The feeds first: readers poll them all day, and routes are tried in order.
+        Route("/feed.xml", feed("rss")), Route("/atom.xml", feed("atom")),
         Route("/", archive), Route("/index.html", archive),
         Route("/digests/{name}", digest_page), Route("/papers/{key:path}", paper_page),
-        Route("/feed.xml", feed("rss")), Route("/atom.xml", feed("atom")),
         Route("/topics", topic_feed_form),
         Route("/topics/{words}.xml", topic_feed("rss")), Route("/topics/{words}.atom", topic_feed("atom")),
         Route("/subscribe", _reads_form(subscribe), methods=["POST"]),

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +33,10 @@ SECURITY_HEADERS = {
 }
 
 
+_RAW_SECURITY_HEADERS = [(name.lower().encode(), value.encode())
+                         for name, value in SECURITY_HEADERS.items()]
+
+
 class SecurityHeaders:
     """Add the security headers to every HTTP response, whoever produced it."""
 
@@ -47,9 +50,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # Raw byte pairs, added only where the response set none of its own.
+                headers += [pair for pair in _RAW_SECURITY_HEADERS if pair[0] not in present]
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
