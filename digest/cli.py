@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -155,14 +156,24 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
             return
         if not rows:
             click.echo("no snapshots yet — try: digest ingest examples/snapshots/")
-            return
-        click.echo(f"{'captured':<17} {'papers':>6} {'new':>5}  {'digest':<13} path")
-        for row in rows:
-            click.echo(f"{row['captured_at']:%Y-%m-%d %H:%M} {row['paper_count']:>6} "
-                       f"{row['new_count']:>5}  {row['digest'] or '-':<13} {row['path']}")
-        digests = sum(1 for r in rows if r["digest"])
-        click.echo(f"{len(rows)} snapshots, {digests} digests, "
-                   f"{sum(r['new_count'] for r in rows)} papers")
+        else:
+            _history_table(rows)
+        for name, since, count, reason in cycle_log.current_failures(store):
+            if not reason.startswith("failing since"):
+                cycles = f"{count} cycle{'s' if count != 1 else ''}"
+                reason = f"failing since {since:%Y-%m-%d}, {cycles}: {reason}"
+            click.echo(f"{name}: {reason}")
+
+
+def _history_table(rows: list[dict[str, Any]]) -> None:
+    """The snapshots, one line each, and their totals."""
+    click.echo(f"{'captured':<17} {'papers':>6} {'new':>5}  {'digest':<13} path")
+    for row in rows:
+        click.echo(f"{row['captured_at']:%Y-%m-%d %H:%M} {row['paper_count']:>6} "
+                   f"{row['new_count']:>5}  {row['digest'] or '-':<13} {row['path']}")
+    digests = sum(1 for r in rows if r["digest"])
+    click.echo(f"{len(rows)} snapshots, {digests} digests, "
+               f"{sum(r['new_count'] for r in rows)} papers")
 
 
 @main.command(context_settings=CONTEXT)
@@ -245,6 +256,8 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
             click.echo(f"{name}: {count} new snapshot{'s' if count != 1 else ''}")
         for name, reason in report.failures:
             click.echo(f"{name}: failed: {reason}", err=True)
+        for note in report.notices:
+            click.echo(note, err=True)
         if report.digest:
             md = pipeline.digest_path(settings, report.digest.name, ".md")
             click.echo(f"{report.digest.name}  {report.digest.paper_count} new  → {md}")

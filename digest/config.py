@@ -22,6 +22,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import ConfigError
 from digest.render import Site
+from digest.sources.fetch import FetchLimits
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
 
 DEFAULT_OUT = "out"
@@ -88,6 +89,7 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     sources: tuple[SourceSettings, ...] = ()
     alerts_email: str | None = None
+    fetch: FetchLimits = FetchLimits()
     config_path: Path | None = None
 
 
@@ -113,6 +115,9 @@ KEYS: dict[tuple[str, str], Any] = {
     ("schedule", "timezone"): "UTC",
     ("schedule", "misfire_grace"): 3600,
     ("alerts", "email"): None,
+    ("fetch", "max_bytes"): FetchLimits.max_bytes,
+    ("fetch", "deadline"): int(FetchLimits.deadline),
+    ("fetch", "max_redirects"): FetchLimits.max_redirects,
 }
 SHORTHANDS = {("store", "url"): "DIGEST_DB", ("output", "dir"): "DIGEST_OUT",
               ("output", "templates"): "DIGEST_TEMPLATES"}
@@ -234,6 +239,9 @@ def load_settings(
         schedule=_schedule_settings(values, text, number),
         sources=_sources(file_values.get("sources", []), str(path)),
         alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
+        fetch=FetchLimits(max_bytes=number("fetch", "max_bytes") or FetchLimits.max_bytes,
+                          deadline=float(number("fetch", "deadline") or FetchLimits.deadline),
+                          max_redirects=number("fetch", "max_redirects") or FetchLimits.max_redirects),
         config_path=path if file_values else None,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from digest import cycle_log
 from digest.alerts import alert_operator
 from digest.config import Settings, SourceSettings
 from digest.deliver import Sender, Summary
-from digest.errors import ConfigError, ParseError, SourceError, StoreError
+from digest.errors import ConfigError, DigestError, StoreError
 from digest.feeds import build_feeds
 from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
@@ -25,6 +26,8 @@ from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
 from digest.transport import make_transport
+
+logger = logging.getLogger(__name__)
 
 
 def prepare(store: Store, paths: Sequence[str | Path], captured_at: datetime | None,
@@ -133,6 +136,7 @@ class CycleReport:
     digest: DigestInfo | None = None
     sent: Summary | None = None
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # worth the operator's eye, not failures
 
     @property
     def new(self) -> int:
@@ -141,6 +145,11 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return not self.failures and (self.sent is None or self.sent.ok)
+
+    @property
+    def succeeded(self) -> list[str]:
+        failed = {name for name, _ in self.failures}
+        return [name for name in self.fetched if name not in failed]
 
     def line(self) -> str:
         sent = self.sent.line() if self.sent else "not sent"
@@ -156,18 +165,35 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
     snapshots: list[Snapshot] = []
     newest = store.newest_capture()
     for source in sources:
+        found: list[Snapshot] = []
         try:
-            found = collect(store, source, now, client, sleep)
-        except (SourceError, ParseError) as exc:
+            for snapshot in collect(store, source, now, client, sleep, settings.fetch,
+                                    report.notices.append):
+                found.append(snapshot)
+                report.notices += snapshot.warnings
+        except DigestError as exc:
             report.failures.append((source.name, exc.message))
-            continue
+        except Exception as exc:  # noqa: BLE001 -- any fault in one source's bytes fails that
+            # source alone (a parser's RecursionError, a decoder's MemoryError): the others
+            # still make the day's digest, and the failure is reported and alerted like any.
+            logger.warning("source %s failed", source.name, exc_info=True)
+            report.failures.append((source.name, f"{source.location}: {type(exc).__name__}: "
+                                    f"{str(exc)[:200] or 'no detail'} — report this as a bug"))
         late = [s for s in found if newest and s.captured_at < newest]
         if late:
             report.failures.append((source.name, f"{late[0].path}: captured before the newest "
                                     "snapshot stored; ingest it into a fresh store"))
-            found = [s for s in found if s not in late]
-        report.fetched[source.name] = len(found)
-        snapshots += found
+        fresh = []
+        for snapshot in found:
+            twin = next((s for s in snapshots if s.sha256 == snapshot.sha256), None)
+            if twin is not None:
+                report.notices.append(f"{source.name}: serves the same bytes as {twin.source}; "
+                                      "ingested once")
+            elif all(snapshot is not stale for stale in late):
+                fresh.append(snapshot)
+        if fresh or all(name != source.name for name, _ in report.failures):
+            report.fetched[source.name] = len(fresh)
+        snapshots += fresh
     if snapshots:
         report.results, published = store.ingest_cycle(
             snapshots, now=now, max_new=settings.email.max_new)
@@ -196,6 +222,7 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
         cycle_id = cycle_log.start(store, now)
         try:
             _cycle(store, settings, sources, now, client, sleep, report)
+            cycle_log.mark_streaks(store, report, now)
             if sender is not None:
                 report.sent = sender.run()
             for name, reason in report.failures:

@@ -95,12 +95,14 @@ def parse_snapshot(raw: bytes, where: str, fmt: str, captured_at: datetime, now:
     if is_future(captured_at, now):
         raise ParseError(where, f"capture date {captured_at.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
-    papers = parser_for(fmt)(raw, where)
+    warnings: list[str] = []
+    papers = parser_for(fmt)(raw, where, warnings)
     if not papers:
         raise ParseError(where, f"no papers in this {fmt} snapshot",
                          "check the source: an empty listing is treated as a failure")
     return Snapshot(path=where, source=source, captured_at=captured_at,
-                    sha256=hashlib.sha256(raw).hexdigest(), papers=tuple(papers))
+                    sha256=hashlib.sha256(raw).hexdigest(), papers=tuple(papers),
+                    warnings=tuple(warnings))
 
 
 def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) -> datetime:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from html.parser import HTMLParser
 
 from digest.errors import ParseError
 from digest.models import Paper
-from digest.sources.hf_json import papers_from_items
+from digest.sources.hf_json import load_json, papers_from_items
 
 
 class _PropsFinder(HTMLParser):
@@ -22,7 +21,7 @@ class _PropsFinder(HTMLParser):
             self.props = values.get("data-props")
 
 
-def parse_hf_html(data: bytes | str, where: str) -> list[Paper]:
+def parse_hf_html(data: bytes | str, where: str, warnings: list[str] | None = None) -> list[Paper]:
     """Find the DailyPapers props in the page and parse them like the JSON API."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     finder = _PropsFinder()
@@ -31,9 +30,5 @@ def parse_hf_html(data: bytes | str, where: str) -> list[Paper]:
     if not finder.props:
         raise ParseError(where, "no DailyPapers data in this HTML page",
                          "point the source at https://huggingface.co/papers or the JSON API")
-    try:
-        props = json.loads(finder.props)
-    except ValueError as exc:
-        raise ParseError(where, f"the page's DailyPapers data is not JSON ({exc})",
-                         "re-capture the page") from None
-    return papers_from_items(props, where)
+    props = load_json(finder.props, where, "the page's DailyPapers data is not JSON")
+    return papers_from_items(props, where, warnings)
