@@ -130,7 +130,7 @@ def render(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest render --out public/
     """
-    with user_errors(), opened(db, out, templates) as (store, settings):
+    with user_errors(), opened(db, out, templates) as (store, settings), cycle_lock(store):
         digests = pipeline.render_all(store, settings)
         click.echo(f"rendered {len(digests)} digests, feeds and index into {settings.out_dir}/")
 

@@ -40,3 +40,11 @@ class SubscriberError(DigestError):
 
 class DeliveryError(DigestError):
     """A digest could not be delivered."""
+
+
+class TemplateError(DigestError):
+    """A template (bundled or override) does not compile or render."""
+
+
+class OutputError(DigestError):
+    """An output file could not be written (a full disk, no permission)."""

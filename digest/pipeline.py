@@ -20,11 +20,12 @@ from digest.errors import ConfigError, DigestError, StoreError
 from digest.feeds import build_feeds
 from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.output import write_atomic
+from digest.output import discard, install, remove_stray_temps, stage, write_atomic
 from digest.render import paper_view, render_email, render_index, render_markdown, render_page
 from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
+from digest.template_check import check_templates, template_errors
 from digest.transport import make_transport
 
 logger = logging.getLogger(__name__)
@@ -58,21 +59,60 @@ def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
 
 def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
            baseline: bool = False) -> Iterator[IngestResult]:
-    """Ingest prepared snapshots in order, rendering each new digest; then refresh the site."""
+    """Ingest prepared snapshots in order, rendering each new digest before its commit; then
+    refresh the site and repair any output a killed or failed earlier run left missing."""
+    check_templates(settings.templates)
     for snapshot in snapshots:
         earlier = store.find_snapshot(snapshot.sha256)
         if earlier is not None:
+            if earlier.digest is not None:  # rewrite what is missing or stale
+                publish_digest(settings, earlier.digest, store.digest_papers(earlier.digest.name))
             yield IngestResult(path=snapshot.path, captured_at=earlier.captured_at,
                                papers=earlier.papers, new=earlier.new, digest=earlier.digest,
                                status="already ingested")
             continue
-        result, published = store.ingest(snapshot, baseline=baseline, now=now,
-                                         max_new=settings.email.max_new)
-        if result.digest is not None:
-            publish_digest(settings, result.digest, published)
-        del published
+        staged = Staged(store, settings)
+        try:
+            result, _ = store.ingest(snapshot, baseline=baseline, now=now,
+                                     max_new=settings.email.max_new, prepare=staged)
+        except BaseException:
+            staged.discard()
+            raise
+        staged.install()
         yield result
     publish_site(store, settings)
+    repair_outputs(store, settings)
+
+
+class Staged:
+    """A new digest's outputs, rendered and written to temp files inside the ingest
+    transaction (a template error or a full disk rolls it back), installed after the commit."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self.files: list[tuple[Path, Path]] = []  # (temp, final)
+
+    def __call__(self, results: list[IngestResult], papers: list[StoredPaper]) -> None:
+        digest = next((r.digest for r in results if r.digest), None)
+        if digest is None:
+            return
+        with template_errors():  # the streamed outputs render as they are staged
+            for path, content in digest_outputs(self.settings, digest, papers).items():
+                temp = stage(path, content)
+                if temp is not None:
+                    self.files.append((temp, path))
+            # The archive page must take the new digest too.
+            render_index(self.settings.site, [digest, *self.store.digests()],
+                         self.settings.templates)
+
+    def install(self) -> None:
+        for temp, path in self.files:
+            install(temp, path)
+        self.files = []
+
+    def discard(self) -> None:
+        discard(temp for temp, _ in self.files)
+        self.files = []
 
 
 def make_sender(store: Store, settings: Settings, **options: Any) -> Sender:
@@ -88,24 +128,49 @@ def digest_path(settings: Settings, name: str, suffix: str) -> Path:
     return settings.out_dir / "digests" / f"{name}{suffix}"
 
 
-def publish_digest(settings: Settings, info: DigestInfo,
-                   papers: Sequence[StoredPaper]) -> list[Path]:
-    """Write a digest's Markdown, web page and email bodies."""
+OUTPUT_SUFFIXES = (".md", ".html", ".email.html", ".email.txt")
+
+
+def digest_outputs(settings: Settings, info: DigestInfo,
+                   papers: Sequence[StoredPaper]) -> dict[Path, str | Iterator[str]]:
+    """A digest's Markdown, web page and email bodies, by path (the big ones streamed)."""
     views = [paper_view(p) for p in papers]
     site, templates = settings.site, settings.templates
-    email = render_email(site, info, views, templates)
-    outputs = {
-        ".md": render_markdown(site, info, views, templates),
-        ".html": render_page(site, info, views, templates),
-        ".email.html": email.html,
-        ".email.txt": email.text,
-    }
+    with template_errors():
+        email = render_email(site, info, views, templates)
+        outputs: dict[str, str | Iterator[str]] = {
+            ".md": render_markdown(site, info, views, templates),
+            ".html": render_page(site, info, views, templates),
+            ".email.html": email.html,
+            ".email.txt": email.text,
+        }
+    return {digest_path(settings, info.name, suffix): content for suffix, content in outputs.items()}
+
+
+def publish_digest(settings: Settings, info: DigestInfo,
+                   papers: Sequence[StoredPaper]) -> list[Path]:
+    """Write a digest's Markdown, web page and email bodies (files already right are left)."""
     written = []
-    for suffix, content in outputs.items():
-        path = digest_path(settings, info.name, suffix)
-        write_atomic(path, content)
+    for path, content in digest_outputs(settings, info, papers).items():
+        with template_errors():  # the streamed ones render as they are written
+            write_atomic(path, content)
         written.append(path)
     return written
+
+
+def repair_outputs(store: Store, settings: Settings) -> list[str]:
+    """Rewrite every digest whose outputs are missing, and the newest one if stale; remove
+    temp files a killed run left behind. Returns the digests rewritten."""
+    for folder in (settings.out_dir, settings.out_dir / "digests"):
+        remove_stray_temps(folder)
+    repaired = []
+    for index, info in enumerate(store.digests()):
+        missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
+        if missing or index == 0:
+            publish_digest(settings, info, store.digest_papers(info.name))
+            if missing:
+                repaired.append(info.name)
+    return repaired
 
 
 def publish_site(store: Store, settings: Settings) -> None:
@@ -113,12 +178,15 @@ def publish_site(store: Store, settings: Settings) -> None:
     rss, atom = build_feeds(settings.site, store.feed_papers(settings.feed_size))
     write_atomic(settings.out_dir / "feed.xml", rss)
     write_atomic(settings.out_dir / "atom.xml", atom)
-    write_atomic(settings.out_dir / "index.html",
-                 render_index(settings.site, store.digests(), settings.templates))
+    with template_errors():
+        index = render_index(settings.site, store.digests(), settings.templates)
+    write_atomic(settings.out_dir / "index.html", index)
 
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
-    """Rebuild every output from the store."""
+    """Rebuild every output from the store (and remove temp files a killed run left)."""
+    for folder in (settings.out_dir, settings.out_dir / "digests"):
+        remove_stray_temps(folder)
     digests = store.digests()
     for info in digests:
         publish_digest(settings, info, store.digest_papers(info.name))
@@ -195,12 +263,19 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
             report.fetched[source.name] = len(fresh)
         snapshots += fresh
     if snapshots:
-        report.results, published = store.ingest_cycle(
-            snapshots, now=now, max_new=settings.email.max_new)
+        staged = Staged(store, settings)
+        try:
+            report.results, _ = store.ingest_cycle(
+                snapshots, now=now, max_new=settings.email.max_new, prepare=staged)
+        except BaseException:
+            staged.discard()
+            raise
+        staged.install()
         report.digest = next((r.digest for r in report.results if r.digest), None)
-        if report.digest:
-            publish_digest(settings, report.digest, published)
-        publish_site(store, settings)
+    publish_site(store, settings)
+    repaired = repair_outputs(store, settings)
+    if repaired:
+        report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")
 
 
 def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | None = None,
@@ -218,6 +293,7 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
     started = time.monotonic()
     report = CycleReport()
     sender = make_sender(store, settings) if send else None  # settings errors before anything
+    check_templates(settings.templates)
     with cycle_lock(store, wait=lock_wait):
         cycle_id = cycle_log.start(store, now)
         try:
