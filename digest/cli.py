@@ -91,10 +91,10 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
             files = expand_paths(paths)
             with progress(files, "reading snapshots") as bar:
                 snapshots = [read_snapshot(path, moment, now) for path in bar]
-            snapshots = pipeline.check_order(store, snapshots)
-            for snapshot in snapshots:
+            for snapshot in snapshots:  # before the order check: it explains a refusal
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)
+            snapshots = pipeline.check_order(store, snapshots)
             with cycle_lock(store):
                 results = list(pipeline.ingest(store, settings, snapshots, now, baseline=baseline))
             for result in results:

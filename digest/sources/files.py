@@ -68,12 +68,12 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
     page_date = f"{_MONTH_NAMES[page.month - 1]} {page.day}"
     moment = captured_at or capture_from_name(path.name)
     if moment is None:
-        moment = _infer(page.month, page.day, page.entries, now.date(), where)
+        moment, why = _infer(page.month, page.day, page.entries, now.date(), where)
         inferred = True
         warnings.append(
             f"warning: {where}: capture date inferred as {moment.date().isoformat()} from the "
-            f"page date '{page_date}' — pass --captured-at YYYY-MM-DD or put the date in the "
-            "file name (2026-03-13.txt) to set it"
+            f"page date '{page_date}': {why} — pass --captured-at YYYY-MM-DD or put the date "
+            "in the file name (2026-03-13.txt) to set it"
         )
     elif (moment.month, moment.day) != (page.month, page.day):
         warnings.append(
@@ -105,7 +105,8 @@ def parse_snapshot(raw: bytes, where: str, fmt: str, captured_at: datetime, now:
                     warnings=tuple(warnings))
 
 
-def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) -> datetime:
+def _infer(month: int, day: int, entries: list[Entry], today: date,
+           where: str) -> tuple[datetime, str]:
     dated = []
     for entry in entries:
         if entry.year is not None and entry.month is not None and entry.day is not None:
@@ -119,7 +120,7 @@ def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) 
     if found is None:
         raise ParseError(where, "cannot infer the capture year from the page",
                          "pass --captured-at YYYY-MM-DD")
-    return datetime(found.year, found.month, found.day, tzinfo=UTC)
+    return datetime(found.day.year, found.day.month, found.day.day, tzinfo=UTC), found.reason
 
 
 def _paper(entry: Entry, captured: date, where: str) -> Paper:
