@@ -101,11 +101,18 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                 md = (pipeline.digest_path(settings, result.digest.name, ".md")
                       if result.digest and result.status == "ingested" else None)
                 if as_json:
-                    click.echo(json.dumps({
+                    fresh = result.status == "ingested"
+                    record: dict[str, Any] = {
                         "path": result.path, "captured_at": result.captured_at.date().isoformat(),
-                        "papers": result.papers, "new": result.new,
+                        "papers": result.papers, "new": result.new if fresh else 0,
                         "digest": str(md) if md else None, "status": result.status,
-                    }))
+                    }
+                    if not fresh:  # what this call did; what the first ingest did, apart
+                        first = (pipeline.digest_path(settings, result.digest.name, ".md")
+                                 if result.digest else None)
+                        record["first_ingest"] = {"new": result.new,
+                                                "digest": str(first) if first else None}
+                    click.echo(json.dumps(record))
                 elif result.status == "ingested":
                     line = f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  {result.new} new"
                     click.echo(line + (f"  → {md}" if md else ""))
@@ -145,7 +152,7 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
     Example:
       digest history --db postgresql+psycopg://localhost/digest
     """
-    with user_errors(), opened(db, out, templates) as (store, _settings):
+    with user_errors(), opened(db, out, templates, read_only=True) as (store, _settings):
         rows = store.history()
         if as_json:
             for row in rows:

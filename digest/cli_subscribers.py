@@ -77,7 +77,7 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
     Example:
       digest subscribers list --json
     """
-    with user_errors(), opened(db, out, templates) as (store, _):
+    with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         everyone = book.all_subscribers(store)
         for sub in everyone:
             if as_json:
@@ -122,5 +122,5 @@ def export(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest subscribers export > subscribers.csv
     """
-    with user_errors(), opened(db, out, templates) as (store, _):
+    with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         click.echo(book.export_csv(book.all_subscribers(store)), nl=False)

@@ -66,10 +66,12 @@ def settings_for(db: str | None = None, out: str | None = None,
 
 
 @contextmanager
-def opened(db: str | None, out: str | None, templates: str | None) -> Iterator[tuple[Store, Settings]]:
-    """Resolve the settings (with the group's --config) and open the store."""
+def opened(db: str | None, out: str | None, templates: str | None,
+           read_only: bool = False) -> Iterator[tuple[Store, Settings]]:
+    """Resolve the settings (with the group's --config) and open the store; a read-only
+    command never creates one."""
     settings = settings_for(db, out, templates)
-    store = open_store(settings.db_url)
+    store = open_store(settings.db_url, create=not read_only)
     try:
         yield store, settings
     finally:

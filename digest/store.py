@@ -216,8 +216,9 @@ class Store:
             }
 
 
-def open_store(url: str) -> Store:
-    """Connect to the store at `url` and bring its schema up to date."""
+def open_store(url: str, create: bool = True) -> Store:
+    """Connect to the store at `url` and bring its schema up to date (with `create` false,
+    a SQLite store that does not exist yet is an error, not a new empty file)."""
     try:
         parsed = make_url(url)
         kwargs: dict[str, Any] = {}
@@ -227,6 +228,10 @@ def open_store(url: str) -> Store:
                 if not folder.is_dir():
                     raise StoreError(url, f"folder {folder} does not exist",
                                      "create it or choose another --db path")
+                if not create and not Path(parsed.database).expanduser().is_file():
+                    raise StoreError(url, "no store here yet",
+                                     "run digest ingest or digest run first, or point --db at "
+                                     "the store")
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ValueError):
         raise StoreError(url, "not a database URL",
