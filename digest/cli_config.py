@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from digest.cli_support import CONTEXT, settings_for, user_errors
-from digest.config import CONFIG_NAME
-from digest.errors import ConfigError
+from digest.config import CONFIG_NAME, check_locations
+from digest.errors import ConfigError, raise_all
 from digest.output import write_atomic
 
 EXAMPLE = """\
@@ -55,6 +55,13 @@ misfire_grace = 3600         # seconds a late run may still start after downtime
 name = "hf-daily"
 location = "https://huggingface.co/api/daily_papers"
 format = "auto"
+
+# Watch a topic: the papers search API (or the search page, told apart automatically:
+# "https://huggingface.co/papers?q=slow+fast+thinking"). Each run publishes only the
+# results never seen before.
+# [[sources]]
+# name = "slow-fast-thinking"
+# location = "https://huggingface.co/api/papers/search?q=slow+fast+thinking"
 """
 
 _SECRET_FIELDS = {"smtp_password", "secret"}
@@ -74,8 +81,9 @@ def config_group() -> None:
 def check() -> None:
     """Validate the settings and print the effective configuration, secrets masked.
 
-    Reads the command line, DIGEST_* variables and digest.toml; exits 2 on the first
-    problem, naming the file and key (or variable) and how to fix it.
+    Reads the command line, DIGEST_* variables and digest.toml, and checks that every
+    source's file or folder exists; reports every problem, one line each naming the file
+    and key (or variable) and how to fix it, and exits 2 if there is any.
 
     \b
     Example:
@@ -83,6 +91,7 @@ def check() -> None:
     """
     with user_errors():
         settings = settings_for()
+        raise_all(check_locations(settings))
         source = settings.config_path or "(no digest.toml: defaults and environment)"
         click.echo(f"# settings from {source}")
         for name, value in _flatten(settings):

@@ -39,7 +39,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except DigestError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        for problem in getattr(exc, "problems", [exc]):
+            click.echo(f"error: {problem.message}", err=True)
         sys.exit(2)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

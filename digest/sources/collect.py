@@ -9,18 +9,14 @@ from pathlib import Path
 
 import httpx
 
-from digest.config import SourceSettings
+from digest.config import SourceSettings, is_url
 from digest.errors import ParseError, SourceError
 from digest.models import Snapshot
 from digest.sources.detect import detect
 from digest.sources.fetch import DEFAULT_LIMITS, FetchLimits, fetch
-from digest.sources.files import expand_paths, parse_snapshot, read_snapshot
+from digest.sources.files import expand_paths, parse_page_snapshot, parse_snapshot, read_snapshot
 from digest.store import Store
 from digest.store_fetches import last_fetch, record_fetch
-
-
-def is_url(location: str) -> bool:
-    return location.startswith(("http://", "https://"))
 
 
 def collect(store: Store, source: SourceSettings, now: datetime,
@@ -90,7 +86,6 @@ def _fetch_snapshots(store: Store, source: SourceSettings, now: datetime,
 def _parse(body: bytes, content_type: str, source: SourceSettings, captured_at: datetime,
            now: datetime) -> Snapshot:
     fmt = source.format if source.format != "auto" else detect(body, content_type)
-    if fmt == "dailypage":
-        raise ParseError(source.location, "fetched a page of plain text",
-                         "use the JSON API (/api/daily_papers) or the HTML page for live fetches")
+    if fmt == "dailypage":  # a text capture served over http: captured when it was fetched
+        return parse_page_snapshot(body, source.location, captured_at, now, source.name)
     return parse_snapshot(body, source.location, fmt, captured_at, now, source.name)

@@ -51,6 +51,14 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
         if moment is None:
             moment = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         return parse_snapshot(raw, where, fmt, moment, now, source or fmt)
+    return parse_page_snapshot(raw, where, captured_at or capture_from_name(path.name), now,
+                               source or SOURCE_NAME)
+
+
+def parse_page_snapshot(raw: bytes, where: str, moment: datetime | None, now: datetime,
+                        source: str) -> Snapshot:
+    """A snapshot of page text: captured at `moment`, else at the date inferred from the page
+    (a capture in a file, or the same text served over http and fetched at `moment`)."""
     digest = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8-sig")
@@ -66,7 +74,6 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
     warnings: list[str] = []
     inferred = False
     page_date = f"{_MONTH_NAMES[page.month - 1]} {page.day}"
-    moment = captured_at or capture_from_name(path.name)
     if moment is None:
         moment, why = _infer(page.month, page.day, page.entries, now.date(), where)
         inferred = True
@@ -84,7 +91,7 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
         raise ParseError(where, f"capture date {moment.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
     papers = tuple(_paper(entry, moment.date(), where) for entry in page.entries)
-    return Snapshot(path=where, source=source or SOURCE_NAME, captured_at=moment, sha256=digest,
+    return Snapshot(path=where, source=source, captured_at=moment, sha256=digest,
                     papers=papers, page_date=page_date, date_inferred=inferred,
                     warnings=tuple(warnings))
 

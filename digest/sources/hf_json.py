@@ -1,4 +1,5 @@
-"""The Hugging Face daily papers JSON API (`/api/daily_papers`): a list of items."""
+"""The Hugging Face papers JSON APIs: daily papers (`/api/daily_papers`) and search
+(`/api/papers/search?q=…`), each a list of items with the same `paper` objects."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def _field(container: dict[str, Any], key: str, name: str, kind: type) -> Any:
 
 
 def _paper(item: dict[str, Any], rank: int, where: str) -> Paper:
-    inner = _field(item, "paper", "paper", dict) or {}
+    # Daily and search items wrap the paper in `paper`; a bare paper object is its own.
+    inner = _field(item, "paper", "paper", dict) or item
     title = one_line(_field(item, "title", "title", str) or _field(inner, "title", "title", str) or "")
     if not title:
         raise _Skipped("it has no title")
