@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,8 +13,6 @@ from digest.store import Store, aware, naive_utc
 
 if TYPE_CHECKING:
     from digest.pipeline import CycleReport
-
-logger = logging.getLogger(__name__)
 
 
 def start(store: Store, now: datetime) -> int:
@@ -71,8 +68,7 @@ def mark_streaks(store: Store, report: CycleReport, now: datetime) -> None:
             since, count = before
             note = (f"{name}: recovered after {count} failed cycle{'s' if count != 1 else ''} "
                     f"(failing since {since:%Y-%m-%d})")
-            logger.info("%s", note)
-            report.notices.append(note)
+            report.notices.append(note)  # logged with the cycle, printed, and in the scheduler's log
 
 
 def current_failures(store: Store) -> list[tuple[str, datetime, int, str]]:

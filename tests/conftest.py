@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from http_server import FixtureServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -31,6 +32,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def server() -> Iterator[FixtureServer]:
+    """A local HTTP server on 127.0.0.1 (tests/http_server.py), routes set per test."""
+    with FixtureServer() as fixture_server:
+        yield fixture_server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -41,12 +42,6 @@ NOW = datetime(2026, 3, 13, 8, 0, tzinfo=UTC)
 
 def day(n: int) -> datetime:
     return datetime(2026, 3, n, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def server() -> Iterator[FixtureServer]:
-    with FixtureServer() as fixture_server:
-        yield fixture_server
 
 
 @pytest.fixture
@@ -268,8 +263,14 @@ def test_a_gzip_bomb_stops_at_the_size_limit(tmp_path: Path, server: FixtureServ
     settings = settings_for(store, tmp_path, SourceSettings("good", server.url("/good")),
                             SourceSettings("bomb", server.url("/bomb")))
     started = time.monotonic()
-    report = cycle(store, settings)
+    tracemalloc.start()
+    try:
+        report = cycle(store, settings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert time.monotonic() - started < 20
+    assert peak < 48_000_000, peak  # the 20 MB limit and a chunk, not a whole inflated read
     assert report.failures == [("bomb", f"{server.url('/bomb')}: response larger than 20,000,000 "
                                 "bytes (decoded) — raise fetch.max_bytes if the listing really is "
                                 "that big")]
@@ -383,3 +384,24 @@ def test_fetch_limits_are_settings(tmp_path: Path) -> None:
     settings = load_settings(env={"DIGEST_FETCH_MAX_REDIRECTS": "2"})
     assert settings.fetch == FetchLimits(max_bytes=1000, deadline=9.0, max_redirects=2)
     assert load_settings(env={}, config=os.devnull).fetch == FetchLimits(20_000_000, 120.0, 5)
+
+
+@pytest.mark.parametrize(("encoding", "encode"), [
+    ("gzip", lambda body: zlib.compress(body, wbits=31)),
+    ("deflate", zlib.compress),  # zlib-wrapped, as the standard says
+    ("deflate", lambda body: zlib.compress(body, wbits=-15)),  # raw, as some servers send it
+], ids=["gzip", "deflate", "raw-deflate"])
+def test_compressed_listings_are_decoded(tmp_path: Path, server: FixtureServer, store: Store,
+                                         encoding: str, encode: object) -> None:
+    server.routes["/api"] = Route(encode(GOOD), "application/json", encoding=encoding)  # type: ignore[operator]
+    report = cycle(store, settings_for(store, tmp_path, SourceSettings("hf", server.url("/api"))))
+    assert report.ok and report.new == 2
+    assert server.hits[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_an_unsupported_encoding_fails_the_source(tmp_path: Path, server: FixtureServer,
+                                                  store: Store) -> None:
+    server.routes["/api"] = Route(b"\x00\x01", "application/json", encoding="br")
+    report = cycle(store, settings_for(store, tmp_path, SourceSettings("hf", server.url("/api"))))
+    assert report.failures == [("hf", f"{server.url('/api')}: unsupported Content-Encoding 'br' — "
+                                "check the server")]

@@ -25,12 +25,6 @@ NOW = datetime(2026, 3, 13, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def server() -> Iterator[FixtureServer]:
-    with FixtureServer() as fixture_server:
-        yield fixture_server
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'watch.sqlite3'}")
     yield opened
