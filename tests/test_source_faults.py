@@ -301,6 +301,16 @@ def test_retry_after_is_honoured_when_it_fits_the_deadline(tmp_path: Path, serve
     assert [h.status for h in server.hits] == [429, 503, 200]
 
 
+def test_retry_after_as_a_date_is_read_against_the_cycles_clock(
+        tmp_path: Path, server: FixtureServer, store: Store) -> None:
+    server.routes["/api"] = Route(GOOD, "application/json", failures=[503],
+                                  failure_headers={"Retry-After": "Fri, 13 Mar 2026 08:00:30 GMT"})
+    sleeps: list[float] = []
+    report = cycle(store, settings_for(store, tmp_path, SourceSettings("hf", server.url("/api"))),
+                   sleeps=sleeps)
+    assert report.ok and sleeps == [30.0]
+
+
 def test_a_permanent_redirect_is_followed_and_reported(tmp_path: Path, server: FixtureServer,
                                                        store: Store) -> None:
     server.routes["/old"] = Route(b"", status=301, headers={"Location": "/new"})

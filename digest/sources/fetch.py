@@ -86,7 +86,7 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
     try:
         for attempt in range(len(delays) + 1):
             try:
-                return _get(http, url, headers, limits, deadline)
+                return _get(http, url, headers, limits, deadline, now)
             except _Retry as retry:
                 reason, wait = retry.reason, retry.wait
             if attempt == len(delays):
@@ -111,7 +111,7 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
 
 
 def _get(http: httpx.Client, url: str, headers: dict[str, str], limits: FetchLimits,
-         deadline: float) -> Fetched:
+         deadline: float, now: Callable[[], datetime]) -> Fetched:
     """One try: follow up to `limits.max_redirects` redirects, then read the body."""
     moved_to: str | None = None
     permanent = True
@@ -145,7 +145,7 @@ def _get(http: httpx.Client, url: str, headers: dict[str, str], limits: FetchLim
             if status >= 400:
                 reason = f"HTTP {status}"
                 if status in (429, 503):
-                    raise _Retry(reason, _retry_after(response.headers.get("retry-after")))
+                    raise _Retry(reason, _retry_after(response.headers.get("retry-after"), now()))
                 if status >= 500:
                     raise _Retry(reason)
                 raise SourceError(url, f"{reason}: the server refused the request",
@@ -220,7 +220,7 @@ def _raw(response: httpx.Response) -> Iterator[bytes]:
         yield body[start:start + CHUNK]
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After header (seconds or an HTTP date); None if absent."""
     if not value:
         return None
@@ -233,7 +233,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - now).total_seconds())
 
 
 def _check_scheme(target: str, where: str) -> None:
