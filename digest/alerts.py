@@ -20,15 +20,18 @@ if TYPE_CHECKING:
 
 def alert_operator(store: Store, settings: Settings, source: str, reason: str,
                    now: datetime) -> bool:
-    """Email `alerts.email` about a failed source, unless it was told today already."""
+    """Email `alerts.email` about a failed source, unless it was told today already.
+
+    Marked as told only once sent: an alert that could not go out is tried again at the
+    next cycle, and one goes out each day the failure lasts.
+    """
     if not settings.alerts_email:
         return False
-    with store.engine.begin() as conn:
+    with store.engine.connect() as conn:
         told = conn.scalar(select(t.alerts.c.source).where(
             t.alerts.c.source == source, t.alerts.c.day == now.date()))
-        if told:
-            return False
-        conn.execute(insert(t.alerts).values(source=source, day=now.date(), reason=reason[:1000]))
+    if told:
+        return False
     message = EmailMessage(policy=POLICY)
     message["From"] = settings.email.from_address
     message["To"] = settings.alerts_email
@@ -47,4 +50,6 @@ def alert_operator(store: Store, settings: Settings, source: str, reason: str,
         return False
     finally:
         transport.close()
+    with store.engine.begin() as conn:
+        conn.execute(insert(t.alerts).values(source=source, day=now.date(), reason=reason[:1000]))
     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 _NAME_DATE = re.compile(
@@ -40,33 +41,60 @@ def _datetime_from_match(match: re.Match[str]) -> datetime | None:
         return None
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """An inferred capture date, and which rule decided it (for the warning)."""
+
+    day: date
+    reason: str
+
+
 def infer_capture_date(
     page_month: int,
     page_day: int,
     dated: Iterable[date],
     yearless: Iterable[tuple[int, int]],
     today: date,
-) -> date | None:
-    """Choose the latest year that puts the page date in the past, after every dated paper
-    and on or after every year-less paper date; None when no year fits."""
-    latest_dated = max(dated, default=None)
+) -> Inferred | None:
+    """Give the page date its year; None when no year fits.
+
+    The page shows a year only for paper dates outside the capture year, so when any date
+    carries one, the capture year is the year after the newest shown (a capture two years
+    later would show the papers of the year between with their year too), or the first
+    year after that which puts no year-less paper date after the capture. Otherwise it is
+    the latest year that puts the page date in the past (preferring one where no year-less
+    paper date falls after it).
+    """
+    newest = max(dated, default=None)
     yearless = list(yearless)
+    if newest is not None:
+        first: date | None = None
+        for year in range(newest.year + 1, today.year + 1):
+            candidate = _on(year, page_month, page_day)
+            if candidate is None or candidate > today:
+                continue
+            first = first or candidate
+            if _yearless_fit(year, yearless, candidate):
+                return Inferred(candidate, f"the newest year on the page is {newest.year}")
+        if first is not None:
+            return Inferred(first, f"the newest year on the page is {newest.year}")
+        return None
     fallback: date | None = None
     for year in range(today.year, today.year - _YEARS_BACK, -1):
-        try:
-            candidate = date(year, page_month, page_day)
-        except ValueError:  # Feb 29 in a common year
+        candidate = _on(year, page_month, page_day)
+        if candidate is None or candidate > today:
             continue
-        if candidate > today:
-            continue
-        if latest_dated is not None and candidate <= latest_dated:
-            # Years only get earlier from here: nothing later can satisfy rule (2).
-            break
         if _yearless_fit(year, yearless, candidate):
-            return candidate
-        if fallback is None:
-            fallback = candidate
-    return fallback
+            return Inferred(candidate, "the latest year that puts the page date in the past")
+        fallback = fallback or candidate
+    return Inferred(fallback, "the latest year that puts the page date in the past") if fallback else None
+
+
+def _on(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:  # Feb 29 in a common year
+        return None
 
 
 def _yearless_fit(year: int, yearless: list[tuple[int, int]], captured: date) -> bool:

@@ -7,6 +7,7 @@ import logging
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -100,10 +101,10 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
             files = expand_paths(paths)
             with progress(files, "reading snapshots") as bar:
                 snapshots = [read_snapshot(path, moment, now) for path in bar]
-            snapshots = pipeline.check_order(store, snapshots)
-            for snapshot in snapshots:
+            for snapshot in snapshots:  # before the order check: it explains a refusal
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)
+            snapshots = pipeline.check_order(store, snapshots)
             with cycle_lock(store):
                 results = list(pipeline.ingest(store, settings, snapshots, now, baseline=baseline,
                                                enrich_arxiv=and_enrich and settings.enrich.arxiv))
@@ -111,11 +112,18 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                 md = (pipeline.digest_path(settings, result.digest.name, ".md")
                       if result.digest and result.status == "ingested" else None)
                 if as_json:
-                    click.echo(json.dumps({
+                    fresh = result.status == "ingested"
+                    record: dict[str, Any] = {
                         "path": result.path, "captured_at": result.captured_at.date().isoformat(),
-                        "papers": result.papers, "new": result.new,
+                        "papers": result.papers, "new": result.new if fresh else 0,
                         "digest": str(md) if md else None, "status": result.status,
-                    }))
+                    }
+                    if not fresh:  # what this call did; what the first ingest did, apart
+                        first = (pipeline.digest_path(settings, result.digest.name, ".md")
+                                 if result.digest else None)
+                        record["first_ingest"] = {"new": result.new,
+                                                "digest": str(first) if first else None}
+                    click.echo(json.dumps(record))
                 elif result.status == "ingested":
                     line = f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  {result.new} new"
                     click.echo(line + (f"  → {md}" if md else ""))
@@ -174,8 +182,9 @@ def render(db: str | None, out: str | None, templates: str | None) -> None:
       digest render --out public/
     """
     from digest import pipeline
+    from digest.lock import cycle_lock
 
-    with user_errors(), opened(db, out, templates) as (store, settings):
+    with user_errors(), opened(db, out, templates) as (store, settings), cycle_lock(store):
         digests = pipeline.render_all(store, settings)
         click.echo(f"rendered {len(digests)} digests, feeds and index into {settings.out_dir}/")
 
@@ -190,7 +199,9 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
     Example:
       digest history --db postgresql+psycopg://localhost/digest
     """
-    with user_errors(), opened(db, out, templates) as (store, _settings):
+    from digest import cycle_log
+
+    with user_errors(), opened(db, out, templates, read_only=True) as (store, _settings):
         rows = store.history()
         if as_json:
             for row in rows:
@@ -201,14 +212,24 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
             return
         if not rows:
             click.echo("no snapshots yet — try: digest ingest examples/snapshots/")
-            return
-        click.echo(f"{'captured':<17} {'papers':>6} {'new':>5}  {'digest':<13} path")
-        for row in rows:
-            click.echo(f"{row['captured_at']:%Y-%m-%d %H:%M} {row['paper_count']:>6} "
-                       f"{row['new_count']:>5}  {row['digest'] or '-':<13} {row['path']}")
-        digests = sum(1 for r in rows if r["digest"])
-        click.echo(f"{len(rows)} snapshots, {digests} digests, "
-                   f"{sum(r['new_count'] for r in rows)} papers")
+        else:
+            _history_table(rows)
+        for name, since, count, reason in cycle_log.current_failures(store):
+            if not reason.startswith("failing since"):
+                cycles = f"{count} cycle{'s' if count != 1 else ''}"
+                reason = f"failing since {since:%Y-%m-%d}, {cycles}: {reason}"
+            click.echo(f"{name}: {reason}")
+
+
+def _history_table(rows: list[dict[str, Any]]) -> None:
+    """The snapshots, one line each, and their totals."""
+    click.echo(f"{'captured':<17} {'papers':>6} {'new':>5}  {'digest':<13} path")
+    for row in rows:
+        click.echo(f"{row['captured_at']:%Y-%m-%d %H:%M} {row['paper_count']:>6} "
+                   f"{row['new_count']:>5}  {row['digest'] or '-':<13} {row['path']}")
+    digests = sum(1 for r in rows if r["digest"])
+    click.echo(f"{len(rows)} snapshots, {digests} digests, "
+               f"{sum(r['new_count'] for r in rows)} papers")
 
 
 @main.command(context_settings=CONTEXT)
@@ -330,6 +351,8 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
             click.echo(f"{name}: failed: {reason}", err=True)
         if report.enriched and (report.enriched.asked or report.enriched.errors):
             click.echo(report.enriched.line(), err=bool(report.enriched.errors))
+        for note in report.notices:
+            click.echo(note, err=True)
         if report.digest:
             md = pipeline.digest_path(settings, report.digest.name, ".md")
             click.echo(f"{report.digest.name}  {report.digest.paper_count} new  → {md}")

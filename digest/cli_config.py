@@ -71,6 +71,13 @@ interval = 3                 # seconds between requests (arXiv asks for 3)
 name = "hf-daily"
 location = "https://huggingface.co/api/daily_papers"
 format = "auto"
+
+# Watch a topic: the papers search API (or the search page, told apart automatically:
+# "https://huggingface.co/papers?q=slow+fast+thinking"). Each run publishes only the
+# results never seen before.
+# [[sources]]
+# name = "slow-fast-thinking"
+# location = "https://huggingface.co/api/papers/search?q=slow+fast+thinking"
 """
 
 _SECRET_FIELDS = {"smtp_password", "secret"}
@@ -90,17 +97,20 @@ def config_group() -> None:
 def check() -> None:
     """Validate the settings and print the effective configuration, secrets masked.
 
-    Reads the command line, DIGEST_* variables and digest.toml; exits 2 on the first
-    problem, naming the file and key (or variable) and how to fix it.
+    Reads the command line, DIGEST_* variables and digest.toml, and checks that every
+    source's file or folder exists; reports every problem, one line each naming the file
+    and key (or variable) and how to fix it, and exits 2 if there is any.
 
     \b
     Example:
       DIGEST_EMAIL_SMTP_HOST=smtp.example.org digest config check
     """
-    from digest.config import link_problem
+    from digest.config import check_locations, link_problem
+    from digest.errors import raise_all
 
     with user_errors():
         settings = settings_for()
+        raise_all(check_locations(settings))
         source = settings.config_path or "(no digest.toml: defaults and environment)"
         click.echo(f"# settings from {source}")
         for name, value in _flatten(settings):

@@ -83,7 +83,7 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
     """
     from digest import subscribers as book
 
-    with user_errors(), opened(db, out, templates) as (store, _):
+    with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         everyone = book.all_subscribers(store)
         for sub in everyone:
             if as_json:
@@ -135,5 +135,5 @@ def export(db: str | None, out: str | None, templates: str | None) -> None:
     """
     from digest import subscribers as book
 
-    with user_errors(), opened(db, out, templates) as (store, _):
+    with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         click.echo(book.export_csv(book.all_subscribers(store)), nl=False)

@@ -39,7 +39,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except DigestError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        for problem in getattr(exc, "problems", [exc]):
+            click.echo(f"error: {problem.message}", err=True)
         sys.exit(2)
     except Exception as exc:
         # Only a command that loaded SQLAlchemy can raise its errors; --help never loads it.
@@ -72,12 +73,14 @@ def settings_for(db: str | None = None, out: str | None = None,
 
 
 @contextmanager
-def opened(db: str | None, out: str | None, templates: str | None) -> Iterator[tuple[Store, Settings]]:
-    """Resolve the settings (with the group's --config) and open the store."""
+def opened(db: str | None, out: str | None, templates: str | None,
+           read_only: bool = False) -> Iterator[tuple[Store, Settings]]:
+    """Resolve the settings (with the group's --config) and open the store; a read-only
+    command never creates one."""
     from digest.store import open_store
 
     settings = settings_for(db, out, templates)
-    store = open_store(settings.db_url)
+    store = open_store(settings.db_url, create=not read_only)
     try:
         yield store, settings
     finally:

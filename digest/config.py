@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
 from digest import CONFIG_NAME
-from digest.errors import ConfigError
+from digest.errors import ConfigError, raise_all
 from digest.render import Site
+from digest.sources.fetch import FetchLimits
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
 
 DEFAULT_OUT = "out"
+T = TypeVar("T")
 
 
 SECURITY_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -141,6 +143,7 @@ class Settings:
     web: WebSettings = WebSettings()
     sources: tuple[SourceSettings, ...] = ()
     alerts_email: str | None = None
+    fetch: FetchLimits = FetchLimits()
     config_path: Path | None = None
 
 
@@ -179,6 +182,9 @@ KEYS: dict[tuple[str, str], Any] = {
     ("enrich", "timeout"): EnrichSettings.timeout,
     ("enrich", "interval"): EnrichSettings.interval,
     ("enrich", "batch"): EnrichSettings.batch,
+    ("fetch", "max_bytes"): FetchLimits.max_bytes,
+    ("fetch", "deadline"): int(FetchLimits.deadline),
+    ("fetch", "max_redirects"): FetchLimits.max_redirects,
 }
 SHORTHANDS = {("store", "url"): "DIGEST_DB", ("output", "dir"): "DIGEST_OUT",
               ("output", "templates"): "DIGEST_TEMPLATES"}
@@ -223,22 +229,28 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(label, f"not valid TOML ({exc})", "fix the syntax at that line") from None
     sections = {section for section, _ in KEYS} | {"sources"}
+    problems: list[ConfigError] = []
     for section, table in data.items():
         if section not in sections:
-            raise ConfigError(label, f"unknown section [{section}]",
-                              f"use one of: {', '.join(sorted(sections))}")
+            problems.append(ConfigError(label, f"unknown section [{section}]",
+                                        f"use one of: {', '.join(sorted(sections))}"))
+            continue
         if section == "sources":
             continue
         if not isinstance(table, dict):
-            raise ConfigError(label, f"{section} must be a table", f"write it as [{section}]")
+            problems.append(ConfigError(label, f"{section} must be a table",
+                                        f"write it as [{section}]"))
+            continue
         for key in table:
             if (section, key) in SECRETS:
-                raise ConfigError(f"{label}: {section}.{key}", "secrets are read from the "
-                                  "environment only", f"remove it and set {SECRETS[(section, key)]}")
-            if (section, key) not in KEYS:
+                problems.append(ConfigError(
+                    f"{label}: {section}.{key}", "secrets are read from the environment only",
+                    f"remove it and set {SECRETS[(section, key)]}"))
+            elif (section, key) not in KEYS:
                 known = ", ".join(k for s, k in KEYS if s == section)
-                raise ConfigError(f"{label}: {section}.{key}", "unknown setting",
-                                  f"[{section}] takes: {known}")
+                problems.append(ConfigError(f"{label}: {section}.{key}", "unknown setting",
+                                            f"[{section}] takes: {known}"))
+    raise_all(problems)
     return data
 
 
@@ -278,33 +290,79 @@ def load_settings(
                               f"set it like {env_name(section, key)}={example}") from None
         return result
 
-    base_url = text("site", "base_url")
-    if base_url:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(values.get("site", "base_url")[1], f"{base_url!r} is not an "
-                              "http(s) URL", "set it like https://papers.example.org")
-    templates = templates or text("output", "templates")
-    if templates and not Path(templates).is_dir():
-        raise ConfigError(values.get("output", "templates")[1] if not templates else "templates",
-                          f"folder {templates!r} does not exist",
-                          "pass a folder of template overrides, or leave it unset")
-    return Settings(
-        db_url=db or text("store", "url") or DEFAULT_URL,
-        out_dir=Path(out or text("output", "dir") or DEFAULT_OUT),
-        templates=templates,
-        site=Site(title=text("site", "title") or "Daily Papers",
-                  base_url=base_url.rstrip("/") if base_url else None,
-                  topic_feeds=_topic_feeds(values)),
-        feed_size=number("site", "feed_size") or 200,
-        email=_email_settings(values, text, number, env),
-        schedule=_schedule_settings(values, text, number),
-        enrich=_enrich_settings(values, text, number),
-        web=_web_settings(values, text, number),
-        sources=_sources(file_values.get("sources", []), str(path)),
-        alerts_email=_address(values, "alerts", "email", text("alerts", "email")),
+    problems: list[ConfigError] = []
+
+    def checked(compute: Callable[[], T], fallback: T) -> T:
+        """The setting, or (noting the problem) its fallback: every problem gets reported."""
+        try:
+            return compute()
+        except ConfigError as exc:
+            problems.extend(getattr(exc, "problems", [exc]))
+            return fallback
+
+    def fetch_limits() -> FetchLimits:
+        return FetchLimits(
+            max_bytes=checked(lambda: number("fetch", "max_bytes"), None) or FetchLimits.max_bytes,
+            deadline=float(checked(lambda: number("fetch", "deadline"), None) or FetchLimits.deadline),
+            max_redirects=(checked(lambda: number("fetch", "max_redirects"), None)
+                           or FetchLimits.max_redirects))
+
+    settings = Settings(
+        db_url=checked(lambda: db or text("store", "url") or DEFAULT_URL, DEFAULT_URL),
+        out_dir=checked(lambda: Path(out or text("output", "dir") or DEFAULT_OUT), Path(DEFAULT_OUT)),
+        templates=checked(lambda: _templates(values, templates or text("output", "templates"),
+                                             given=templates is not None), None),
+        site=Site(title=checked(lambda: text("site", "title") or "Daily Papers", "Daily Papers"),
+                  base_url=checked(lambda: _base_url(values, text("site", "base_url")), None),
+                  topic_feeds=checked(lambda: _topic_feeds(values), ())),
+        feed_size=checked(lambda: number("site", "feed_size") or 200, 200),
+        email=checked(lambda: _email_settings(values, text, number, env), EmailSettings()),
+        schedule=checked(lambda: _schedule_settings(values, text, number), ScheduleSettings()),
+        enrich=checked(lambda: _enrich_settings(values, text, number), EnrichSettings()),
+        web=checked(lambda: _web_settings(values, text, number), WebSettings()),
+        sources=checked(lambda: _sources(file_values.get("sources", []), str(path)), ()),
+        alerts_email=checked(lambda: _address(values, "alerts", "email", text("alerts", "email")),
+                             None),
+        fetch=fetch_limits(),
         config_path=path if file_values else None,
     )
+    raise_all(problems)
+    return settings
+
+
+def _base_url(values: _Values, base_url: str | None) -> str | None:
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(values.get("site", "base_url")[1], f"{base_url!r} is not an "
+                          "http(s) URL", "set it like https://papers.example.org")
+    return base_url.rstrip("/")
+
+
+def _templates(values: _Values, templates: str | None, given: bool) -> str | None:
+    if templates and not Path(templates).is_dir():
+        raise ConfigError("templates" if given else values.get("output", "templates")[1],
+                          f"folder {templates!r} does not exist",
+                          "pass a folder of template overrides, or leave it unset")
+    return templates
+
+
+def check_locations(settings: Settings) -> list[ConfigError]:
+    """Problems with where the sources point that only show on disk: a file or folder that
+    does not exist (`digest config check` reports them; a run fails just that source)."""
+    problems = []
+    for index, source in enumerate(settings.sources, 1):
+        if not is_url(source.location) and not Path(source.location).exists():
+            where = f"{settings.config_path or CONFIG_NAME}: sources[{index}].location"
+            problems.append(ConfigError(where, f"{source.location!r}: no such file or folder",
+                                        "create it, or fix the path"))
+    return problems
+
+
+def is_url(location: str) -> bool:
+    """An http(s) URL, as opposed to a file or folder."""
+    return location.lower().startswith(("http://", "https://"))
 
 
 def _topic_feeds(values: _Values) -> tuple[str, ...]:
@@ -445,25 +503,40 @@ def _sources(raw: Any, label: str) -> tuple[SourceSettings, ...]:
         raise ConfigError(f"{label}: sources", "must be a list of tables",
                           'write each as [[sources]] with name = "..." and location = "..."')
     found: list[SourceSettings] = []
+    problems: list[ConfigError] = []
     for index, table in enumerate(raw, 1):
-        where = f"{label}: sources[{index}]"
-        if not isinstance(table, dict):
-            raise ConfigError(where, "must be a table", "write it as [[sources]]")
-        unknown = set(table) - {"name", "location", "format"}
-        if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown setting",
-                              "a source takes: name, location, format")
-        name, location = table.get("name"), table.get("location")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{where}.name", "missing", 'give every source a name = "..."')
-        if not isinstance(location, str) or not location.strip():
-            raise ConfigError(f"{where}.location", "missing",
-                              "set a file, a folder or an http(s) URL")
-        fmt = table.get("format", "auto")
-        if fmt not in SOURCE_FORMATS:
-            raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
-                              f"use one of: {', '.join(SOURCE_FORMATS)}")
-        if any(s.name == name for s in found):
-            raise ConfigError(f"{where}.name", f"{name!r} is used twice", "give each source its own name")
-        found.append(SourceSettings(name=name, location=location, format=fmt))
+        try:
+            source = _source(table, f"{label}: sources[{index}]")
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
+        if any(s.name == source.name for s in found):
+            problems.append(ConfigError(f"{label}: sources[{index}].name",
+                                        f"{source.name!r} is used twice",
+                                        "give each source its own name"))
+        found.append(source)
+    raise_all(problems)
     return tuple(found)
+
+
+def _source(table: Any, where: str) -> SourceSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(where, "must be a table", "write it as [[sources]]")
+    unknown = set(table) - {"name", "location", "format"}
+    if unknown:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown setting",
+                          "a source takes: name, location, format")
+    name, location = table.get("name"), table.get("location")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name", "missing", 'give every source a name = "..."')
+    if not isinstance(location, str) or not location.strip():
+        raise ConfigError(f"{where}.location", "missing", "set a file, a folder or an http(s) URL")
+    scheme = urlsplit(location).scheme.lower()
+    if "://" in location and scheme not in ("http", "https"):
+        raise ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
+                          "use a file, a folder or an http(s) URL")
+    fmt = table.get("format", "auto")
+    if fmt not in SOURCE_FORMATS:
+        raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
+                          f"use one of: {', '.join(SOURCE_FORMATS)}")
+    return SourceSettings(name=name, location=location, format=fmt)

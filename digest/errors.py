@@ -22,6 +22,22 @@ class ConfigError(DigestError):
     """A setting (option, environment variable, config key) has a bad value."""
 
 
+class ConfigErrors(ConfigError):
+    """Several settings are wrong at once: each is reported, one line per problem."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = problems
+        super().__init__(problems[0].where, problems[0].what, problems[0].fix)
+
+
+def raise_all(problems: list[ConfigError]) -> None:
+    """Raise nothing, the one problem, or all of them together."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(problems)
+
+
 class SourceError(DigestError):
     """A snapshot could not be read (missing file, unreadable bytes)."""
 
@@ -40,3 +56,11 @@ class SubscriberError(DigestError):
 
 class DeliveryError(DigestError):
     """A digest could not be delivered."""
+
+
+class TemplateError(DigestError):
+    """A template (bundled or override) does not compile or render."""
+
+
+class OutputError(DigestError):
+    """An output file could not be written (a full disk, no permission)."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from digest.errors import OutputError
+
+TEMP_SUFFIX = ".tmp"
 
 
 def write_atomic(path: Path, content: str | bytes | Iterable[str]) -> bool:
@@ -14,12 +19,26 @@ def write_atomic(path: Path, content: str | bytes | Iterable[str]) -> bool:
     Returns False (and leaves the file, and its mtime, alone) when a str/bytes content
     is already there byte for byte; streamed content is always written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    if isinstance(content, bytes) and path.is_file() and path.read_bytes() == content:
+    temp = stage(path, content)
+    if temp is None:
         return False
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    install(temp, path)
+    return True
+
+
+def stage(path: Path, content: str | bytes | Iterable[str]) -> Path | None:
+    """Write `content` to a synced temp file beside `path`, to be installed later (or None
+    when the file already holds these bytes). A render error or a full disk leaves no temp."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if isinstance(content, bytes) and path.is_file() and path.read_bytes() == content:
+            return None
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    temp = Path(name)
     try:
         with os.fdopen(handle, "wb") as stream:
             if isinstance(content, bytes):
@@ -35,8 +54,41 @@ def write_atomic(path: Path, content: str | bytes | Iterable[str]) -> bool:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp, 0o644)
-        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _output_error(path, exc) from None
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
-    return True
+    return temp
+
+
+def install(temp: Path, path: Path) -> None:
+    """Move a staged temp file into place, atomically."""
+    try:
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _output_error(path, exc) from None
+
+
+def discard(temps: Iterable[Path]) -> None:
+    """Remove staged temp files that will not be installed."""
+    for temp in temps:
+        temp.unlink(missing_ok=True)
+
+
+def remove_stray_temps(folder: Path) -> list[Path]:
+    """Remove temp files a killed writer left in `folder` (call it under the run lock)."""
+    if not folder.is_dir():
+        return []
+    stray = [p for p in folder.glob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    discard(stray)
+    return stray
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    reason = (exc.strerror or str(exc)).lower()
+    fix = ("free space, then run digest render" if exc.errno == errno.ENOSPC
+           else "check the output folder and its permissions, then run digest render")
+    return OutputError(str(path), reason, fix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,17 +17,20 @@ from digest.alerts import alert_operator
 from digest.config import Settings, SourceSettings, link_problem
 from digest.deliver import Sender, Summary
 from digest.enrich import EnrichReport, enrich
-from digest.errors import ConfigError, ParseError, SourceError, StoreError
+from digest.errors import ConfigError, DigestError, StoreError
 from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
 from digest.lock import cycle_lock
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.output import write_atomic
+from digest.output import discard, install, remove_stray_temps, stage, write_atomic
 from digest.render import PaperView, paper_view, render_email, render_index, render_markdown, render_page
 from digest.sources.collect import collect
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store
 from digest.subscribers import parse_topics
+from digest.template_check import check_templates, template_errors
 from digest.transport import make_transport
+
+logger = logging.getLogger(__name__)
 
 
 def prepare(store: Store, paths: Sequence[str | Path], captured_at: datetime | None,
@@ -57,33 +61,83 @@ def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
 
 def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
            baseline: bool = False, enrich_arxiv: bool = False) -> Iterator[IngestResult]:
-    """Ingest prepared snapshots in order, rendering each new digest (its papers looked up on
-    arXiv first with `enrich_arxiv`); then refresh the site."""
+    """Ingest prepared snapshots in order, rendering each new digest before its commit (its
+    papers looked up on arXiv after it with `enrich_arxiv`); then refresh the site and repair
+    any output a killed or failed earlier run left missing."""
+    check_templates(settings.templates)
     for snapshot in snapshots:
         earlier = store.find_snapshot(snapshot.sha256)
         if earlier is not None:
+            if earlier.digest is not None:  # rewrite what is missing or stale
+                republish(store, settings, earlier.digest)
             yield IngestResult(path=snapshot.path, captured_at=earlier.captured_at,
                                papers=earlier.papers, new=earlier.new, digest=earlier.digest,
                                status="already ingested")
             continue
-        result, published = store.ingest(snapshot, baseline=baseline, now=now,
-                                         max_new=settings.email.max_new)
+        staged = Staged(store, settings)
+        try:
+            result, published = store.ingest(snapshot, baseline=baseline, now=now,
+                                             max_new=settings.email.max_new, prepare=staged)
+        except BaseException:
+            staged.discard()
+            raise
+        staged.install()
         if result.digest is not None:
-            if enrich_arxiv:
-                published = enrich_digest(store, settings, result.digest, published, now)[0]
-            publish_new_digest(store, settings, result.digest, published)
+            after_commit(store, settings, result.digest, published, now, enrich_arxiv)
         del published
         yield result
     publish_site(store, settings)
+    repair_outputs(store, settings)
 
 
-def enrich_digest(store: Store, settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
-                  now: datetime, client: httpx.Client | None = None
-                  ) -> tuple[list[StoredPaper], EnrichReport]:
-    """Look a new digest's papers up on arXiv (within the budget), then re-read them if any
-    gained an id. Never raises for the API's sake: the digest goes out either way."""
-    report = enrich(store, settings.enrich, now, keys=[p.key for p in papers], client=client)
-    return (store.digest_papers(info.name) if report.gained else list(papers)), report
+def after_commit(store: Store, settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                 now: datetime, enrich_arxiv: bool, client: httpx.Client | None = None
+                 ) -> EnrichReport | None:
+    """What follows a new digest's commit (its staged outputs installed): the arXiv look-ups,
+    and the digest re-rendered when a paper gained its id; the previous digest's page gains
+    its "next" link. A failure here leaves outputs a rerun repairs, never a lost digest."""
+    report = None
+    if enrich_arxiv:
+        report = enrich(store, settings.enrich, now, keys=[p.key for p in papers], client=client)
+        if report.gained:
+            republish(store, settings, info)
+    names = [d.name for d in store.digests()]  # newest first
+    at = names.index(info.name)
+    if at + 1 < len(names):
+        republish(store, settings, store.digest(names[at + 1]) or info)
+    return report
+
+
+class Staged:
+    """A new digest's outputs, rendered and written to temp files inside the ingest
+    transaction (a template error or a full disk rolls it back), installed after the commit."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self.files: list[tuple[Path, Path]] = []  # (temp, final)
+
+    def __call__(self, results: list[IngestResult], papers: list[StoredPaper]) -> None:
+        digest = next((r.digest for r in results if r.digest), None)
+        if digest is None:
+            return
+        with template_errors():  # the streamed outputs render as they are staged
+            older = next((d.name for d in self.store.digests() if d.name != digest.name), None)
+            for path, content in digest_outputs(self.settings, digest, papers, older=older).items():
+                temp = stage(path, content)
+                if temp is not None:
+                    self.files.append((temp, path))
+            # The archive page must take the new digest too.
+            render_index(self.settings.site, [digest, *self.store.digests()],
+                         self.settings.templates)
+
+    def install(self) -> None:
+        for temp, path in self.files:
+            install(temp, path)
+        self.files = []
+
+    def discard(self) -> None:
+        discard(temp for temp, _ in self.files)
+        self.files = []
 
 
 def make_sender(store: Store, settings: Settings, *, preview: bool = False,
@@ -107,25 +161,25 @@ def digest_path(settings: Settings, name: str, suffix: str) -> Path:
     return settings.out_dir / "digests" / f"{name}{suffix}"
 
 
-def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
-                   older: str | None = None, newer: str | None = None) -> list[Path]:
-    """Write a digest's Markdown, web page (linking the `older` and `newer` digests by name)
-    and email bodies."""
+OUTPUT_SUFFIXES = (".md", ".html", ".email.html", ".email.txt")
+
+
+def digest_outputs(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                   older: str | None = None, newer: str | None = None
+                   ) -> dict[Path, str | Iterator[str]]:
+    """A digest's Markdown, web page (linking the `older` and `newer` digests by name) and
+    email bodies, by path (the big ones streamed)."""
     views = [paper_view(p) for p in papers]
     site, templates = settings.site, settings.templates
-    email = render_email(site, info, views, templates)
-    outputs = {
-        ".md": render_markdown(site, info, views, templates),
-        ".html": _web_page(settings, info, views, older, newer),
-        ".email.html": email.html,
-        ".email.txt": email.text,
-    }
-    written = []
-    for suffix, content in outputs.items():
-        path = digest_path(settings, info.name, suffix)
-        write_atomic(path, content)
-        written.append(path)
-    return written
+    with template_errors():
+        email = render_email(site, info, views, templates)
+        outputs: dict[str, str | Iterator[str]] = {
+            ".md": render_markdown(site, info, views, templates),
+            ".html": _web_page(settings, info, views, older, newer),
+            ".email.html": email.html,
+            ".email.txt": email.text,
+        }
+    return {digest_path(settings, info.name, suffix): content for suffix, content in outputs.items()}
 
 
 def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],
@@ -137,25 +191,48 @@ def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],
         newer=settings.site.link(f"digests/{newer}.html", here) if newer else None)
 
 
-def publish_new_digest(store: Store, settings: Settings, info: DigestInfo,
-                       papers: Sequence[StoredPaper]) -> None:
-    """Publish a new digest, linking the one before it, whose page gains its "next" link."""
+def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
+                   older: str | None = None, newer: str | None = None) -> list[Path]:
+    """Write a digest's Markdown, web page and email bodies (files already right are left)."""
+    written = []
+    for path, content in digest_outputs(settings, info, papers, older, newer).items():
+        with template_errors():  # the streamed ones render as they are written
+            write_atomic(path, content)
+        written.append(path)
+    return written
+
+
+def republish(store: Store, settings: Settings, info: DigestInfo) -> None:
+    """Rewrite one digest's outputs from the store, linked to its neighbours."""
     names = [d.name for d in store.digests()]  # newest first
     at = names.index(info.name)
-    older = names[at + 1] if at + 1 < len(names) else None
-    publish_digest(settings, info, papers, older=older)
-    before = store.digest(older) if older else None
-    if before is not None:
-        oldest = names[at + 2] if at + 2 < len(names) else None
-        views = [paper_view(p) for p in store.digest_papers(before.name)]
-        write_atomic(digest_path(settings, before.name, ".html"),
-                     _web_page(settings, before, views, oldest, info.name))
+    publish_digest(settings, info, store.digest_papers(info.name),
+                   older=names[at + 1] if at + 1 < len(names) else None,
+                   newer=names[at - 1] if at > 0 else None)
+
+
+def repair_outputs(store: Store, settings: Settings) -> list[str]:
+    """Rewrite every digest whose outputs are missing, and the newest one if stale; remove
+    temp files a killed run left behind. Returns the digests rewritten."""
+    for folder in (settings.out_dir, settings.out_dir / "digests"):
+        remove_stray_temps(folder)
+    repaired = []
+    digests = store.digests()  # newest first
+    names = [d.name for d in digests]
+    for index, info in enumerate(digests):
+        missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
+        if missing or index == 0:
+            publish_digest(settings, info, store.digest_papers(info.name),
+                           older=names[index + 1] if index + 1 < len(names) else None,
+                           newer=names[index - 1] if index > 0 else None)
+            if missing:
+                repaired.append(info.name)
+    return repaired
 
 
 def publish_site(store: Store, settings: Settings) -> None:
     """Rewrite the feeds and the archive page (left untouched when nothing changed)."""
-    papers = store.feed_papers(settings.feed_size)
-    rss, atom = build_feeds(settings.site, papers)
+    rss, atom = build_feeds(settings.site, store.feed_papers(settings.feed_size))
     write_atomic(settings.out_dir / "feed.xml", rss)
     write_atomic(settings.out_dir / "atom.xml", atom)
     if settings.site.topic_feeds:
@@ -168,12 +245,15 @@ def publish_site(store: Store, settings: Settings) -> None:
                                               f": {', '.join(topics)}"))
             write_atomic(settings.out_dir / "topics" / f"{slug}.xml", rss)
             write_atomic(settings.out_dir / "topics" / f"{slug}.atom", atom)
-    write_atomic(settings.out_dir / "index.html",
-                 render_index(settings.site, store.digests(), settings.templates))
+    with template_errors():
+        index = render_index(settings.site, store.digests(), settings.templates)
+    write_atomic(settings.out_dir / "index.html", index)
 
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
-    """Rebuild every output from the store."""
+    """Rebuild every output from the store (and remove temp files a killed run left)."""
+    for folder in (settings.out_dir, settings.out_dir / "digests"):
+        remove_stray_temps(folder)
     digests = store.digests()  # newest first
     names = [d.name for d in digests]
     for at, info in enumerate(digests):
@@ -195,6 +275,7 @@ class CycleReport:
     enriched: EnrichReport | None = None
     sent: Summary | None = None
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # worth the operator's eye, not failures
 
     @property
     def new(self) -> int:
@@ -203,6 +284,11 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return not self.failures and (self.sent is None or self.sent.ok)
+
+    @property
+    def succeeded(self) -> list[str]:
+        failed = {name for name, _ in self.failures}
+        return [name for name in self.fetched if name not in failed]
 
     def line(self) -> str:
         sent = self.sent.line() if self.sent else "not sent"
@@ -218,28 +304,53 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
     snapshots: list[Snapshot] = []
     newest = store.newest_capture()
     for source in sources:
+        found: list[Snapshot] = []
         try:
-            found = collect(store, source, now, client, sleep)
-        except (SourceError, ParseError) as exc:
+            for snapshot in collect(store, source, now, client, sleep, settings.fetch,
+                                    report.notices.append):
+                found.append(snapshot)
+                report.notices += snapshot.warnings
+        except DigestError as exc:
             report.failures.append((source.name, exc.message))
-            continue
+        except Exception as exc:  # noqa: BLE001 -- any fault in one source's bytes fails that
+            # source alone (a parser's RecursionError, a decoder's MemoryError): the others
+            # still make the day's digest, and the failure is reported and alerted like any.
+            logger.warning("source %s failed", source.name, exc_info=True)
+            report.failures.append((source.name, f"{source.location}: {type(exc).__name__}: "
+                                    f"{str(exc)[:200] or 'no detail'} — report this as a bug"))
         late = [s for s in found if newest and s.captured_at < newest]
         if late:
             report.failures.append((source.name, f"{late[0].path}: captured before the newest "
                                     "snapshot stored; ingest it into a fresh store"))
-            found = [s for s in found if s not in late]
-        report.fetched[source.name] = len(found)
-        snapshots += found
+        fresh = []
+        for snapshot in found:
+            twin = next((s for s in snapshots if s.sha256 == snapshot.sha256), None)
+            if twin is not None:
+                report.notices.append(f"{source.name}: serves the same bytes as {twin.source}; "
+                                      "ingested once")
+            elif all(snapshot is not stale for stale in late):
+                fresh.append(snapshot)
+        if fresh or all(name != source.name for name, _ in report.failures):
+            report.fetched[source.name] = len(fresh)
+        snapshots += fresh
     if snapshots:
-        report.results, published = store.ingest_cycle(
-            snapshots, now=now, max_new=settings.email.max_new)
+        staged = Staged(store, settings)
+        try:
+            report.results, published = store.ingest_cycle(
+                snapshots, now=now, max_new=settings.email.max_new, prepare=staged)
+        except BaseException:
+            staged.discard()
+            raise
+        staged.install()
         report.digest = next((r.digest for r in report.results if r.digest), None)
-        if report.digest:
-            if settings.enrich.arxiv:
-                published, report.enriched = enrich_digest(store, settings, report.digest, published,
-                                                            now, client)
-            publish_new_digest(store, settings, report.digest, published)
-        publish_site(store, settings)
+        if report.digest is not None:
+            report.enriched = after_commit(store, settings, report.digest, published, now,
+                                           settings.enrich.arxiv, client)
+        del published
+    publish_site(store, settings)
+    repaired = repair_outputs(store, settings)
+    if repaired:
+        report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")
 
 
 def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | None = None,
@@ -257,10 +368,12 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
     started = time.monotonic()
     report = CycleReport()
     sender = make_sender(store, settings) if send else None  # settings errors before anything
+    check_templates(settings.templates)
     with cycle_lock(store, wait=lock_wait):
         cycle_id = cycle_log.start(store, now)
         try:
             _cycle(store, settings, sources, now, client, sleep, report)
+            cycle_log.mark_streaks(store, report, now)
             if sender is not None:
                 report.sent = sender.run()
             for name, reason in report.failures:

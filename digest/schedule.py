@@ -152,6 +152,8 @@ def cycle_job(store: Any, settings: Settings) -> Callable[[], None]:
             return
         for name, reason in report.failures:
             log.error("source %s failed: %s", name, reason)
+        for note in report.notices:  # recoveries, permanent redirects, skipped entries
+            log.warning("%s", note)
         (log.info if report.ok else log.error)("%s", report.line())
 
     return job

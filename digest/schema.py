@@ -27,6 +27,8 @@ from sqlalchemy import (
     text,
 )
 
+from digest.schema_m001 import m001_initial
+
 metadata = MetaData()
 
 schema_migrations = Table(
@@ -187,17 +189,22 @@ arxiv_lookups = Table(
 Migration = Callable[[Connection], None]
 
 
-def _m001_initial(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[snapshots, digests, papers, sightings, subscribers,
-                                      deliveries, fetches, cycles, alerts])
-
-
 def _m002_arxiv_lookups(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[arxiv_lookups])
+    """Migration 2, frozen as it shipped (its own copy of the table, like schema_m001): a
+    later change to arxiv_lookups is a migration of its own."""
+    frozen = MetaData()
+    Table("arxiv_lookups", frozen,
+          Column("title_key", Text, primary_key=True),
+          Column("arxiv_id", String(40)),
+          Column("authors", Text, nullable=False, default=""),
+          Column("looked_up_at", DateTime, nullable=False))
+    frozen.create_all(conn)
 
 
+# Each migration is frozen the day it ships (see schema_m001): today's tables above are
+# what the migrations add up to, and a test checks that they agree.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
-    (1, "initial", _m001_initial),
+    (1, "initial", m001_initial),
     (2, "arxiv lookups", _m002_arxiv_lookups),
 ]
 

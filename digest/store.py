@@ -5,7 +5,7 @@ Every ingest runs in one transaction, so a failure leaves the store exactly as i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ DEFAULT_URL = "sqlite:///digest.sqlite3"
 DEFAULT_MAX_NEW = 300
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 _CHUNK = 5000
+# Called inside the ingest transaction, before the commit, with its results and papers.
+Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -98,25 +100,33 @@ class Store:
         return aware(newest) if newest else None
 
     def ingest(self, snapshot: Snapshot, *, baseline: bool = False, now: datetime | None = None,
-               max_new: int = DEFAULT_MAX_NEW) -> tuple[IngestResult, list[StoredPaper]]:
+               max_new: int = DEFAULT_MAX_NEW, prepare: Prepare | None = None,
+               ) -> tuple[IngestResult, list[StoredPaper]]:
         """Record one snapshot (see `ingest_cycle`); returns its result and digest papers."""
         results, published = self.ingest_cycle([snapshot], baseline=baseline, now=now,
-                                               max_new=max_new)
+                                               max_new=max_new, prepare=prepare)
         return results[0], published
 
     def ingest_cycle(self, snapshots: Sequence[Snapshot], *, baseline: bool = False,
                      now: datetime | None = None, max_new: int = DEFAULT_MAX_NEW,
+                     prepare: Prepare | None = None,
                      ) -> tuple[list[IngestResult], list[StoredPaper]]:
         """Record snapshots, their sightings and their new papers in one transaction, and
         make one digest of all the new papers (grouped by snapshot, each paper once).
 
-        Returns a result per snapshot and the digest's papers as stored (empty without a
-        digest), so the caller can render them without reading them back.
+        `prepare(results, papers)` runs just before the commit (the caller renders the
+        outputs there): if it raises, nothing is committed. Returns a result per snapshot
+        and the digest's papers as stored (empty without a digest), so the caller can
+        render them without reading them back.
         """
         from digest.store_ingest import record
 
         with self.engine.begin() as conn:
-            return record(conn, snapshots, baseline, now or datetime.now(UTC), max_new)
+            results, published = record(conn, snapshots, baseline, now or datetime.now(UTC),
+                                        max_new)
+            if prepare is not None:
+                prepare(results, published)
+            return results, published
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -206,8 +216,9 @@ class Store:
             }
 
 
-def open_store(url: str) -> Store:
-    """Connect to the store at `url` and bring its schema up to date."""
+def open_store(url: str, create: bool = True) -> Store:
+    """Connect to the store at `url` and bring its schema up to date (with `create` false,
+    a SQLite store that does not exist yet is an error, not a new empty file)."""
     try:
         parsed = make_url(url)
         kwargs: dict[str, Any] = {}
@@ -217,6 +228,10 @@ def open_store(url: str) -> Store:
                 if not folder.is_dir():
                     raise StoreError(url, f"folder {folder} does not exist",
                                      "create it or choose another --db path")
+                if not create and not Path(parsed.database).expanduser().is_file():
+                    raise StoreError(url, "no store here yet",
+                                     "run digest ingest or digest run first, or point --db at "
+                                     "the store")
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ValueError):
         raise StoreError(url, "not a database URL",

@@ -22,6 +22,7 @@ from digest.models import (
     StoredPaper,
 )
 from digest.store import aware, naive_utc
+from digest.text import clean
 
 FLOOD_SHARE = 0.8
 FLOOD_WINDOW = timedelta(hours=48)
@@ -218,14 +219,20 @@ def _free_digest_name(conn: Connection, day: str) -> str:
     return f"{day}-{n}"
 
 
+def _clean(text: str | None) -> str | None:
+    return clean(text) if text is not None else None
+
+
 def _paper_row(paper: Paper, snapshot_id: int, captured: datetime, digest_id: int | None,
                position: int) -> dict[str, Any]:
+    # PostgreSQL's text cannot hold NUL, and no output may carry controls: `clean` drops them
+    # here, on both backends alike.
     return {
         "key": paper.key, "title_key": paper.title_key, "arxiv_id": paper.arxiv_id,
-        "title": paper.title, "abstract": paper.abstract, "published": paper.published,
-        "org_handle": paper.org_handle, "org_name": paper.org_name,
-        "author_count": paper.author_count, "authors": "\n".join(paper.authors),
-        "page_url": paper.page_url, "links": "\n".join(paper.links),
+        "title": _clean(paper.title), "abstract": _clean(paper.abstract), "published": paper.published,
+        "org_handle": _clean(paper.org_handle), "org_name": _clean(paper.org_name),
+        "author_count": paper.author_count, "authors": clean("\n".join(paper.authors)),
+        "page_url": _clean(paper.page_url), "links": clean("\n".join(paper.links)),
         "first_snapshot_id": snapshot_id, "first_seen_at": captured,
         "digest_id": digest_id, "digest_position": position if digest_id else None,
     }

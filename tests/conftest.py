@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_server import FixtureServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -53,6 +54,13 @@ def _never_reach_arxiv(monkeypatch: pytest.MonkeyPatch) -> None:
         return enrich(store, settings, now, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(digest.pipeline, "enrich", local_only)
+
+
+@pytest.fixture
+def server() -> Iterator[FixtureServer]:
+    """A local HTTP server on 127.0.0.1 (tests/http_server.py), routes set per test."""
+    with FixtureServer() as fixture_server:
+        yield fixture_server
 
 
 @pytest.fixture

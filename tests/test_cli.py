@@ -56,7 +56,8 @@ def test_ingest_json(isolated: Path) -> None:
     assert [line["captured_at"] for line in lines] == ["2026-03-11", "2026-03-12"]
     code, out, _ = invoke("ingest", "--json", files[0])
     assert json.loads(out) == {"path": files[0], "captured_at": "2026-03-12", "papers": 5,
-                               "new": 3, "digest": None, "status": "already ingested"}
+                               "new": 0, "digest": None, "status": "already ingested",
+                               "first_ingest": {"new": 3, "digest": "out/digests/2026-03-12.md"}}
 
 
 def test_db_and_out_from_options_and_environment(isolated: Path,

@@ -56,7 +56,7 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
     ('[schedule]\ntimezone = "Mars/Olympus"\n', {}, "error: digest.toml: schedule.timezone: "
      "'Mars/Olympus' is not a time zone — use a name like UTC or Europe/Paris"),
     ("[sitee]\ntitle = 'x'\n", {}, "error: digest.toml: unknown section [sitee] — use one of: "
-     "alerts, email, enrich, output, schedule, site, sources, store, web"),
+     "alerts, email, enrich, fetch, output, schedule, site, sources, store, web"),
     ("[site]\ntitel = 'x'\n", {}, "error: digest.toml: site.titel: unknown setting — [site] takes: "
      "title, base_url, feed_size, topic_feeds"),
     ("[email]\nsmtp_password = 'hunter2'\n", {}, "error: digest.toml: email.smtp_password: secrets "

@@ -161,3 +161,32 @@ def test_real_captures_infer_their_dates_without_file_names(tmp_path: Path) -> N
 def test_digest_error_message_shape() -> None:
     err = DigestError("a.txt", "broken", "fix it")
     assert err.message == "a.txt: broken — fix it"
+
+
+@pytest.mark.parametrize(("ending", "cut"), [
+    ("in the mid", True),
+    ("see https://example.org/code", False),
+    ("as shown (Table 2)", False),
+    ('we call it "slow thinking"', False),
+    ("Does it work?", False),
+    ("in the mid\n", False),  # a final newline: the capture ended where the page did
+])
+def test_a_capture_cut_inside_its_last_abstract_is_refused(tmp_path: Path, ending: str,
+                                                             cut: bool) -> None:
+    path = tmp_path / "2026-03-13.txt"
+    path.write_text(page(entry("First"), "Cut Title\n\nAn abstract that stops " + ending).rstrip("\n")
+                    + ("\n" if ending.endswith("\n") else ""))
+    if not cut:
+        assert read_snapshot(path, None, NOW).papers[-1].title == "Cut Title"
+        return
+    with pytest.raises(ParseError) as caught:
+        read_snapshot(path, None, NOW)
+    assert caught.value.message == (
+        f"{path}:23: truncated entry: 'Cut Title' ends mid-abstract (no final newline, and the "
+        "abstract does not end like a sentence or a URL) — re-capture the page or remove the "
+        "incomplete entry")
+
+
+def test_the_shared_captures_are_not_cut() -> None:
+    for capture in sorted(SHARED_SNAPSHOTS.glob("*.txt")):  # read in place
+        assert read_snapshot(capture, None, NOW).papers

@@ -72,7 +72,8 @@ def test_topic_slugs_round_trip() -> None:
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'w.sqlite3'}", out_dir=tmp_path / "out",
                         site=Site(topic_feeds=("attention", "speech recognition, counting")),
-                        email=EmailSettings(secret="feeds-test-secret-0123456789abcdef", from_address="papers@example.org"))
+                        email=EmailSettings(secret="feeds-test-secret-0123456789abcdef",
+                                            from_address="papers@example.org"))
     store = open_store(settings.db_url)
     list(ingest(store, settings, prepare(store, [EXAMPLES], None, NOW), NOW))
     with TestClient(create_app(store, settings), base_url="https://testserver") as running:

@@ -118,9 +118,29 @@ def parse_page(text: str, where: str) -> Page:
                 "re-capture the page or remove the incomplete entry",
             )
         entry = Entry(rank=len(entries) + 1, title=title, abstract=numbered[i + 1][1])
-        i = _parse_metadata(numbered, i + 2, entry, where)
+        after_abstract = i + 2
+        i = _parse_metadata(numbered, after_abstract, entry, where)
         entries.append(entry)
+        if i == after_abstract == count and cut_short(text, entry.abstract):
+            raise ParseError(
+                f"{where}:{numbered[-1][0]}",
+                f"truncated entry: {title[:60]!r} ends mid-abstract (no final newline, and the "
+                "abstract does not end like a sentence or a URL)",
+                "re-capture the page or remove the incomplete entry",
+            )
     return Page(month=month, day=day, entries=entries)
+
+
+_SENTENCE_ENDS = tuple(".?!)\"'”’»")
+
+
+def cut_short(text: str, last_abstract: str) -> bool:
+    """True when a capture ends inside its last abstract: no final newline, and the abstract
+    does not end like a sentence (`.`, `?`, `!`, `)`, a closing quote) or with a URL."""
+    if text.endswith("\n") or last_abstract.endswith(_SENTENCE_ENDS):
+        return False
+    pieces = [piece for piece in split_urls(last_abstract) if piece[0]]
+    return not (pieces and pieces[-1][1])
 
 
 def _is_metadata(line: str) -> bool:

@@ -29,7 +29,7 @@ def detect(data: bytes, content_type: str = "") -> str:
     return "dailypage"
 
 
-def parser_for(fmt: str) -> Callable[[bytes, str], list[Paper]]:
+def parser_for(fmt: str) -> Callable[[bytes, str, list[str]], list[Paper]]:
     """The parser of a structured format (the page text has its own path: dates, chrome)."""
     if fmt == "hf-json":
         return parse_hf_json

@@ -21,8 +21,9 @@ _ARXIV_PREFIX = re.compile(r"^arXiv:\S+\s+Announce Type:\s*\S+\s*(Abstract:\s*)?
 UPDATE_TYPES = ("replace", "replace-cross")
 
 
-def parse_feed(data: bytes | str, where: str) -> list[Paper]:
-    """Parse an RSS or Atom document into papers, in feed order."""
+def parse_feed(data: bytes | str, where: str, warnings: list[str] | None = None) -> list[Paper]:
+    """Parse an RSS or Atom document into papers, in feed order (feedparser normalises
+    every field's type, so `warnings` gets nothing from here)."""
     parsed = feedparser.parse(data)
     if parsed.bozo and not parsed.entries and not parsed.get("feed"):
         raise ParseError(where, f"not an RSS or Atom feed ({parsed.get('bozo_exception')})",

@@ -51,6 +51,14 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
         if moment is None:
             moment = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         return parse_snapshot(raw, where, fmt, moment, now, source or fmt)
+    return parse_page_snapshot(raw, where, captured_at or capture_from_name(path.name), now,
+                               source or SOURCE_NAME)
+
+
+def parse_page_snapshot(raw: bytes, where: str, moment: datetime | None, now: datetime,
+                        source: str) -> Snapshot:
+    """A snapshot of page text: captured at `moment`, else at the date inferred from the page
+    (a capture in a file, or the same text served over http and fetched at `moment`)."""
     digest = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8-sig")
@@ -66,14 +74,13 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
     warnings: list[str] = []
     inferred = False
     page_date = f"{_MONTH_NAMES[page.month - 1]} {page.day}"
-    moment = captured_at or capture_from_name(path.name)
     if moment is None:
-        moment = _infer(page.month, page.day, page.entries, now.date(), where)
+        moment, why = _infer(page.month, page.day, page.entries, now.date(), where)
         inferred = True
         warnings.append(
             f"warning: {where}: capture date inferred as {moment.date().isoformat()} from the "
-            f"page date '{page_date}' — pass --captured-at YYYY-MM-DD or put the date in the "
-            "file name (2026-03-13.txt) to set it"
+            f"page date '{page_date}': {why} — pass --captured-at YYYY-MM-DD or put the date "
+            "in the file name (2026-03-13.txt) to set it"
         )
     elif (moment.month, moment.day) != (page.month, page.day):
         warnings.append(
@@ -84,7 +91,7 @@ def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: 
         raise ParseError(where, f"capture date {moment.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
     papers = tuple(_paper(entry, moment.date(), where) for entry in page.entries)
-    return Snapshot(path=where, source=source or SOURCE_NAME, captured_at=moment, sha256=digest,
+    return Snapshot(path=where, source=source, captured_at=moment, sha256=digest,
                     papers=papers, page_date=page_date, date_inferred=inferred,
                     warnings=tuple(warnings))
 
@@ -95,15 +102,18 @@ def parse_snapshot(raw: bytes, where: str, fmt: str, captured_at: datetime, now:
     if is_future(captured_at, now):
         raise ParseError(where, f"capture date {captured_at.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
-    papers = parser_for(fmt)(raw, where)
+    warnings: list[str] = []
+    papers = parser_for(fmt)(raw, where, warnings)
     if not papers:
         raise ParseError(where, f"no papers in this {fmt} snapshot",
                          "check the source: an empty listing is treated as a failure")
     return Snapshot(path=where, source=source, captured_at=captured_at,
-                    sha256=hashlib.sha256(raw).hexdigest(), papers=tuple(papers))
+                    sha256=hashlib.sha256(raw).hexdigest(), papers=tuple(papers),
+                    warnings=tuple(warnings))
 
 
-def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) -> datetime:
+def _infer(month: int, day: int, entries: list[Entry], today: date,
+           where: str) -> tuple[datetime, str]:
     dated = []
     for entry in entries:
         if entry.year is not None and entry.month is not None and entry.day is not None:
@@ -117,7 +127,7 @@ def _infer(month: int, day: int, entries: list[Entry], today: date, where: str) 
     if found is None:
         raise ParseError(where, "cannot infer the capture year from the page",
                          "pass --captured-at YYYY-MM-DD")
-    return datetime(found.year, found.month, found.day, tzinfo=UTC)
+    return datetime(found.day.year, found.day.month, found.day.day, tzinfo=UTC), found.reason
 
 
 def _paper(entry: Entry, captured: date, where: str) -> Paper:

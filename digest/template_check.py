@@ -1,0 +1,62 @@
+"""Template errors as one line naming the template, its file and line, found before anything
+is committed: every template compiled up front, the new outputs rendered before the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import jinja2
+
+from digest.errors import TemplateError
+from digest.render import environment
+
+FIX = "fix the template (or remove the override to use the bundled one)"
+
+
+def check_templates(user_templates: str | None) -> None:
+    """Compile every template the outputs may use; TemplateError on the first that fails."""
+    env = environment(user_templates)
+    with template_errors():
+        for name in env.list_templates(filter_func=_is_template):
+            env.get_template(name)
+
+
+@contextmanager
+def template_errors() -> Iterator[None]:
+    """Turn a Jinja2 error (syntax, undefined name, missing include) into TemplateError."""
+    try:
+        yield
+    except jinja2.TemplateSyntaxError as exc:
+        where = _where(exc.name, exc.filename, exc.lineno)
+        raise TemplateError(where, " ".join((exc.message or "syntax error").split()), FIX) from None
+    except jinja2.TemplateError as exc:
+        filename, line = _template_frame(exc.__traceback__)
+        where = _where(Path(filename).name if filename else None, filename, line)
+        raise TemplateError(where, " ".join((exc.message or type(exc).__name__).split()),
+                            FIX) from None
+
+
+def _is_template(name: str) -> bool:
+    return not name.endswith(".css")
+
+
+def _where(name: str | None, filename: str | None, line: int | None) -> str:
+    text = f"template {name or '?'}"
+    if filename:
+        text += f" ({filename}" + (f", line {line})" if line else ")")
+    return text
+
+
+def _template_frame(tb: TracebackType | None) -> tuple[str | None, int | None]:
+    """The innermost frame that is template code (Jinja2 rewrites them to the template's
+    file and line)."""
+    found: tuple[str | None, int | None] = (None, None)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and not filename.startswith("<"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found

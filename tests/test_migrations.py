@@ -1,0 +1,79 @@
+"""Issue 8, item 7: migration 1 is frozen, a store made by it upgrades, and read-only
+commands never create a store (nor leave a lock file git would show)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+from sqlalchemy import Column, Connection, Text, create_engine, inspect, text
+
+from digest import schema
+from digest.cli import main
+from digest.store import open_store
+
+
+def columns(url: str) -> dict[str, set[str]]:
+    engine = create_engine(url)
+    try:
+        found = inspect(engine)
+        return {name: {c["name"] for c in found.get_columns(name)} for name in found.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_build_todays_schema(store_url: str) -> None:
+    open_store(store_url).close()
+    built = columns(store_url)
+    for table in schema.metadata.sorted_tables:
+        assert built[table.name] == {c.name for c in table.columns}, table.name
+
+
+def test_a_column_added_later_does_not_break_fresh_installs_or_upgrades(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store made by today's migrations, as the current release leaves it.
+    first = open_store(store_url)
+    first.close()
+
+    # The next release adds a column: to today's tables, and as the next migration.
+    later = max(version for version, _, _ in schema.MIGRATIONS) + 1
+    monkeypatch.setattr(schema.papers, "_columns", schema.papers._columns)  # restored after
+    schema.papers.append_column(Column("venue", Text))
+
+    def m002_venue(conn: Connection) -> None:
+        conn.execute(text("ALTER TABLE papers ADD COLUMN venue TEXT"))
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, (later, "venue", m002_venue)])
+    try:
+        upgraded = open_store(store_url)  # the old store upgrades
+        upgraded.close()
+        assert "venue" in columns(store_url)["papers"]
+        engine = create_engine(store_url)
+        with engine.begin() as conn:  # and a fresh install works too
+            for table in reversed(schema.metadata.sorted_tables):
+                conn.execute(text(f"DROP TABLE {table.name}"))
+        engine.dispose()
+        fresh = open_store(store_url)
+        fresh.close()
+        assert "venue" in columns(store_url)["papers"]
+    finally:
+        schema.papers._columns.remove(schema.papers.c.venue)
+
+
+def test_read_only_commands_create_no_store(tmp_path: Path) -> None:
+    for command in (["history"], ["subscribers", "list"], ["subscribers", "export"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2
+        assert result.stderr == ("error: sqlite:///digest.sqlite3: no store here yet — run digest "
+                                 "ingest or digest run first, or point --db at the store\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_files_are_ignored_by_git() -> None:
+    names = ["digest.sqlite3", "digest.sqlite3.lock", "digest.sqlite3-wal", "digest.sqlite3-shm"]
+    checked = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=ROOT,
+                             capture_output=True, text=True)
+    assert checked.stdout.split() == names

@@ -1,0 +1,130 @@
+"""Issue 8, item 3: outputs are never half-written, and a rerun repairs them.
+
+Template errors are found before the commit (one line: template, file, line; exit 2; store
+and out/ unchanged); a SIGKILL between the commit and the outputs, or a full disk, is
+repaired by running the same command again.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES
+
+from digest.cli import main
+from digest.store import open_store
+
+DAY1, DAY2 = EXAMPLES / "2026-03-11.txt", EXAMPLES / "2026-03-12.txt"
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def counts(db: Path) -> dict[str, int]:
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return store.counts()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("template", "source", "message"), [
+    ("digest.md", "# {{ digest.name }}\n\n{{ no_such_name }}\n",
+     "template digest.md ({templates}/digest.md, line 3): 'no_such_name' is undefined"),
+    ("index.html", "<html>\n{% for d in digests %}{{ d.nope.deeper }}{% endfor %}\n",
+     "template index.html ({templates}/index.html, line 2): "),
+    ("email.txt", "{% if digest %}\nno end\n", "template email.txt ({templates}/email.txt, line 2): "
+     "Unexpected end of template. Jinja was looking for the following tags: 'elif' or 'else' "
+     "or 'endif'."),
+], ids=["undefined-name", "undefined-attribute-in-index", "syntax-error"])
+def test_a_broken_template_changes_nothing(tmp_path: Path, template: str, source: str,
+                                           message: str) -> None:
+    db = tmp_path / "digest.sqlite3"
+    first = CliRunner().invoke(main, ["ingest", str(DAY1), "--db", f"sqlite:///{db}"])
+    assert first.exit_code == 0, first.output
+    before_out, before_store = tree(tmp_path / "out"), counts(db)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / template).write_text(source)
+    result = CliRunner().invoke(main, ["ingest", str(DAY2), "--db", f"sqlite:///{db}",
+                                       "--templates", str(templates)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: " + message.format(templates=templates))
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert result.stderr.rstrip().endswith(
+        "— fix the template (or remove the override to use the bundled one)")
+    assert tree(tmp_path / "out") == before_out and counts(db) == before_store
+
+
+KILL_AFTER_COMMIT = """
+import os, signal, sys
+import digest.output as output
+def die(*args):
+    print("committed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the snapshot is committed, no output is in place
+output.os.replace = die
+from digest.cli import main
+sys.argv = ["digest", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_run_killed_between_commit_and_outputs_is_repaired_by_a_rerun(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_COMMIT, "ingest", str(DAY1), "--db", db],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert killed.returncode == -9 and "committed" in killed.stdout, killed.stderr
+    assert counts(tmp_path / "digest.sqlite3")["digests"] == 1
+    assert not (tmp_path / "out/digests/2026-03-11.md").exists()
+    rerun = subprocess.run([sys.executable, "-m", "digest", "ingest", str(DAY1), "--db", db],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert rerun.returncode == 0 and "already ingested" in rerun.stdout, rerun.stderr
+    files = tree(tmp_path / "out")
+    for suffix in (".md", ".html", ".email.html", ".email.txt"):
+        assert f"digests/2026-03-11{suffix}" in files
+    assert b'href="digests/2026-03-11.html"' in files["index.html"]
+    assert not [name for name in files if name.endswith(".tmp")]
+
+
+def test_run_rewrites_missing_and_stale_outputs_and_removes_stray_temps(tmp_path: Path) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "2026-03-11.txt").write_bytes(DAY1.read_bytes())
+    (tmp_path / "digest.toml").write_text(f'[[sources]]\nname = "c"\nlocation = "{folder}"\n')
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    good = tree(tmp_path / "out")
+    (tmp_path / "out/digests/2026-03-11.html").unlink()
+    (tmp_path / "out/digests/2026-03-11.md").write_text("half a digest")
+    (tmp_path / "out/digests/.2026-03-11.md.abc123.tmp").write_text("left by a killed run")
+    (tmp_path / "out/.index.html.xyz.tmp").write_text("left by a killed run")
+    again = CliRunner().invoke(main, ["run", "--no-send"])
+    assert again.exit_code == 0 and "rewrote the missing outputs of 2026-03-11" in again.stderr
+    assert tree(tmp_path / "out") == good
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "digest.sqlite3"
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:  # undone alone: the working folder stays put
+        patch.setattr("digest.output.os.fsync", no_space)
+        result = CliRunner().invoke(main, ["ingest", str(DAY1), "--db", f"sqlite:///{db}"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: out/digests/2026-03-11.md: no space left on device — free "
+                             "space, then run digest render\n")
+    assert counts(db)["snapshots"] == 0  # rendered before the commit: nothing half-done
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    again = CliRunner().invoke(main, ["ingest", str(DAY1), "--db", f"sqlite:///{db}"])
+    assert again.exit_code == 0 and "7 new" in again.stdout
+    assert (tmp_path / "out/digests/2026-03-11.md").is_file()
