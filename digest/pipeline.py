@@ -18,7 +18,6 @@ from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError, StoreError
 from digest.mail.alerts import alert_operator
 from digest.mail.deliver import Sender, Summary
-from digest.mail.subscribers import parse_topics
 from digest.mail.transport import make_transport
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.publish.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
@@ -35,6 +34,7 @@ from digest.publish.template_check import check_templates, template_errors
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store, cycle_log
 from digest.store.lock import cycle_lock
+from digest.topics import parse_topics
 
 logger = logging.getLogger(__name__)
 

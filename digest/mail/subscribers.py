@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,8 @@ from digest.statuses import UNSUBSCRIBED as UNSUBSCRIBED
 from digest.store import Store, naive_utc
 from digest.store import schema as t
 from digest.text import one_line
+from digest.topics import parse_topics as parse_topics
+from digest.topics import topic_pattern as topic_pattern
 
 STATUSES = SUBSCRIBER_STATUSES
 CSV_COLUMNS = ("email", "name", "topics")
@@ -65,22 +66,6 @@ def normalize_address(raw: str) -> str:
     except EmailNotValidError as exc:
         raise SubscriberError(raw, f"not a valid email address ({exc})",
                               "check the spelling, e.g. ada@example.org") from None
-
-
-def parse_topics(text: str | None) -> tuple[str, ...]:
-    """Split `"reasoning, diffusion models"` into distinct phrases (empty: every paper)."""
-    if not text:
-        return ()
-    phrases = (" ".join(one_line(p).split()) for p in re.split(r"[,;\n]", text))
-    return tuple(dict.fromkeys(p for p in phrases if p))
-
-
-def topic_pattern(topics: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One case-insensitive regex matching any topic as whole words; None for no topics."""
-    if not topics:
-        return None
-    alternatives = "|".join(r"\s+".join(map(re.escape, t.split())) for t in topics)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
 def _row(row: Any) -> Subscriber:

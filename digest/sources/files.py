@@ -10,8 +10,9 @@ from pathlib import Path
 from digest.capture import capture_from_name, infer_capture_date, is_future, resolve_yearless
 from digest.errors import ParseError, SourceError
 from digest.models import Paper, Snapshot
-from digest.sources.dailypage import Entry, find_links, parse_page
+from digest.sources.dailypage import Entry, parse_page
 from digest.sources.detect import detect, parser_for
+from digest.text import find_links
 
 SOURCE_NAME = "hf-daily-page"
 SNAPSHOT_SUFFIXES = (".txt", ".json", ".html", ".xml", ".rss", ".atom")
