@@ -14,7 +14,7 @@ from sqlalchemy import select
 from digest.config import Settings
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
-from digest.models import Paper, normalize_arxiv_id, normalize_title, paper_key
+from digest.models import Paper, normalize_arxiv_id, normalize_title
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store, schema
@@ -52,8 +52,8 @@ def test_normalised_titles_and_keys() -> None:
     assert normalize_title("  MedS$^3$:  Towards   Medical—Models! ") == "meds 3 towards medical models"
     assert normalize_title("ＦＵＬＬＷＩＤＴＨ Title") == normalize_title("fullwidth title")
     assert normalize_title("Straße") == normalize_title("STRASSE")
-    assert paper_key("Any Title", "2410.12345") == "arxiv:2410.12345"
-    assert paper_key("Fast & Slow", None) == "title:fast slow"
+    assert Paper("Any Title", "", 1, arxiv_id="2410.12345").key == "arxiv:2410.12345"
+    assert Paper("Fast & Slow", "", 1).key == "title:fast slow"
 
 
 @pytest.mark.parametrize(

@@ -119,17 +119,6 @@ def _check(conn: Connection, snapshot: Snapshot) -> datetime:
     return captured
 
 
-def flood_reason(new: int, page: int, since_previous: timedelta | None, max_new: int) -> str | None:
-    """Why a digest looks like a flood (held back from email), or None when it looks normal.
-
-    Too many new papers, or most of a page new although the previous snapshot of the same
-    source is recent: typically the source changed its format and every title looks new.
-    """
-    if new > max_new:
-        return f"{new} new papers is more than max_new ({max_new})"
-    return _format_change(new, page, since_previous)
-
-
 def _format_change(new: int, page: int, since_previous: timedelta | None) -> str | None:
     if (page >= FLOOD_MIN_PAGE and new > FLOOD_SHARE * page and since_previous is not None
             and since_previous < FLOOD_WINDOW):
