@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from digest.capture import MONTH_NAMES
 from digest.errors import ParseError
 from digest.text import split_urls
 
-MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+MONTHS = {m: i for i, m in enumerate(MONTH_NAMES, 1)}
 _MONTH = "(" + "|".join(MONTHS) + ")"
 PAGE_DATE = re.compile(_MONTH + r" (\d{1,2})")
 PAPER_DATE = re.compile(_MONTH + r" (\d{1,2})(?:, (\d{4}))?(?: (\d+))?")
