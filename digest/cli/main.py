@@ -270,7 +270,7 @@ def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | 
 
 @main.command(context_settings=CONTEXT)
 @click.option("--status", "statuses", multiple=True,
-              type=click.Choice(LISTED_STATUSES),
+              type=click.Choice([str(s) for s in LISTED_STATUSES]),
               help="Only deliveries in this status (repeatable); default: failed, deferred, unknown.")
 @store_options
 def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,

@@ -23,7 +23,7 @@ from sqlalchemy import insert, select, update
 from digest.errors import SubscriberError
 from digest.statuses import ACTIVE as ACTIVE
 from digest.statuses import PAUSED as PAUSED
-from digest.statuses import SUBSCRIBER_STATUSES
+from digest.statuses import SUBSCRIBER_STATUSES, SubscriberStatus
 from digest.statuses import UNSUBSCRIBED as UNSUBSCRIBED
 from digest.store import Store, naive_utc
 from digest.store import schema as t
@@ -43,7 +43,7 @@ class Subscriber:
     email: str
     name: str | None
     topics: tuple[str, ...]
-    status: str
+    status: SubscriberStatus
     updated_at: datetime | None = None
 
 
@@ -70,7 +70,7 @@ def normalize_address(raw: str) -> str:
 
 def _row(row: Any) -> Subscriber:
     return Subscriber(id=row.id, email=row.email, name=row.name,
-                      topics=parse_topics(row.topics), status=row.status,
+                      topics=parse_topics(row.topics), status=SubscriberStatus(row.status),
                       updated_at=row.updated_at)
 
 
