@@ -60,16 +60,10 @@ def _layer(module: str) -> int:
 
 
 def _imports(path: Path) -> set[str]:
-    """The digest modules a file imports at run time (not under `if TYPE_CHECKING:`)."""
+    """The digest modules a file imports, at run time or for type checking alike."""
     found: set[str] = set()
-    typing_only: set[int] = set()
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
-            typing_only.update(id(inner) for inner in ast.walk(node))
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "digest")
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -29,24 +29,15 @@ from digest.models import (
     StoredPaper,
 )
 from digest.store import schema as t
+from digest.store.ingest import record
+from digest.store.times import aware as aware
+from digest.store.times import naive_utc as naive_utc
 
 DEFAULT_URL = "sqlite:///digest.sqlite3"
 DEFAULT_MAX_NEW = 300
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 # Called inside the ingest transaction, before the commit, with its results and papers.
 Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
-
-
-def naive_utc(moment: datetime) -> datetime:
-    """Drop the zone after converting to UTC: the store keeps naive UTC on every backend."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def aware(moment: datetime) -> datetime:
-    """Read a stored naive UTC time back as an aware one."""
-    return moment.replace(tzinfo=UTC)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -118,8 +109,6 @@ class Store:
         and the digest's papers as stored (empty without a digest), so the caller can
         render them without reading them back.
         """
-        from digest.store.ingest import record
-
         with self.engine.begin() as conn:
             results, published = record(conn, snapshots, baseline, now or datetime.now(UTC),
                                         max_new)

@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import func, insert, select, update
 
 from digest.store import Store, aware, naive_utc
 from digest.store import schema as t
 
-if TYPE_CHECKING:
-    from digest.pipeline import CycleReport
+
+class Sent(Protocol):
+    """The counts of a send run the log keeps (mail.deliver.Summary)."""
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
+
+
+class CycleReport(Protocol):
+    """What the log needs of a cycle's report (pipeline.CycleReport): a protocol, so that the
+    store does not import the pipeline above it."""
+
+    @property
+    def fetched(self) -> Mapping[str, int]: ...
+
+    @property
+    def failures(self) -> list[tuple[str, str]]: ...
+
+    @property
+    def notices(self) -> list[str]: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def sent(self) -> Sent | None: ...
+
+    @property
+    def new(self) -> int: ...
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def succeeded(self) -> list[str]: ...
 
 
 def start(store: Store, now: datetime) -> int:

@@ -20,8 +20,8 @@ from digest.models import (
     Snapshot,
     StoredPaper,
 )
-from digest.store import aware, naive_utc
 from digest.store import schema as t
+from digest.store.times import aware, naive_utc
 from digest.text import clean
 
 FLOOD_SHARE = 0.8
