@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -84,6 +86,7 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
         staged.install()
         if result.digest is not None:
             after_commit(store, settings, result.digest, published, now, enrich_arxiv)
+            record_published(settings, result.digest.name)
         del published
         yield result
     publish_site(store, settings)
@@ -221,13 +224,43 @@ def repair_outputs(store: Store, settings: Settings) -> list[str]:
     names = [d.name for d in digests]
     for index, info in enumerate(digests):
         missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
-        if missing or index == 0:
+        if missing or (index == 0 and not _published_intact(settings, info.name)):
             publish_digest(settings, info, store.digest_papers(info.name),
                            older=names[index + 1] if index + 1 < len(names) else None,
                            newer=names[index - 1] if index > 0 else None)
+            if index == 0:
+                record_published(settings, info.name)
             if missing:
                 repaired.append(info.name)
     return repaired
+
+
+def _manifest(settings: Settings) -> Path:
+    return settings.out_dir / "digests" / ".published.json"
+
+
+def record_published(settings: Settings, name: str) -> None:
+    """Note the newest digest's outputs as complete (written last, after every step that
+    changes them), so the next run can tell them intact without rendering them again."""
+    hashes = {suffix: _sha256(digest_path(settings, name, suffix)) for suffix in OUTPUT_SUFFIXES}
+    write_atomic(_manifest(settings), json.dumps({"digest": name, "sha256": hashes}, indent=1))
+
+
+def _published_intact(settings: Settings, name: str) -> bool:
+    """True when the newest digest's files are the ones its last complete publish wrote: a
+    run killed before that (or a file changed since) renders them again."""
+    try:
+        noted = json.loads(_manifest(settings).read_text())
+        return bool(noted["digest"] == name and all(
+            _sha256(digest_path(settings, name, suffix)) == noted["sha256"][suffix]
+            for suffix in OUTPUT_SUFFIXES))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def publish_site(store: Store, settings: Settings) -> None:
@@ -260,6 +293,8 @@ def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
         publish_digest(settings, info, store.digest_papers(info.name),
                        older=names[at + 1] if at + 1 < len(names) else None,
                        newer=names[at - 1] if at > 0 else None)
+    if digests:
+        record_published(settings, digests[0].name)
     publish_site(store, settings)
     return digests
 
@@ -346,6 +381,7 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
         if report.digest is not None:
             report.enriched = after_commit(store, settings, report.digest, published, now,
                                            settings.enrich.arxiv, client)
+            record_published(settings, report.digest.name)
         del published
     publish_site(store, settings)
     repaired = repair_outputs(store, settings)
