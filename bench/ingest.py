@@ -51,8 +51,8 @@ def preload(db_url: str, h: int) -> None:
 
     from sqlalchemy import insert
 
-    from digest import schema as t
     from digest.store import open_store
+    from digest.store import schema as t
 
     store = open_store(db_url)
     with store.engine.begin() as conn:
@@ -85,7 +85,7 @@ def work(kind: str, snapshot: str, db_url: str, out: str) -> dict[str, float]:
 
     from click.testing import CliRunner
 
-    from digest.cli import main
+    from digest.cli.main import main
 
     base, _ = _memory_mb()
     start = time.perf_counter()

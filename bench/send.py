@@ -60,10 +60,10 @@ def prepare_store(folder: Path, n: int) -> str:
     from ingest import synth_snapshot
     from sqlalchemy import insert
 
-    from digest import schema as t
     from digest.config import Settings
     from digest.pipeline import ingest, prepare
     from digest.store import open_store
+    from digest.store import schema as t
 
     url = f"sqlite:///{folder / 'send.sqlite3'}"
     store = open_store(url)
@@ -85,10 +85,10 @@ def prepare_store(folder: Path, n: int) -> str:
 def run_send(url: str, port: int, out: str) -> dict[str, float]:
     """Run `digest send` in this process; report messages, seconds and peak memory."""
     from digest.config import EmailSettings, Settings
-    from digest.deliver import Sender
-    from digest.render import Site
+    from digest.mail.deliver import Sender
+    from digest.mail.transport import SmtpTransport
+    from digest.publish.render import Site
     from digest.store import open_store
-    from digest.transport import SmtpTransport
 
     email = EmailSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
                           from_address="papers@example.org", secret="bench-secret-0123456789abcdefghijklmn")

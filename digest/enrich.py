@@ -21,7 +21,7 @@ import httpx
 from digest.config import EnrichSettings
 from digest.models import normalize_arxiv_id, normalize_title
 from digest.store import Store
-from digest.store_enrich import Lookup, record, titles_to_look_up
+from digest.store.enrichment import Lookup, record, titles_to_look_up
 
 # arXiv's search treats these as syntax inside a phrase; words are what the match needs.
 _QUERY_NOISE = re.compile(r'["\\$^{}()\[\]:]+')

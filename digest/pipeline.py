@@ -14,23 +14,29 @@ from typing import Any
 
 import httpx
 
-from digest import cycle_log
-from digest.alerts import alert_operator
+from digest.collect import collect
 from digest.config import Settings, SourceSettings, link_problem
-from digest.deliver import Sender, Summary
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError, StoreError
-from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
-from digest.lock import cycle_lock
+from digest.mail.alerts import alert_operator
+from digest.mail.deliver import Sender, Summary
+from digest.mail.subscribers import parse_topics
+from digest.mail.transport import make_transport
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.output import discard, install, remove_stray_temps, stage, write_atomic
-from digest.render import PaperView, paper_view, render_email, render_index, render_markdown, render_page
-from digest.sources.collect import collect
+from digest.publish.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
+from digest.publish.output import discard, install, remove_stray_temps, stage, write_atomic
+from digest.publish.render import (
+    PaperView,
+    paper_view,
+    render_email,
+    render_index,
+    render_markdown,
+    render_page,
+)
+from digest.publish.template_check import check_templates, template_errors
 from digest.sources.files import expand_paths, read_snapshot
-from digest.store import Store
-from digest.subscribers import parse_topics
-from digest.template_check import check_templates, template_errors
-from digest.transport import make_transport
+from digest.store import Store, cycle_log
+from digest.store.lock import cycle_lock
 
 logger = logging.getLogger(__name__)
 

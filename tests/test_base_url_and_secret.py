@@ -14,16 +14,16 @@ from conftest import EXAMPLES
 from smtp_server import Mailbox, SmtpServer
 from starlette.testclient import TestClient
 
-from digest import delivery_log as log
-from digest import subscribers as book
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import EmailSettings, Settings
 from digest.errors import ConfigError
+from digest.mail import delivery_log as log
+from digest.mail import subscribers as book
+from digest.mail.transport import SmtpTransport
 from digest.pipeline import make_sender
-from digest.render import Site
+from digest.publish.render import Site
 from digest.store import open_store
-from digest.transport import SmtpTransport
-from digest.web import create_app
+from digest.web.app import create_app
 
 SECRET = "links-test-secret-0123456789abcdefghij"
 NO_BASE_URL = ("site.base_url: not set, so emails get relative links and no web unsubscribe or "

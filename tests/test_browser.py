@@ -21,15 +21,15 @@ from conftest import EXAMPLES, ROOT, SHARED_SNAPSHOTS
 from smtp_server import Mailbox, SmtpServer, content, free_port
 
 from digest.config import EmailSettings, Settings
-from digest.deliver import Sender
+from digest.mail.deliver import Sender
+from digest.mail.subscribers import topic_pattern
+from digest.mail.transport import SmtpTransport
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare
-from digest.render import PaperView, Site, paper_view, render_email
+from digest.publish.render import PaperView, Site, paper_view, render_email
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
-from digest.subscribers import topic_pattern
-from digest.transport import SmtpTransport
-from digest.web import create_app
+from digest.web.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = ROOT / "out" / "screenshots"

@@ -143,7 +143,7 @@ def test_the_inference_warning_is_printed_when_the_snapshot_is_refused_as_out_of
         tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from digest.cli import main
+    from digest.cli.main import main
 
     newer = tmp_path / "2026-03-13.txt"
     newer.write_text(page(entry("New")))

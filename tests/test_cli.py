@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, FIXTURES, entry, page
 
-from digest.cli import main
+from digest.cli.main import main
 from digest.store import open_store
 
 

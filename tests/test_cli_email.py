@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
 
-from digest.cli import main
+from digest.cli.main import main
 
 NO_BASE_URL = ("warning: site.base_url: not set, so emails get relative links and no web unsubscribe "
                "or preferences link — set [site] base_url (or DIGEST_SITE_BASE_URL) to the public "

@@ -14,13 +14,13 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from digest import subscribers as book
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import EmailSettings, Settings, WebSettings
-from digest.render import Site
+from digest.mail import subscribers as book
+from digest.mail.tokens import preferences_token, unsubscribe_token
+from digest.publish.render import Site
 from digest.store import Store, open_store
-from digest.tokens import preferences_token, unsubscribe_token
-from digest.web import create_app
+from digest.web.app import create_app
 
 SECRET = "consent-test-secret-0123456789abcdef"
 

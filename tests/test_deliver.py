@@ -18,16 +18,16 @@ import pytest
 from conftest import EXAMPLES, entry, page
 from smtp_server import Mailbox, SmtpServer, content
 
-from digest import delivery_log as log
-from digest import subscribers as book
 from digest.config import EmailSettings, Settings
-from digest.deliver import Sender
 from digest.errors import ConfigError
+from digest.mail import delivery_log as log
+from digest.mail import subscribers as book
+from digest.mail.deliver import Sender
+from digest.mail.tokens import read_unsubscribe_token
+from digest.mail.transport import OutboxTransport, SmtpTransport
 from digest.pipeline import ingest, make_sender, prepare
-from digest.render import Site
+from digest.publish.render import Site
 from digest.store import Store, open_store
-from digest.tokens import read_unsubscribe_token
-from digest.transport import OutboxTransport, SmtpTransport
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "test-secret-not-for-production-0123456789"

@@ -13,15 +13,15 @@ from click.testing import CliRunner
 from conftest import EXAMPLES
 from smtp_server import Mailbox, ScriptedSmtp, SmtpServer
 
-from digest import delivery_log as log
-from digest import subscribers as book
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import EmailSettings, Settings
-from digest.deliver import Sender
+from digest.mail import delivery_log as log
+from digest.mail import subscribers as book
+from digest.mail.deliver import Sender
+from digest.mail.transport import SmtpTransport
 from digest.pipeline import ingest, prepare
-from digest.render import Site
+from digest.publish.render import Site
 from digest.store import Store, open_store
-from digest.transport import SmtpTransport
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "delivery-faults-secret-0123456789abcdef"

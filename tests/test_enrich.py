@@ -15,15 +15,15 @@ from conftest import EXAMPLES, FIXTURES, ROOT
 from http_server import FixtureServer, Route
 from sqlalchemy import select
 
-from digest import schema as t
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import EnrichSettings, Settings, SourceSettings
 from digest.enrich import enrich, parse_answer, request_params
 from digest.pipeline import run_cycle
-from digest.render import paper_view
+from digest.publish.render import paper_view
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
-from digest.store_enrich import titles_to_look_up
+from digest.store import schema as t
+from digest.store.enrichment import titles_to_look_up
 
 NOW = datetime(2026, 3, 13, 9, tzinfo=UTC)
 SHARED_FORMATS = ROOT.parent / "shared" / "formats"

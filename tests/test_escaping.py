@@ -14,9 +14,9 @@ import pytest
 from conftest import EXAMPLES, SHARED_SNAPSHOTS
 from markdown_it import MarkdownIt
 
-from digest.feeds import build_feeds
 from digest.models import Paper, StoredPaper
-from digest.render import Site
+from digest.publish.feeds import build_feeds
+from digest.publish.render import Site
 from digest.sources.files import read_snapshot
 from digest.text import md_escape, md_escape_block
 

@@ -14,12 +14,12 @@ from conftest import EXAMPLES
 from starlette.testclient import TestClient
 
 from digest.config import EmailSettings, Settings
-from digest.feeds import build_feeds, topic_slug, topics_from_slug
 from digest.models import Paper, StoredPaper
 from digest.pipeline import ingest, prepare
-from digest.render import Site
+from digest.publish.feeds import build_feeds, topic_slug, topics_from_slug
+from digest.publish.render import Site
 from digest.store import open_store
-from digest.web import create_app
+from digest.web.app import create_app
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.feeds import build_feeds
-from digest.latex import tex_to_unicode
+from digest.mail.subscribers import topic_pattern
 from digest.models import Paper, StoredPaper
-from digest.render import Site, paper_view
-from digest.subscribers import topic_pattern
+from digest.publish.feeds import build_feeds
+from digest.publish.latex import tex_to_unicode
+from digest.publish.render import Site, paper_view
 
 
 @pytest.mark.parametrize(("tex", "text"), [

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from conftest import SHARED_SNAPSHOTS
 
-from digest.links import Link, link_label, paper_links, title_link
 from digest.models import DigestInfo, Paper, StoredPaper
-from digest.render import Site, paper_view, render_page
+from digest.publish.links import Link, link_label, paper_links, title_link
+from digest.publish.render import Site, paper_view, render_page
 from digest.sources.files import read_snapshot
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)

@@ -11,9 +11,8 @@ from click.testing import CliRunner
 from conftest import ROOT
 from sqlalchemy import Column, Connection, Text, create_engine, inspect, text
 
-from digest import schema
-from digest.cli import main
-from digest.store import open_store
+from digest.cli.main import main
+from digest.store import open_store, schema
 
 
 def columns(url: str) -> dict[str, set[str]]:

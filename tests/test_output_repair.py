@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
 
-from digest.cli import main
+from digest.cli.main import main
 from digest.store import open_store
 
 DAY1, DAY2 = EXAMPLES / "2026-03-11.txt", EXAMPLES / "2026-03-12.txt"
@@ -66,12 +66,12 @@ def test_a_broken_template_changes_nothing(tmp_path: Path, template: str, source
 
 KILL_AFTER_COMMIT = """
 import os, signal, sys
-import digest.output as output
+import digest.publish.output as output
 def die(*args):
     print("committed", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # the snapshot is committed, no output is in place
 output.os.replace = die
-from digest.cli import main
+from digest.cli.main import main
 sys.argv = ["digest", *sys.argv[1:]]
 main()
 """
@@ -118,7 +118,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path: Path,
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patch:  # undone alone: the working folder stays put
-        patch.setattr("digest.output.os.fsync", no_space)
+        patch.setattr("digest.publish.output.os.fsync", no_space)
         result = CliRunner().invoke(main, ["ingest", str(DAY1), "--db", f"sqlite:///{db}"])
     assert result.exit_code == 2
     assert result.stderr == ("error: out/digests/2026-03-11.md: no space left on device — free "

@@ -25,7 +25,7 @@ def test_installed_wheel_renders_outside_the_checkout(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     script = ("import digest, sys; assert digest.__file__.startswith(sys.argv[1]), digest.__file__; "
-              "from digest.cli import main; main(['ingest', sys.argv[2]])")
+              "from digest.cli.main import main; main(['ingest', sys.argv[2]])")
     done = subprocess.run([sys.executable, "-c", script, str(site), str(EXAMPLES)], cwd=work,
                           env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True)

@@ -12,14 +12,14 @@ import pytest
 from conftest import EXAMPLES
 from starlette.testclient import TestClient
 
-from digest import subscribers as book
-from digest.chart import history_chart
 from digest.config import EmailSettings, Settings
+from digest.mail import subscribers as book
+from digest.mail.tokens import preferences_token
 from digest.pipeline import ingest, prepare
-from digest.render import Site
+from digest.publish.chart import history_chart
+from digest.publish.render import Site
 from digest.store import Store, open_store
-from digest.tokens import preferences_token
-from digest.web import create_app
+from digest.web.app import create_app
 
 SECRET = "pages-test-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

@@ -17,11 +17,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from conftest import EXAMPLES
 from sqlalchemy import select
 
-from digest import cycle_log
-from digest import schema as t
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.schedule import LocalCronTrigger, build_scheduler, catch_up, cycle_job, needs_catch_up
-from digest.store import open_store
+from digest.store import cycle_log, open_store
+from digest.store import schema as t
 
 
 def fires(trigger: LocalCronTrigger, start: datetime, days: int) -> list[datetime]:

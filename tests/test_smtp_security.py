@@ -17,12 +17,12 @@ from conftest import EXAMPLES
 from smtp_server import Mailbox, free_port
 from test_deliver import NOW, SECRET
 
-from digest import subscribers as book
 from digest.config import EmailSettings, Settings
-from digest.deliver import Sender
+from digest.mail import subscribers as book
+from digest.mail.deliver import Sender
+from digest.mail.transport import SmtpTransport
 from digest.pipeline import ingest, prepare
 from digest.store import open_store
-from digest.transport import SmtpTransport
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 

@@ -26,14 +26,14 @@ from conftest import FIXTURES
 from http_server import FixtureServer, Route
 from sqlalchemy import select
 
-from digest import schema as t
-from digest.cli import main
+from digest.cli.main import main
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.errors import SourceError
 from digest.pipeline import run_cycle
 from digest.sources import fetch as fetch_module
 from digest.sources.fetch import FetchLimits, fetch
 from digest.store import Store, open_store
+from digest.store import schema as t
 
 SOURCES = FIXTURES / "sources"
 GOOD = (SOURCES / "daily_papers.json").read_bytes()
@@ -90,14 +90,14 @@ def gzip_bomb(inflated: int = 2 << 30) -> bytes:
 
 KILL_AFTER_FETCH = """
 import os, signal, sys
-import digest.sources.collect as collect
+import digest.collect as collect
 stored = collect.record_fetch
 def record_then_die(*args, **kwargs):
     sha = stored(*args, **kwargs)
     print("fetch stored", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # the worst moment: stored, not yet ingested
 collect.record_fetch = record_then_die
-from digest.cli import main
+from digest.cli.main import main
 sys.argv = ["digest", *sys.argv[1:]]
 main()
 """

@@ -19,15 +19,15 @@ from conftest import EXAMPLES, FIXTURES
 from http_server import FixtureServer, Route
 from sqlalchemy import select
 
-from digest import schema as t
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.errors import StoreError
-from digest.feeds import paper_guid
-from digest.lock import cycle_lock
 from digest.pipeline import ingest, prepare, run_cycle
+from digest.publish.feeds import paper_guid
 from digest.sources.detect import detect
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
+from digest.store import schema as t
+from digest.store.lock import cycle_lock
 
 SOURCES = FIXTURES / "sources"
 NOW = datetime(2026, 3, 13, 8, 0, tzinfo=UTC)
@@ -226,7 +226,7 @@ def test_run_lock_one_cycle_at_a_time_and_a_killed_holder_releases_it(
     url = store.url
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from digest.store import open_store; "
-         "from digest.lock import cycle_lock; s = open_store(sys.argv[1]);\n"
+         "from digest.store.lock import cycle_lock; s = open_store(sys.argv[1]);\n"
          "with cycle_lock(s):\n    print('held', flush=True); time.sleep(60)", url],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout and holder.stdout.readline().strip() == "held"
@@ -257,7 +257,7 @@ def test_run_lock_on_postgres(pg_url: str) -> None:
 def test_run_command_output_and_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from digest.cli import main
+    from digest.cli.main import main
 
     folder = tmp_path / "captures"
     folder.mkdir()

@@ -11,14 +11,13 @@ import pytest
 from conftest import EXAMPLES, entry, page
 from sqlalchemy import select
 
-from digest import schema
 from digest.config import Settings
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
 from digest.models import Paper, normalize_arxiv_id, normalize_title, paper_key
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
-from digest.store import Store, open_store
+from digest.store import Store, open_store, schema
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, FIXTURES
 from http_server import FixtureServer, Route
 
-from digest.cli import main
-from digest.cli_config import EXAMPLE
+from digest.cli.config import EXAMPLE
+from digest.cli.main import main
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.pipeline import run_cycle
 from digest.sources.detect import detect

@@ -14,13 +14,13 @@ import pytest
 from conftest import EXAMPLES, FIXTURES, entry, page
 from starlette.testclient import TestClient
 
-from digest import subscribers as book
 from digest.config import EmailSettings, Settings
+from digest.mail import subscribers as book
+from digest.mail.tokens import confirm_token, preferences_token, unsubscribe_token
 from digest.pipeline import ingest, prepare
-from digest.render import Site
+from digest.publish.render import Site
 from digest.store import Store, open_store
-from digest.tokens import confirm_token, preferences_token, unsubscribe_token
-from digest.web import create_app
+from digest.web.app import create_app
 
 SECRET = "web-test-secret-0123456789abcdefghij"
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

@@ -21,13 +21,13 @@ from smtp_server import Mailbox, SmtpServer
 from starlette.testclient import TestClient
 from web_server import WebServer
 
-from digest import subscribers as book
 from digest.config import EmailSettings, Settings, WebSettings
-from digest.render import Site
+from digest.mail import subscribers as book
+from digest.mail.transport import SmtpTransport
+from digest.publish.render import Site
 from digest.store import Store, open_store
-from digest.transport import SmtpTransport
-from digest.web import create_app
-from digest.web_safety import SECURITY_HEADERS
+from digest.web.app import create_app
+from digest.web.safety import SECURITY_HEADERS
 
 SECRET = "web-limits-secret-0123456789abcdefghij"
 

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from digest import CONFIG_NAME
-from digest.cli_support import CONTEXT, settings_for, user_errors
+from digest.cli.support import CONTEXT, settings_for, user_errors
 from digest.errors import ConfigError
-from digest.output import write_atomic
+from digest.publish.output import write_atomic
 
 EXAMPLE = """\
 # paper-digest settings. Every setting can be overridden by an environment variable

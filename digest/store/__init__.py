@@ -20,7 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from digest import schema as t
 from digest.errors import StoreError
 from digest.models import (
     DigestInfo,
@@ -29,6 +28,7 @@ from digest.models import (
     Snapshot,
     StoredPaper,
 )
+from digest.store import schema as t
 
 DEFAULT_URL = "sqlite:///digest.sqlite3"
 DEFAULT_MAX_NEW = 300
@@ -119,7 +119,7 @@ class Store:
         and the digest's papers as stored (empty without a digest), so the caller can
         render them without reading them back.
         """
-        from digest.store_ingest import record
+        from digest.store.ingest import record
 
         with self.engine.begin() as conn:
             results, published = record(conn, snapshots, baseline, now or datetime.now(UTC),

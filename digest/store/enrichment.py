@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from digest import schema as t
 from digest.store import Store, naive_utc
+from digest.store import schema as t
 
 MISS_RETRY = timedelta(days=7)
 

@@ -29,24 +29,31 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from digest import subscribers as book
-from digest.chart import history_chart
 from digest.config import Settings
 from digest.errors import SubscriberError
-from digest.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug, topics_from_slug
-from digest.message import POLICY, POLICY_UTF8, address_header, header_text
-from digest.models import StoredPaper
-from digest.page_cache import CachedPage, PageCache, not_modified
-from digest.render import environment, long_date, paper_view, render_page
-from digest.store import Store
-from digest.tokens import (
+from digest.mail import subscribers as book
+from digest.mail.message import POLICY, POLICY_UTF8, address_header, header_text
+from digest.mail.tokens import (
     confirm_token,
     read_confirm_token,
     read_preferences_token,
     read_unsubscribe_token,
 )
-from digest.transport import Permanent, Transient, Transport, Unknown, make_transport
-from digest.web_safety import BodyLimit, Mailer, RateLimits, SecurityHeaders
+from digest.mail.transport import Permanent, Transient, Transport, Unknown, make_transport
+from digest.models import StoredPaper
+from digest.publish.chart import history_chart
+from digest.publish.feeds import (
+    TOPIC_FEED_WINDOW,
+    FeedPlace,
+    build_feeds,
+    matching,
+    topic_slug,
+    topics_from_slug,
+)
+from digest.publish.render import environment, long_date, paper_view, render_page
+from digest.store import Store
+from digest.web.page_cache import CachedPage, PageCache, not_modified
+from digest.web.safety import BodyLimit, Mailer, RateLimits, SecurityHeaders
 
 CSRF_COOKIE = "digest_csrf"
 HTML = "text/html; charset=utf-8"

@@ -14,7 +14,7 @@ from digest.errors import DigestError
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands: `digest --help` needs click alone
     from digest.config import Settings
-    from digest.deliver import Summary
+    from digest.mail.deliver import Summary
     from digest.store import Store
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

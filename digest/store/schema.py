@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 
-from digest.schema_m001 import m001_initial
+from digest.store.schema_m001 import m001_initial
 
 metadata = MetaData()
 

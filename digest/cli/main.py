@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import click
 
 from digest import __version__
-from digest.cli_config import config_group, init
-from digest.cli_subscribers import subscribers
-from digest.cli_support import (
+from digest.cli.config import config_group, init
+from digest.cli.subscribers import subscribers
+from digest.cli.support import (
     CONTEXT,
     opened,
     progress,
@@ -83,8 +83,8 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
     """
     from digest import pipeline
     from digest.capture import parse_iso_capture
-    from digest.lock import cycle_lock
     from digest.sources.files import expand_paths, read_snapshot
+    from digest.store.lock import cycle_lock
 
     with user_errors():
         moment = None
@@ -157,7 +157,7 @@ def enrich(budget: int | None, db: str | None, out: str | None, templates: str |
     """
     from digest import pipeline
     from digest.enrich import enrich as run_enrich
-    from digest.lock import cycle_lock
+    from digest.store.lock import cycle_lock
 
     with user_errors(), opened(db, out, templates) as (store, settings):
         options = settings.enrich if budget is None else replace(settings.enrich, budget=budget)
@@ -182,7 +182,7 @@ def render(db: str | None, out: str | None, templates: str | None) -> None:
       digest render --out public/
     """
     from digest import pipeline
-    from digest.lock import cycle_lock
+    from digest.store.lock import cycle_lock
 
     with user_errors(), opened(db, out, templates) as (store, settings), cycle_lock(store):
         digests = pipeline.render_all(store, settings)
@@ -199,7 +199,7 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
     Example:
       digest history --db postgresql+psycopg://localhost/digest
     """
-    from digest import cycle_log
+    from digest.store import cycle_log
 
     with user_errors(), opened(db, out, templates, read_only=True) as (store, _settings):
         rows = store.history()
@@ -285,7 +285,7 @@ def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
       digest deliveries
       digest deliveries --status failed
     """
-    from digest import delivery_log
+    from digest.mail import delivery_log
 
     with user_errors(), opened(db, out, templates) as (store, _):
         rows = delivery_log.listing(store, statuses or delivery_log.NEEDS_ATTENTION)
@@ -310,7 +310,8 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
     Example:
       digest release 2026-03-13
     """
-    from digest import delivery_log, pipeline
+    from digest import pipeline
+    from digest.mail import delivery_log
 
     with user_errors(), opened(db, out, templates) as (store, settings):
         if not delivery_log.release_digest(store, name):
@@ -381,8 +382,8 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest --config /etc/paper-digest/digest.toml schedule
     """
-    from digest import cycle_log
     from digest import schedule as schedule_module
+    from digest.store import cycle_log
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
@@ -428,7 +429,7 @@ def serve(host: str, port: int, dev: bool, access_log: bool, db: str | None, out
     """
     import uvicorn
 
-    from digest.web import create_app
+    from digest.web.app import create_app
 
     with user_errors(), opened(db, out, templates) as (store, settings):
         app = create_app(store, settings, dev=dev)

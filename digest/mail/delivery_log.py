@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, select, update
 
-from digest import schema as t
-
 # Re-exported: callers name them delivery_log.SENT, ...
 from digest.statuses import DEFERRED as DEFERRED
 from digest.statuses import FAILED as FAILED
@@ -28,6 +26,7 @@ from digest.statuses import SENT as SENT
 from digest.statuses import SKIPPED as SKIPPED
 from digest.statuses import UNKNOWN as UNKNOWN
 from digest.store import Store, naive_utc
+from digest.store import schema as t
 
 # A claim older than this belongs to a run that died (a send takes seconds, retries < 1 min).
 STALE_CLAIM = timedelta(minutes=15)

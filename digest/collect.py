@@ -17,7 +17,7 @@ from digest.sources.detect import detect
 from digest.sources.fetch import DEFAULT_LIMITS, FetchLimits, fetch
 from digest.sources.files import expand_paths, parse_page_snapshot, parse_snapshot, read_snapshot
 from digest.store import Store
-from digest.store_fetches import last_fetch, record_fetch
+from digest.store.fetches import last_fetch, record_fetch
 
 
 def collect(store: Store, source: SourceSettings, now: datetime,

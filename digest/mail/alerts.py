@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select
 
-from digest import schema as t
-from digest.message import POLICY, header_text
+from digest.mail.message import POLICY, header_text
+from digest.mail.transport import Permanent, Transient, Unknown, make_transport
 from digest.store import Store
-from digest.transport import Permanent, Transient, Unknown, make_transport
+from digest.store import schema as t
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -21,13 +21,13 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import insert, select, update
 
-from digest import schema as t
 from digest.errors import SubscriberError
 from digest.statuses import ACTIVE as ACTIVE
 from digest.statuses import PAUSED as PAUSED
 from digest.statuses import SUBSCRIBER_STATUSES
 from digest.statuses import UNSUBSCRIBED as UNSUBSCRIBED
 from digest.store import Store, naive_utc
+from digest.store import schema as t
 from digest.text import one_line
 
 STATUSES = SUBSCRIBER_STATUSES

@@ -25,9 +25,9 @@ from jinja2 import (
 )
 
 from digest import __version__
-from digest.latex import tex_to_unicode
-from digest.links import Link, paper_links, title_link
 from digest.models import DigestInfo, StoredPaper
+from digest.publish.latex import tex_to_unicode
+from digest.publish.links import Link, paper_links, title_link
 from digest.text import (
     linkify,
     mark,
@@ -137,7 +137,7 @@ def default_templates() -> Path:
     packaged = resources.files("digest") / "templates"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 @lru_cache(maxsize=8)

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from feedgen.feed import FeedGenerator
 
 from digest import __version__
+from digest.mail.subscribers import parse_topics, topic_pattern
 from digest.models import StoredPaper
-from digest.render import PaperView, Site, paper_view
-from digest.subscribers import parse_topics, topic_pattern
+from digest.publish.render import PaperView, Site, paper_view
 from digest.text import clean
 
 FEED_SIZE = 200

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, update
 
-from digest import schema as t
 from digest.store import Store, aware, naive_utc
+from digest.store import schema as t
 
 if TYPE_CHECKING:
     from digest.pipeline import CycleReport

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from digest.config import EmailSettings
-from digest.output import write_atomic
+from digest.publish.output import write_atomic
 
 
 class Transient(Exception):

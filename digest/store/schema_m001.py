@@ -1,6 +1,6 @@
 """Migration 1, frozen: the tables exactly as the first release created them.
 
-Fixed text the day it shipped, never built from today's schema objects (`digest.schema`),
+Fixed text the day it shipped, never built from today's schema objects (`digest.store.schema`),
 so that a later migration that adds a column does not break fresh installs: they run
 this, then every migration after it, like an upgraded store did.
 """

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, func, insert, literal, select, update
 
-from digest import schema as t
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
 from digest.models import (
@@ -22,6 +21,7 @@ from digest.models import (
     StoredPaper,
 )
 from digest.store import aware, naive_utc
+from digest.store import schema as t
 from digest.text import clean
 
 FLOOD_SHARE = 0.8

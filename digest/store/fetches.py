@@ -10,9 +10,9 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 
-from digest import schema as t
 from digest.sources.fetch import Fetched
 from digest.store import Store, aware, naive_utc
+from digest.store import schema as t
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from types import TracebackType
 import jinja2
 
 from digest.errors import TemplateError
-from digest.render import environment
+from digest.publish.render import environment
 
 FIX = "fix the template (or remove the override to use the bundled one)"
 

@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from digest import delivery_log as log
 from digest.config import Settings
-from digest.delivery_log import Delivery
 from digest.errors import DeliveryError
-from digest.message import (
+from digest.mail import delivery_log as log
+from digest.mail.delivery_log import Delivery
+from digest.mail.message import (
     PREFERENCES_MARKER,
     UNSUBSCRIBE_MARKER,
     MessageTemplate,
@@ -31,12 +31,12 @@ from digest.message import (
     build_message,
     message_id,
 )
+from digest.mail.subscribers import find, normalize_address, parse_topics, topic_pattern
+from digest.mail.tokens import preferences_token, unsubscribe_token
+from digest.mail.transport import Permanent, Transient, Transport, Unknown
 from digest.models import DigestInfo
-from digest.render import PaperView, paper_view, render_email
+from digest.publish.render import PaperView, paper_view, render_email
 from digest.store import Store
-from digest.subscribers import find, normalize_address, parse_topics, topic_pattern
-from digest.tokens import preferences_token, unsubscribe_token
-from digest.transport import Permanent, Transient, Transport, Unknown
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli_support import CONTEXT, opened, store_options, user_errors
+from digest.cli.support import CONTEXT, opened, store_options, user_errors
 from digest.statuses import ACTIVE, PAUSED, UNSUBSCRIBED
 
 
@@ -40,7 +40,7 @@ def add(email: str, name: str | None, topics: str | None, db: str | None, out: s
       digest subscribers add ada@example.org
       digest subscribers add "bob@example.org" --name "Bob" --topics "diffusion, robot learning"
     """
-    from digest import subscribers as book
+    from digest.mail import subscribers as book
 
     with user_errors(), opened(db, out, templates) as (store, _):
         sub, outcome = book.add(store, email, name, topics)
@@ -53,7 +53,7 @@ def _status_command(name: str, status: str, verb: str, doc: str) -> None:
     @click.argument("email")
     @store_options
     def command(email: str, db: str | None, out: str | None, templates: str | None) -> None:
-        from digest import subscribers as book
+        from digest.mail import subscribers as book
 
         with user_errors(), opened(db, out, templates) as (store, _):
             sub = book.set_status(store, email, status)
@@ -81,7 +81,7 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
     Example:
       digest subscribers list --json
     """
-    from digest import subscribers as book
+    from digest.mail import subscribers as book
 
     with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         everyone = book.all_subscribers(store)
@@ -113,7 +113,7 @@ def import_(path: Path, db: str | None, out: str | None, templates: str | None) 
     Example:
       digest subscribers import people.csv
     """
-    from digest import subscribers as book
+    from digest.mail import subscribers as book
 
     with user_errors(), opened(db, out, templates) as (store, _):
         counts, problems = book.import_csv(store, path)
@@ -133,7 +133,7 @@ def export(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest subscribers export > subscribers.csv
     """
-    from digest import subscribers as book
+    from digest.mail import subscribers as book
 
     with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         click.echo(book.export_csv(book.all_subscribers(store)), nl=False)

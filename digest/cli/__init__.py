@@ -1,0 +1,1 @@
+"""CLI: click commands, the only place that prints or exits."""

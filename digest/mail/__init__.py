@@ -1,0 +1,1 @@
+"""Mail: subscribers, the MIME message, SMTP/outbox transport and the delivery log."""

@@ -1,0 +1,1 @@
+"""Publish: render pages, Markdown, email bodies and feeds, and write them atomically."""

@@ -1,0 +1,1 @@
+"""Web: the Starlette app (pages, feeds, subscribe/unsubscribe) and its safety limits."""
