@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.message import (
+from digest.mail.message import (
     PREFERENCES_MARKER,
     UNSUBSCRIBE_MARKER,
     MessageTemplate,
@@ -20,7 +20,7 @@ from digest.message import (
     message_id,
 )
 from digest.models import DigestInfo
-from digest.render import EmailBody, Site
+from digest.publish.render import EmailBody, Site
 
 SITE = Site(title="Daily Papers", base_url="https://papers.example.org")
 INFO = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC), paper_count=3)

@@ -203,7 +203,7 @@ def test_an_unchanged_file_source_is_hashed_not_parsed(tmp_path: Path, store: St
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A steady cycle over a file source reads and hashes the bytes it already holds, and
     parses nothing."""
-    import digest.sources.collect
+    import digest.collect
 
     folder = tmp_path / "captures"
     folder.mkdir()
@@ -211,8 +211,8 @@ def test_an_unchanged_file_source_is_hashed_not_parsed(tmp_path: Path, store: St
     settings = settings_for(tmp_path, SourceSettings("captures", str(folder)))
     assert cycle(store, settings, send=False).new == 7
     parsed: list[Path] = []
-    real = digest.sources.collect.read_snapshot
-    monkeypatch.setattr(digest.sources.collect, "read_snapshot",
+    real = digest.collect.read_snapshot
+    monkeypatch.setattr(digest.collect, "read_snapshot",
                         lambda file, *a, **k: parsed.append(file) or real(file, *a, **k))
     steady = cycle(store, settings, send=False, now=datetime(2026, 3, 13, 9, tzinfo=UTC))
     assert steady.ok and steady.new == 0 and parsed == []
