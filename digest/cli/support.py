@@ -129,7 +129,8 @@ def report_send(summary: Summary, dry_run: bool = False) -> None:
         click.echo(f"held: {name}: {reason} — check it, then: digest release {name}")
     if dry_run:
         for name, sends, skips in summary.planned:
-            click.echo(f"would send {name} to {sends} subscribers ({skips} skipped)")
+            plural = "s" if sends != 1 else ""
+            click.echo(f"would send {name} to {sends} subscriber{plural} ({skips} skipped)")
         if not summary.planned:
             click.echo("nothing to send")
         return
