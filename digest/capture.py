@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 _NAME_DATE = re.compile(
     r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:[T_ ](\d{2})[:\-h]?(\d{2}))?(?!\d)"
 )
+# The month names as the page writes them (and as the outputs do: locale-independent).
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # How far back inference looks for a year where the page date fits.
 _YEARS_BACK = 60
 

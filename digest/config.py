@@ -24,6 +24,7 @@ from email_validator import EmailNotValidError, validate_email
 from digest import CONFIG_NAME
 from digest.errors import ConfigError, raise_all
 from digest.publish.render import Site
+from digest.sources.detect import FORMATS
 from digest.sources.fetch import FetchLimits
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
 
@@ -44,7 +45,7 @@ class EmailSettings:
     smtp_security: str = "starttls"
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)  # environment only
-    from_name: str = "Daily Papers"
+    from_name: str = Site.title  # the newsletter is named like the site
     from_address: str = "digest@paper-digest.invalid"
     secret: str | None = field(default=None, repr=False)  # environment only
     max_new: int = DEFAULT_MAX_NEW
@@ -148,35 +149,37 @@ class Settings:
 
 
 
-SOURCE_FORMATS = ("auto", "dailypage", "hf-json", "hf-html", "arxiv", "feed")
+SOURCE_FORMATS = ("auto", *FORMATS)
 CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
-# Each file setting: (section, key) -> default. The environment twin is DIGEST_SECTION_KEY.
+# The defaults table (pelican's DEFAULT_CONFIG): each file setting (section, key) -> its default,
+# read from the settings dataclasses so that every default is written once. The environment
+# twin of a setting is DIGEST_SECTION_KEY.
 KEYS: dict[tuple[str, str], Any] = {
     ("store", "url"): DEFAULT_URL,
     ("output", "dir"): DEFAULT_OUT,
     ("output", "templates"): None,
-    ("site", "title"): "Daily Papers",
+    ("site", "title"): Site.title,
     ("site", "base_url"): None,
-    ("site", "feed_size"): 200,
+    ("site", "feed_size"): Settings.feed_size,
     ("site", "topic_feeds"): (),
     ("email", "smtp_host"): None,
     ("email", "smtp_port"): None,
-    ("email", "smtp_security"): "starttls",
+    ("email", "smtp_security"): EmailSettings.smtp_security,
     ("email", "smtp_user"): None,
     ("email", "from"): None,
-    ("email", "max_new"): DEFAULT_MAX_NEW,
-    ("email", "smtp_timeout"): 30,
-    ("email", "final_reply_timeout"): 600,
-    ("email", "retries"): 4,
-    ("web", "max_body"): 65536,
-    ("web", "subscribe_rate"): "5 per 10 minutes",
-    ("web", "confirm_rate"): "1 per hour",
-    ("web", "trusted_proxies"): "127.0.0.1",
-    ("schedule", "cron"): "0 8 * * *",
-    ("schedule", "timezone"): "UTC",
-    ("schedule", "misfire_grace"): 3600,
+    ("email", "max_new"): EmailSettings.max_new,
+    ("email", "smtp_timeout"): EmailSettings.smtp_timeout,
+    ("email", "final_reply_timeout"): EmailSettings.final_reply_timeout,
+    ("email", "retries"): EmailSettings.retries,
+    ("web", "max_body"): WebSettings.max_body,
+    ("web", "subscribe_rate"): WebSettings.subscribe_rate,
+    ("web", "confirm_rate"): WebSettings.confirm_rate,
+    ("web", "trusted_proxies"): WebSettings.trusted_proxies,
+    ("schedule", "cron"): ScheduleSettings.cron,
+    ("schedule", "timezone"): ScheduleSettings.timezone,
+    ("schedule", "misfire_grace"): ScheduleSettings.misfire_grace,
     ("alerts", "email"): None,
-    ("enrich", "arxiv"): True,
+    ("enrich", "arxiv"): EnrichSettings.arxiv,
     ("enrich", "api_url"): EnrichSettings.api_url,
     ("enrich", "budget"): EnrichSettings.budget,
     ("enrich", "timeout"): EnrichSettings.timeout,
@@ -312,10 +315,10 @@ def load_settings(
         out_dir=checked(lambda: Path(out or text("output", "dir") or DEFAULT_OUT), Path(DEFAULT_OUT)),
         templates=checked(lambda: _templates(values, templates or text("output", "templates"),
                                              given=templates is not None), None),
-        site=Site(title=checked(lambda: text("site", "title") or "Daily Papers", "Daily Papers"),
+        site=Site(title=checked(lambda: text("site", "title") or Site.title, Site.title),
                   base_url=checked(lambda: _base_url(values, text("site", "base_url")), None),
                   topic_feeds=checked(lambda: _topic_feeds(values), ())),
-        feed_size=checked(lambda: number("site", "feed_size") or 200, 200),
+        feed_size=checked(lambda: number("site", "feed_size") or Settings.feed_size, Settings.feed_size),
         email=checked(lambda: _email_settings(values, text, number, env), EmailSettings()),
         schedule=checked(lambda: _schedule_settings(values, text, number), ScheduleSettings()),
         enrich=checked(lambda: _enrich_settings(values, text, number), EnrichSettings()),
@@ -406,11 +409,11 @@ def _address(values: _Values, section: str, key: str, raw: str | None) -> str | 
 
 
 def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, str]) -> EmailSettings:
-    security = (text("email", "smtp_security") or "starttls").lower()
+    security = (text("email", "smtp_security") or EmailSettings.smtp_security).lower()
     if security not in SECURITY_PORTS:
         raise ConfigError(values.get("email", "smtp_security")[1],
                           f"{security!r} is not a security mode", "use none, starttls or tls")
-    from_name, from_address = "Daily Papers", "digest@paper-digest.invalid"
+    from_name, from_address = EmailSettings.from_name, EmailSettings.from_address
     raw_from = text("email", "from")
     if raw_from:
         name, address = parseaddr(raw_from)
@@ -429,10 +432,10 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
         from_name=from_name,
         from_address=from_address,
         secret=_secret(env.get("DIGEST_SECRET") or None),
-        max_new=number("email", "max_new", DEFAULT_MAX_NEW),
-        smtp_timeout=number("email", "smtp_timeout", 30),
-        final_reply_timeout=number("email", "final_reply_timeout", 600),
-        retries=min(number("email", "retries", 4, least=0) or 0, 8),
+        max_new=number("email", "max_new", EmailSettings.max_new),
+        smtp_timeout=number("email", "smtp_timeout", EmailSettings.smtp_timeout),
+        final_reply_timeout=number("email", "final_reply_timeout", EmailSettings.final_reply_timeout),
+        retries=min(number("email", "retries", EmailSettings.retries, least=0) or 0, 8),
     )
 
 
@@ -456,7 +459,7 @@ def _web_settings(values: _Values, text: Any, number: Any) -> WebSettings:
         except ValueError:
             raise ConfigError(where, f"{host!r} is not an IP address or network",
                               'list proxies like "127.0.0.1, 10.0.0.0/8", or "none"') from None
-    return WebSettings(max_body=number("web", "max_body", 65536), trusted_proxies=proxies,
+    return WebSettings(max_body=number("web", "max_body", WebSettings.max_body), trusted_proxies=proxies,
                        **rates)
 
 
@@ -482,20 +485,20 @@ def check_cron(expression: str, timezone: str) -> str | None:
 
 
 def _schedule_settings(values: _Values, text: Any, number: Any) -> ScheduleSettings:
-    timezone = text("schedule", "timezone") or "UTC"
+    timezone = text("schedule", "timezone") or ScheduleSettings.timezone
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(values.get("schedule", "timezone")[1], f"{timezone!r} is not a time zone",
                           "use a name like UTC or Europe/Paris") from None
-    cron = text("schedule", "cron") or "0 8 * * *"
+    cron = text("schedule", "cron") or ScheduleSettings.cron
     problem = check_cron(cron, timezone)
     if problem:
         raise ConfigError(values.get("schedule", "cron")[1],
                           f'"{cron}" is not a valid cron expression ({problem})',
-                          'use five fields, e.g. "0 8 * * *" for 08:00 every day')
+                          f'use five fields, e.g. "{ScheduleSettings.cron}" for 08:00 every day')
     return ScheduleSettings(cron=cron, timezone=timezone,
-                            misfire_grace=number("schedule", "misfire_grace", 3600))
+                            misfire_grace=number("schedule", "misfire_grace", ScheduleSettings.misfire_grace))
 
 
 def _sources(raw: Any, label: str) -> tuple[SourceSettings, ...]:

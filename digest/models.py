@@ -42,13 +42,6 @@ ARXIV_PREFIX = "arxiv:"
 TITLE_PREFIX = "title:"
 
 
-def paper_key(title: str, arxiv_id: str | None) -> str:
-    """Return the identity of a paper: its arXiv id when known, else its normalised title."""
-    if arxiv_id:
-        return ARXIV_PREFIX + arxiv_id
-    return TITLE_PREFIX + normalize_title(title)
-
-
 @dataclass(frozen=True, slots=True)
 class Paper:
     """One paper as one snapshot shows it; `rank` is its 1-based position on the page."""

@@ -17,10 +17,9 @@ import httpx
 from digest.collect import collect
 from digest.config import Settings, SourceSettings, link_problem
 from digest.enrich import EnrichReport, enrich
-from digest.errors import ConfigError, DigestError, StoreError
+from digest.errors import ConfigError, DigestError
 from digest.mail.alerts import alert_operator
 from digest.mail.deliver import Sender, Summary
-from digest.mail.subscribers import parse_topics
 from digest.mail.transport import make_transport
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.publish.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
@@ -36,7 +35,9 @@ from digest.publish.render import (
 from digest.publish.template_check import check_templates, template_errors
 from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store, cycle_log
+from digest.store.ingest import out_of_order
 from digest.store.lock import cycle_lock
+from digest.topics import parse_topics
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +58,7 @@ def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
     newest = store.newest_capture()
     fresh = [s for s in snapshots if store.find_snapshot(s.sha256) is None]
     if newest is not None and fresh and fresh[0].captured_at < newest:
-        first = fresh[0]
-        raise StoreError(
-            first.path,
-            f"captured {first.captured_at:%Y-%m-%d %H:%M} but the store already holds a "
-            f"snapshot from {newest:%Y-%m-%d %H:%M}; snapshots must be ingested in capture order",
-            "check its date (file name or --captured-at), or ingest it into a fresh store",
-        )
+        raise out_of_order(fresh[0].path, fresh[0].captured_at, newest)
     return snapshots
 
 
@@ -82,21 +77,34 @@ def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now:
                                papers=earlier.papers, new=earlier.new, digest=earlier.digest,
                                status="already ingested")
             continue
-        staged = Staged(store, settings)
-        try:
-            result, published = store.ingest(snapshot, baseline=baseline, now=now,
-                                             max_new=settings.email.max_new, prepare=staged)
-        except BaseException:
-            staged.discard()
-            raise
-        staged.install()
-        if result.digest is not None:
-            after_commit(store, settings, result.digest, published, now, enrich_arxiv)
-            record_published(settings, result.digest.name)
-        del published
-        yield result
+        results, _, _ = commit_cycle(store, settings, [snapshot], now, baseline=baseline,
+                                     enrich_arxiv=enrich_arxiv)
+        yield results[0]
     publish_site(store, settings)
     repair_outputs(store, settings)
+
+
+def commit_cycle(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
+                 *, baseline: bool = False, enrich_arxiv: bool = False,
+                 client: httpx.Client | None = None,
+                 ) -> tuple[list[IngestResult], DigestInfo | None, EnrichReport | None]:
+    """Ingest snapshots as one digest in one transaction, its outputs rendered to temp files
+    inside it (any failure rolls back and discards them) and installed after the commit; then
+    what follows the commit. Every ingest goes here: `digest ingest`, `run` and `schedule`."""
+    staged = Staged(store, settings)
+    try:
+        results, published = store.ingest_cycle(snapshots, baseline=baseline, now=now,
+                                                max_new=settings.email.max_new, prepare=staged)
+    except BaseException:
+        staged.discard()
+        raise
+    staged.install()
+    digest = next((r.digest for r in results if r.digest), None)
+    enriched = None
+    if digest is not None:
+        enriched = after_commit(store, settings, digest, published, now, enrich_arxiv, client)
+        record_published(settings, digest.name)
+    return results, digest, enriched
 
 
 def after_commit(store: Store, settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
@@ -375,20 +383,8 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
             report.fetched[source.name] = len(fresh)
         snapshots += fresh
     if snapshots:
-        staged = Staged(store, settings)
-        try:
-            report.results, published = store.ingest_cycle(
-                snapshots, now=now, max_new=settings.email.max_new, prepare=staged)
-        except BaseException:
-            staged.discard()
-            raise
-        staged.install()
-        report.digest = next((r.digest for r in report.results if r.digest), None)
-        if report.digest is not None:
-            report.enriched = after_commit(store, settings, report.digest, published, now,
-                                           settings.enrich.arxiv, client)
-            record_published(settings, report.digest.name)
-        del published
+        report.results, report.digest, report.enriched = commit_cycle(
+            store, settings, snapshots, now, enrich_arxiv=settings.enrich.arxiv, client=client)
     publish_site(store, settings)
     repaired = repair_outputs(store, settings)
     if repaired:

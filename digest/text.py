@@ -7,8 +7,6 @@ import textwrap
 
 from markupsafe import Markup, escape
 
-from digest.sources.dailypage import split_urls
-
 # XML 1.0 forbids C0 controls other than tab/newline/CR, U+FFFE/U+FFFF and lone surrogates;
 # feedgen (lxml) raises on them, and no reader wants them in HTML or mail either.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
@@ -28,6 +26,9 @@ _MD_SPECIAL = str.maketrans({
 # What would start a list, heading, quote or rule at the start of a line, and its escape.
 _MD_LINE_START = re.compile(r"^(?:(\d+)([.)])|([-+#]))")
 _SAFE_SCHEMES = ("http://", "https://")
+# Only http(s) URLs become links; trailing punctuation belongs to the sentence.
+URL = re.compile(r"https?://[^\s<>\"'`{}|\\^\[\]]+")
+_TRAILING = ".,;:!?*'\""
 
 
 def clean(text: str) -> str:
@@ -160,3 +161,33 @@ def _text_space_before(line: str, limit: int) -> int | None:
         elif char == " " and not in_tag:
             best = index
     return best if best else None
+
+
+def trim_url(url: str) -> str:
+    """Drop the sentence punctuation and unbalanced ')' that a URL match swallowed."""
+    url = url.rstrip(_TRAILING)
+    while url.endswith(")") and url.count("(") < url.count(")"):
+        url = url[:-1].rstrip(_TRAILING)
+    return url
+
+
+def split_urls(text: str) -> list[tuple[str, bool]]:
+    """Split `text` into (piece, is_url) pairs; only http(s) URLs count as URLs."""
+    if "http" not in text:  # most abstracts: skip the regex scan
+        return [(text, False)]
+    pieces: list[tuple[str, bool]] = []
+    last = 0
+    for match in URL.finditer(text):
+        url = trim_url(match.group(0))
+        if len(url) <= len("https://"):
+            continue
+        pieces.append((text[last : match.start()], False))
+        pieces.append((url, True))
+        last = match.start() + len(url)
+    pieces.append((text[last:], False))
+    return pieces
+
+
+def find_links(text: str) -> tuple[str, ...]:
+    """Return the distinct http(s) URLs in `text`, in order."""
+    return tuple(dict.fromkeys(piece for piece, is_url in split_urls(text) if is_url))

@@ -22,13 +22,13 @@ from smtp_server import Mailbox, SmtpServer, content, free_port
 
 from digest.config import EmailSettings, Settings
 from digest.mail.deliver import Sender
-from digest.mail.subscribers import topic_pattern
 from digest.mail.transport import SmtpTransport
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare
 from digest.publish.render import PaperView, Site, paper_view, render_email
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
+from digest.topics import topic_pattern
 from digest.web.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

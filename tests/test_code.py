@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -36,3 +38,55 @@ def test_imports_alone(module: str) -> None:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
+# The tree reads as the pipeline, bottom to top: a module imports from its own layer or below.
+LAYERS = (
+    ("digest", "digest.errors", "digest.statuses", "digest.models", "digest.diff", "digest.capture",
+     "digest.text", "digest.topics"),               # pure core: identity, what is new, dates, text
+    ("digest.sources",),                            # read and fetch
+    ("digest.store",),                              # the database
+    ("digest.publish",),                            # pages, Markdown, feeds, atomic output
+    ("digest.config",),                             # settings, in the stages' own types
+    ("digest.mail",),                               # subscribers, message, transport, delivery log
+    ("digest.collect", "digest.enrich", "digest.pipeline", "digest.schedule"),  # orchestration
+    ("digest.web", "digest.cli", "digest.__main__"),  # the two front doors
+)
+
+
+def _layer(module: str) -> int:
+    for rank, group in enumerate(LAYERS):
+        if any(module == name or (name != "digest" and module.startswith(name + ".")) for name in group):
+            return rank
+    raise AssertionError(f"{module} has no layer in LAYERS")
+
+
+def _imports(path: Path) -> set[str]:
+    """The digest modules a file imports at run time (not under `if TYPE_CHECKING:`)."""
+    found: set[str] = set()
+    typing_only: set[int] = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            typing_only.update(id(inner) for inner in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "digest")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "digest":
+                continue
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").is_file() or \
+                    (ROOT / Path(*sub.split("."))).is_dir()
+                found.add(sub if is_module else node.module)
+    return found
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_no_upward_import(module: str) -> None:
+    """sources -> store -> publish -> mail, web and cli on top: nothing imports a later stage."""
+    path = ROOT / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    upward = sorted(m for m in _imports(path) if _layer(m) > _layer(module))
+    assert not upward, f"{module} imports {upward} from a later stage"

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import DigestError, ParseError
-from digest.sources.dailypage import find_links, parse_page
+from digest.sources.dailypage import parse_page
 from digest.sources.files import read_snapshot
+from digest.text import find_links
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PAGES = FIXTURES / "pages"

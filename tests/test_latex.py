@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.mail.subscribers import topic_pattern
 from digest.models import Paper, StoredPaper
 from digest.publish.feeds import build_feeds
 from digest.publish.latex import tex_to_unicode
 from digest.publish.render import Site, paper_view
+from digest.topics import topic_pattern
 
 
 @pytest.mark.parametrize(("tex", "text"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ from sqlalchemy import select
 from digest.config import Settings
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
-from digest.models import Paper, normalize_arxiv_id, normalize_title, paper_key
+from digest.mail import subscribers as book
+from digest.models import Paper, normalize_arxiv_id, normalize_title
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
+from digest.statuses import PAUSED, DeliveryStatus, SubscriberStatus
 from digest.store import Store, open_store, schema
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -52,8 +55,8 @@ def test_normalised_titles_and_keys() -> None:
     assert normalize_title("  MedS$^3$:  Towards   Medical—Models! ") == "meds 3 towards medical models"
     assert normalize_title("ＦＵＬＬＷＩＤＴＨ Title") == normalize_title("fullwidth title")
     assert normalize_title("Straße") == normalize_title("STRASSE")
-    assert paper_key("Any Title", "2410.12345") == "arxiv:2410.12345"
-    assert paper_key("Fast & Slow", None) == "title:fast slow"
+    assert Paper("Any Title", "", 1, arxiv_id="2410.12345").key == "arxiv:2410.12345"
+    assert Paper("Fast & Slow", "", 1).key == "title:fast slow"
 
 
 @pytest.mark.parametrize(
@@ -199,3 +202,16 @@ def test_migrations_are_recorded_once(store_url: str) -> None:
         versions = list(conn.scalars(select(schema.schema_migrations.c.version)))
     again.close()
     assert versions == [v for v, _, _ in schema.MIGRATIONS]
+
+
+def test_statuses_are_the_stored_strings(tmp_path: Path) -> None:
+    """A StrEnum status equals, prints and serialises as the string stored in the table."""
+    assert SubscriberStatus.ACTIVE == "active" and f"{DeliveryStatus.SENT}" == "sent"
+    assert str(DeliveryStatus.DEFERRED) == "deferred" and json.dumps([PAUSED]) == '["paused"]'
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    book.add(store, "ada@example.org", status=PAUSED)
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(schema.subscribers.c.status)) == "paused"
+    found = book.find(store, "ada@example.org")
+    assert found is not None and found.status is SubscriberStatus.PAUSED
+    store.close()

@@ -17,6 +17,7 @@ from digest.cli.config import config_group, init
 from digest.cli.subscribers import subscribers
 from digest.cli.support import (
     CONTEXT,
+    held_line,
     opened,
     progress,
     report_problems,
@@ -131,8 +132,7 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                     click.echo(f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  "
                                f"already ingested  ({result.path})")
                 if result.digest and result.digest.held_reason and result.status == "ingested":
-                    click.echo(f"held: {result.digest.name}: {result.digest.held_reason} — check "
-                               f"it, then: digest release {result.digest.name}", err=True)
+                    click.echo(held_line(result.digest.name, result.digest.held_reason), err=True)
             if and_send:
                 sender = pipeline.make_sender(store, settings, **send_feedback())
                 warn_links(settings)
@@ -270,7 +270,7 @@ def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | 
 
 @main.command(context_settings=CONTEXT)
 @click.option("--status", "statuses", multiple=True,
-              type=click.Choice(LISTED_STATUSES),
+              type=click.Choice([str(s) for s in LISTED_STATUSES]),
               help="Only deliveries in this status (repeatable); default: failed, deferred, unknown.")
 @store_options
 def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
@@ -358,8 +358,7 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
             md = pipeline.digest_path(settings, report.digest.name, ".md")
             click.echo(f"{report.digest.name}  {report.digest.paper_count} new  → {md}")
             if report.digest.held_reason:
-                click.echo(f"held: {report.digest.name}: {report.digest.held_reason} — check it, "
-                           f"then: digest release {report.digest.name}", err=True)
+                click.echo(held_line(report.digest.name, report.digest.held_reason), err=True)
         if report.sent:
             if report.sent.sent:
                 warn_links(settings)

@@ -118,6 +118,11 @@ class _SendLines:
             click.echo(f"sending: {done}/{total}", err=True)
 
 
+def held_line(name: str, reason: str) -> str:
+    """The flood guard's notice for a digest held back from email, and how to let it go."""
+    return f"held: {name}: {reason} — check it, then: digest release {name}"
+
+
 def send_feedback() -> dict[str, Any]:
     """Progress for the Sender: a bar on a terminal, else a line every few seconds."""
     return {"progress": _SendBar() if sys.stderr.isatty() else _SendLines()}
@@ -126,7 +131,7 @@ def send_feedback() -> dict[str, Any]:
 def report_send(summary: Summary, dry_run: bool = False) -> None:
     """Print what a send run did (or would do) and exit 1 when anything went wrong."""
     for name, reason in summary.held:
-        click.echo(f"held: {name}: {reason} — check it, then: digest release {name}")
+        click.echo(held_line(name, reason))
     if dry_run:
         for name, sends, skips in summary.planned:
             plural = "s" if sends != 1 else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +23,13 @@ from sqlalchemy import insert, select, update
 from digest.errors import SubscriberError
 from digest.statuses import ACTIVE as ACTIVE
 from digest.statuses import PAUSED as PAUSED
-from digest.statuses import SUBSCRIBER_STATUSES
+from digest.statuses import SUBSCRIBER_STATUSES, SubscriberStatus
 from digest.statuses import UNSUBSCRIBED as UNSUBSCRIBED
 from digest.store import Store, naive_utc
 from digest.store import schema as t
 from digest.text import one_line
+from digest.topics import parse_topics as parse_topics
+from digest.topics import topic_pattern as topic_pattern
 
 STATUSES = SUBSCRIBER_STATUSES
 CSV_COLUMNS = ("email", "name", "topics")
@@ -42,7 +43,7 @@ class Subscriber:
     email: str
     name: str | None
     topics: tuple[str, ...]
-    status: str
+    status: SubscriberStatus
     updated_at: datetime | None = None
 
 
@@ -67,25 +68,9 @@ def normalize_address(raw: str) -> str:
                               "check the spelling, e.g. ada@example.org") from None
 
 
-def parse_topics(text: str | None) -> tuple[str, ...]:
-    """Split `"reasoning, diffusion models"` into distinct phrases (empty: every paper)."""
-    if not text:
-        return ()
-    phrases = (" ".join(one_line(p).split()) for p in re.split(r"[,;\n]", text))
-    return tuple(dict.fromkeys(p for p in phrases if p))
-
-
-def topic_pattern(topics: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One case-insensitive regex matching any topic as whole words; None for no topics."""
-    if not topics:
-        return None
-    alternatives = "|".join(r"\s+".join(map(re.escape, t.split())) for t in topics)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-
-
 def _row(row: Any) -> Subscriber:
     return Subscriber(id=row.id, email=row.email, name=row.name,
-                      topics=parse_topics(row.topics), status=row.status,
+                      topics=parse_topics(row.topics), status=SubscriberStatus(row.status),
                       updated_at=row.updated_at)
 
 

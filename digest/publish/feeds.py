@@ -18,10 +18,10 @@ import markdown
 from feedgen.feed import FeedGenerator
 
 from digest import __version__
-from digest.mail.subscribers import parse_topics, topic_pattern
 from digest.models import StoredPaper
 from digest.publish.render import PaperView, Site, paper_view
 from digest.text import clean, md_escape_block
+from digest.topics import parse_topics, topic_pattern
 
 FEED_SIZE = 200
 # Topic feeds pick their papers from this many times `feed_size` of the newest.

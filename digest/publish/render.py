@@ -25,6 +25,7 @@ from jinja2 import (
 )
 
 from digest import __version__
+from digest.capture import MONTH_NAMES
 from digest.models import DigestInfo, StoredPaper
 from digest.publish.latex import tex_to_unicode
 from digest.publish.links import Link, paper_links, title_link
@@ -84,7 +85,6 @@ class PaperView:
     authors: str = ""  # `Ada Lovelace, Alan Turing, Grace Hopper +4`
 
 
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # locale-independent
 
 
 def _plural(count: int, noun: str) -> str:
@@ -97,7 +97,7 @@ def paper_view(stored: StoredPaper) -> PaperView:
     meta = []
     if paper.published:
         day = paper.published
-        meta.append(f"{_MONTHS[day.month - 1]} {day.day}, {day.year}")
+        meta.append(f"{MONTH_NAMES[day.month - 1]} {day.day}, {day.year}")
     if paper.org_name:
         meta.append(one_line(paper.org_name))
     elif paper.author_count and not paper.authors:
@@ -129,7 +129,7 @@ def author_line(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
 def long_date(info: DigestInfo) -> str:
     """`Mar 13, 2026`"""
     moment = info.captured_at
-    return f"{_MONTHS[moment.month - 1]} {moment.day}, {moment.year}"
+    return f"{MONTH_NAMES[moment.month - 1]} {moment.day}, {moment.year}"
 
 
 def default_templates() -> Path:

@@ -12,18 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from digest.capture import MONTH_NAMES
 from digest.errors import ParseError
+from digest.text import split_urls
 
-MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+MONTHS = {m: i for i, m in enumerate(MONTH_NAMES, 1)}
 _MONTH = "(" + "|".join(MONTHS) + ")"
 PAGE_DATE = re.compile(_MONTH + r" (\d{1,2})")
 PAPER_DATE = re.compile(_MONTH + r" (\d{1,2})(?:, (\d{4}))?(?: (\d+))?")
 AUTHORS = re.compile(r"•\s*(\d+)\s+authors?")
 SEPARATOR = "·"
-# Only http(s) URLs become links; trailing punctuation belongs to the sentence.
-URL = re.compile(r"https?://[^\s<>\"'`{}|\\^\[\]]+")
-_TRAILING = ".,;:!?*'\""
 # The page date must appear within the first lines: the chrome is short.
 _CHROME_LINES = 12
 
@@ -51,36 +49,6 @@ class Page:
     month: int
     day: int
     entries: list[Entry]
-
-
-def trim_url(url: str) -> str:
-    """Drop the sentence punctuation and unbalanced ')' that a URL match swallowed."""
-    url = url.rstrip(_TRAILING)
-    while url.endswith(")") and url.count("(") < url.count(")"):
-        url = url[:-1].rstrip(_TRAILING)
-    return url
-
-
-def split_urls(text: str) -> list[tuple[str, bool]]:
-    """Split `text` into (piece, is_url) pairs; only http(s) URLs count as URLs."""
-    if "http" not in text:  # most abstracts: skip the regex scan
-        return [(text, False)]
-    pieces: list[tuple[str, bool]] = []
-    last = 0
-    for match in URL.finditer(text):
-        url = trim_url(match.group(0))
-        if len(url) <= len("https://"):
-            continue
-        pieces.append((text[last : match.start()], False))
-        pieces.append((url, True))
-        last = match.start() + len(url)
-    pieces.append((text[last:], False))
-    return pieces
-
-
-def find_links(text: str) -> tuple[str, ...]:
-    """Return the distinct http(s) URLs in `text`, in order."""
-    return tuple(dict.fromkeys(piece for piece, is_url in split_urls(text) if is_url))
 
 
 def parse_page(text: str, where: str) -> Page:

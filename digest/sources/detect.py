@@ -10,7 +10,11 @@ from digest.sources.feeds import parse_feed
 from digest.sources.hf_html import parse_hf_html
 from digest.sources.hf_json import parse_hf_json
 
-FORMATS = ("dailypage", "hf-json", "hf-html", "arxiv", "feed")
+# The structured formats and their parsers; the page text ("dailypage") has its own path.
+Parser = Callable[[bytes, str, list[str]], list[Paper]]
+PARSERS: dict[str, Parser] = {"hf-json": parse_hf_json, "hf-html": parse_hf_html,
+                              "arxiv": parse_feed, "feed": parse_feed}
+FORMATS = ("dailypage", *PARSERS)
 
 
 def detect(data: bytes, content_type: str = "") -> str:
@@ -29,12 +33,8 @@ def detect(data: bytes, content_type: str = "") -> str:
     return "dailypage"
 
 
-def parser_for(fmt: str) -> Callable[[bytes, str, list[str]], list[Paper]]:
+def parser_for(fmt: str) -> Parser:
     """The parser of a structured format (the page text has its own path: dates, chrome)."""
-    if fmt == "hf-json":
-        return parse_hf_json
-    if fmt == "hf-html":
-        return parse_hf_html
-    if fmt in ("arxiv", "feed"):
-        return parse_feed
+    if fmt in PARSERS:
+        return PARSERS[fmt]
     raise ParseError(fmt, "not a structured format", f"use one of: {', '.join(FORMATS)}")

@@ -13,8 +13,7 @@ import feedparser
 
 from digest.errors import ParseError
 from digest.models import Paper, normalize_arxiv_id
-from digest.sources.dailypage import find_links
-from digest.text import one_line
+from digest.text import find_links, one_line
 
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>?#]+)", re.IGNORECASE)
 _ARXIV_PREFIX = re.compile(r"^arXiv:\S+\s+Announce Type:\s*\S+\s*(Abstract:\s*)?", re.IGNORECASE)

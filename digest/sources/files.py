@@ -7,15 +7,15 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from digest.capture import capture_from_name, infer_capture_date, is_future, resolve_yearless
+from digest.capture import MONTH_NAMES, capture_from_name, infer_capture_date, is_future, resolve_yearless
 from digest.errors import ParseError, SourceError
 from digest.models import Paper, Snapshot
-from digest.sources.dailypage import Entry, find_links, parse_page
+from digest.sources.dailypage import Entry, parse_page
 from digest.sources.detect import detect, parser_for
+from digest.text import find_links
 
 SOURCE_NAME = "hf-daily-page"
 SNAPSHOT_SUFFIXES = (".txt", ".json", ".html", ".xml", ".rss", ".atom")
-_MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -73,7 +73,7 @@ def parse_page_snapshot(raw: bytes, where: str, moment: datetime | None, now: da
 
     warnings: list[str] = []
     inferred = False
-    page_date = f"{_MONTH_NAMES[page.month - 1]} {page.day}"
+    page_date = f"{MONTH_NAMES[page.month - 1]} {page.day}"
     if moment is None:
         moment, why = _infer(page.month, page.day, page.entries, now.date(), where)
         inferred = True

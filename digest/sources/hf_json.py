@@ -9,8 +9,7 @@ from typing import Any
 
 from digest.errors import ParseError
 from digest.models import Paper, normalize_arxiv_id
-from digest.sources.dailypage import find_links
-from digest.text import one_line
+from digest.text import find_links, one_line
 
 
 class _Skipped(Exception):

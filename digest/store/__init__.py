@@ -33,7 +33,6 @@ from digest.store import schema as t
 DEFAULT_URL = "sqlite:///digest.sqlite3"
 DEFAULT_MAX_NEW = 300
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
-_CHUNK = 5000
 # Called inside the ingest transaction, before the commit, with its results and papers.
 Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
 
@@ -221,7 +220,6 @@ def open_store(url: str, create: bool = True) -> Store:
     a SQLite store that does not exist yet is an error, not a new empty file)."""
     try:
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 folder = Path(parsed.database).expanduser().resolve().parent
@@ -232,7 +230,7 @@ def open_store(url: str, create: bool = True) -> Store:
                     raise StoreError(url, "no store here yet",
                                      "run digest ingest or digest run first, or point --db at "
                                      "the store")
-        engine = create_engine(parsed, **kwargs)
+        engine = create_engine(parsed)
     except (ArgumentError, ValueError):
         raise StoreError(url, "not a database URL",
                          "use sqlite:///digest.sqlite3 or postgresql+psycopg://user@host/db") from None

@@ -110,24 +110,18 @@ def _check(conn: Connection, snapshot: Snapshot) -> datetime:
     captured = naive_utc(snapshot.captured_at)
     newest = conn.scalar(select(func.max(t.snapshots.c.captured_at)))
     if newest is not None and captured < newest:
-        raise StoreError(
-            snapshot.path,
-            f"captured {captured:%Y-%m-%d %H:%M} but the store already holds a snapshot "
-            f"from {newest:%Y-%m-%d %H:%M}; snapshots must be ingested in capture order",
-            "ingest it into a fresh store, or check its --captured-at date",
-        )
+        raise out_of_order(snapshot.path, captured, newest)
     return captured
 
 
-def flood_reason(new: int, page: int, since_previous: timedelta | None, max_new: int) -> str | None:
-    """Why a digest looks like a flood (held back from email), or None when it looks normal.
-
-    Too many new papers, or most of a page new although the previous snapshot of the same
-    source is recent: typically the source changed its format and every title looks new.
-    """
-    if new > max_new:
-        return f"{new} new papers is more than max_new ({max_new})"
-    return _format_change(new, page, since_previous)
+def out_of_order(path: str, captured: datetime, newest: datetime) -> StoreError:
+    """The capture-order rule: a snapshot older than the newest one stored is refused."""
+    return StoreError(
+        path,
+        f"captured {captured:%Y-%m-%d %H:%M} but the store already holds a "
+        f"snapshot from {newest:%Y-%m-%d %H:%M}; snapshots must be ingested in capture order",
+        "check its date (file name or --captured-at), or ingest it into a fresh store",
+    )
 
 
 def _format_change(new: int, page: int, since_previous: timedelta | None) -> str | None:
