@@ -292,9 +292,29 @@ def publish_site(store: Store, settings: Settings) -> None:
                                               f": {', '.join(topics)}"))
             write_atomic(settings.out_dir / "topics" / f"{slug}.xml", rss)
             write_atomic(settings.out_dir / "topics" / f"{slug}.atom", atom)
+    digests = store.digests()
     with template_errors():
-        index = render_index(settings.site, store.digests(), settings.templates)
+        index = render_index(settings.site, digests, settings.templates)
     write_atomic(settings.out_dir / "index.html", index)
+    write_atomic(_site_marker(settings), digests[0].name if digests else "")
+
+
+def _site_marker(settings: Settings) -> Path:
+    return settings.out_dir / ".site-published"
+
+
+def _site_current(store: Store, settings: Settings) -> bool:
+    """True when the feeds and the archive were last written with the store's newest digest
+    (and are there): a cycle that ingests nothing then leaves them alone, without building a
+    feed to find it unchanged. A cycle killed before writing them leaves the marker behind."""
+    newest = store.digests()
+    try:
+        marked = _site_marker(settings).read_text()
+    except OSError:
+        return False
+    return (marked == (newest[0].name if newest else "")
+            and all((settings.out_dir / name).is_file() for name in ("index.html", "feed.xml",
+                                                                      "atom.xml")))
 
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
@@ -385,7 +405,8 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
     if snapshots:
         report.results, report.digest, report.enriched = commit_cycle(
             store, settings, snapshots, now, enrich_arxiv=settings.enrich.arxiv, client=client)
-    publish_site(store, settings)
+    if snapshots or not _site_current(store, settings):
+        publish_site(store, settings)
     repaired = repair_outputs(store, settings)
     if repaired:
         report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")

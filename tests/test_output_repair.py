@@ -133,7 +133,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path: Path,
 def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The newest digest's files are checked against what its last complete publish wrote
-    (hashes), not rendered again on every cycle; a file changed since is rewritten."""
+    (hashes), and the feeds and archive against the newest digest they were written with,
+    not rendered again on every cycle; a file changed or missing since is rewritten."""
     import digest.pipeline
 
     folder = tmp_path / "captures"
@@ -147,8 +148,13 @@ def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
     monkeypatch.setattr(digest.pipeline, "publish_digest",
                         lambda settings, info, *a, **k: rendered.append(info.name) or real(
                             settings, info, *a, **k))
+    sites: list[int] = []
+    real_site = digest.pipeline.publish_site
+    monkeypatch.setattr(digest.pipeline, "publish_site",
+                        lambda store, settings: sites.append(1) or real_site(store, settings))
     assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
-    assert rendered == [] and tree(tmp_path / "out") == good
+    assert rendered == [] and sites == [] and tree(tmp_path / "out") == good
     (tmp_path / "out/digests/2026-03-11.email.txt").write_text("edited by hand")
+    (tmp_path / "out/feed.xml").unlink()
     assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
-    assert rendered == ["2026-03-11"] and tree(tmp_path / "out") == good
+    assert rendered == ["2026-03-11"] and sites == [1] and tree(tmp_path / "out") == good
