@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -37,10 +38,20 @@ def collect(store: Store, source: SourceSettings, now: datetime,
                           f"fix sources.location for {source.name!r}")
     snapshots = []
     for file in expand_paths([path]):
-        snapshot = read_snapshot(file, None, now, source.format, source.name)
-        if store.find_snapshot(snapshot.sha256) is None:
-            snapshots.append(snapshot)
+        if _ingested_already(store, file):  # an unchanged file is hashed, never parsed
+            continue
+        snapshots.append(read_snapshot(file, None, now, source.format, source.name))
     yield from sorted(snapshots, key=lambda s: (s.captured_at, s.path))
+
+
+def _ingested_already(store: Store, file: Path) -> bool:
+    """True when the store holds a snapshot of exactly these bytes (SHA-256)."""
+    try:
+        with file.open("rb") as stream:
+            sha = hashlib.file_digest(stream, "sha256").hexdigest()
+    except OSError:
+        return False  # read_snapshot says what is wrong with it
+    return store.find_snapshot(sha) is not None
 
 
 def _fetch_snapshots(store: Store, source: SourceSettings, now: datetime,

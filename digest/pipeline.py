@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -101,6 +103,7 @@ def commit_cycle(store: Store, settings: Settings, snapshots: Sequence[Snapshot]
     enriched = None
     if digest is not None:
         enriched = after_commit(store, settings, digest, published, now, enrich_arxiv, client)
+        record_published(settings, digest.name)
     return results, digest, enriched
 
 
@@ -235,13 +238,43 @@ def repair_outputs(store: Store, settings: Settings) -> list[str]:
     names = [d.name for d in digests]
     for index, info in enumerate(digests):
         missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
-        if missing or index == 0:
+        if missing or (index == 0 and not _published_intact(settings, info.name)):
             publish_digest(settings, info, store.digest_papers(info.name),
                            older=names[index + 1] if index + 1 < len(names) else None,
                            newer=names[index - 1] if index > 0 else None)
+            if index == 0:
+                record_published(settings, info.name)
             if missing:
                 repaired.append(info.name)
     return repaired
+
+
+def _manifest(settings: Settings) -> Path:
+    return settings.out_dir / "digests" / ".published.json"
+
+
+def record_published(settings: Settings, name: str) -> None:
+    """Note the newest digest's outputs as complete (written last, after every step that
+    changes them), so the next run can tell them intact without rendering them again."""
+    hashes = {suffix: _sha256(digest_path(settings, name, suffix)) for suffix in OUTPUT_SUFFIXES}
+    write_atomic(_manifest(settings), json.dumps({"digest": name, "sha256": hashes}, indent=1))
+
+
+def _published_intact(settings: Settings, name: str) -> bool:
+    """True when the newest digest's files are the ones its last complete publish wrote: a
+    run killed before that (or a file changed since) renders them again."""
+    try:
+        noted = json.loads(_manifest(settings).read_text())
+        return bool(noted["digest"] == name and all(
+            _sha256(digest_path(settings, name, suffix)) == noted["sha256"][suffix]
+            for suffix in OUTPUT_SUFFIXES))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def publish_site(store: Store, settings: Settings) -> None:
@@ -259,9 +292,29 @@ def publish_site(store: Store, settings: Settings) -> None:
                                               f": {', '.join(topics)}"))
             write_atomic(settings.out_dir / "topics" / f"{slug}.xml", rss)
             write_atomic(settings.out_dir / "topics" / f"{slug}.atom", atom)
+    digests = store.digests()
     with template_errors():
-        index = render_index(settings.site, store.digests(), settings.templates)
+        index = render_index(settings.site, digests, settings.templates)
     write_atomic(settings.out_dir / "index.html", index)
+    write_atomic(_site_marker(settings), digests[0].name if digests else "")
+
+
+def _site_marker(settings: Settings) -> Path:
+    return settings.out_dir / ".site-published"
+
+
+def _site_current(store: Store, settings: Settings) -> bool:
+    """True when the feeds and the archive were last written with the store's newest digest
+    (and are there): a cycle that ingests nothing then leaves them alone, without building a
+    feed to find it unchanged. A cycle killed before writing them leaves the marker behind."""
+    newest = store.digests()
+    try:
+        marked = _site_marker(settings).read_text()
+    except OSError:
+        return False
+    return (marked == (newest[0].name if newest else "")
+            and all((settings.out_dir / name).is_file() for name in ("index.html", "feed.xml",
+                                                                      "atom.xml")))
 
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
@@ -274,6 +327,8 @@ def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
         publish_digest(settings, info, store.digest_papers(info.name),
                        older=names[at + 1] if at + 1 < len(names) else None,
                        newer=names[at - 1] if at > 0 else None)
+    if digests:
+        record_published(settings, digests[0].name)
     publish_site(store, settings)
     return digests
 
@@ -350,7 +405,8 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
     if snapshots:
         report.results, report.digest, report.enriched = commit_cycle(
             store, settings, snapshots, now, enrich_arxiv=settings.enrich.arxiv, client=client)
-    publish_site(store, settings)
+    if snapshots or not _site_current(store, settings):
+        publish_site(store, settings)
     repaired = repair_outputs(store, settings)
     if repaired:
         report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")

@@ -185,3 +185,12 @@ def test_help_loads_click_alone(args: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]", f"digest {' '.join(args)} imported {done.stdout}"
+
+
+def test_captured_at_with_a_folder_of_several_snapshots_is_refused() -> None:
+    """A folder counts as the snapshots it holds: one date for three captures is a mistake."""
+    code, _, err = invoke("ingest", "--captured-at", "2026-03-01", str(EXAMPLES))
+    assert code == 2
+    assert err == ("error: --captured-at: applies to one snapshot, but 3 were given — ingest "
+                   "them one at a time, or put dates in the file names\n")
+    assert not Path("digest.sqlite3").exists()

@@ -88,7 +88,7 @@ def test_import_reports_bad_rows_keeps_good_ones_and_respects_unsubscribes(isola
 def test_send_to_the_outbox_then_nothing_twice(isolated: Path) -> None:
     invoke("subscribers", "add", "ada@example.org", "--name", "Ada")
     invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))
-    assert invoke("send", "--dry-run") == (0, "would send 2026-03-11 to 1 subscribers (0 skipped)\n",
+    assert invoke("send", "--dry-run") == (0, "would send 2026-03-11 to 1 subscriber (0 skipped)\n",
                                            NO_BASE_URL)
     assert invoke("send") == (0, "1 sent, 0 skipped, 0 failed\n", NO_BASE_URL)
     (eml,) = (isolated / "out/outbox/2026-03-11").glob("*.eml")

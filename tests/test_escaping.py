@@ -71,3 +71,18 @@ def test_rss_description_is_html_text() -> None:
     assert html.unescape(_TAG.sub("", abstract)) == hostile
     summary = ET.fromstring(atom).find("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}summary")
     assert summary is not None and summary.get("type") == "html" and "<img" not in (summary.text or "")
+
+
+def test_feed_abstracts_link_their_urls_and_keep_their_text() -> None:
+    """Python-Markdown renders the abstract as the Markdown digest writes it: its URLs become
+    links, and everything else (markup, emphasis marks, entities) stays the text it was."""
+    abstract = "Code at https://github.com/ex/repo. We use <b>x</b>, *stars*, a_b and &amp;."
+    stored = StoredPaper(key="title:x", paper=Paper(title="T", abstract=abstract, rank=1),
+                         first_seen=NOW, digest="2026-03-13", position=1)
+    rss, _ = build_feeds(Site(base_url="https://d.example"), [stored])
+    description = ET.fromstring(rss).find("channel/item/description")
+    assert description is not None and description.text is not None
+    first = description.text.split("</p>")[0]
+    assert '<a href="https://github.com/ex/repo">https://github.com/ex/repo</a>' in first
+    assert "<b>" not in first and "<em>" not in first
+    assert html.unescape(_TAG.sub("", first)) == abstract

@@ -128,3 +128,33 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path: Path,
     again = CliRunner().invoke(main, ["ingest", str(DAY1), "--db", f"sqlite:///{db}"])
     assert again.exit_code == 0 and "7 new" in again.stdout
     assert (tmp_path / "out/digests/2026-03-11.md").is_file()
+
+
+def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest digest's files are checked against what its last complete publish wrote
+    (hashes), and the feeds and archive against the newest digest they were written with,
+    not rendered again on every cycle; a file changed or missing since is rewritten."""
+    import digest.pipeline
+
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "2026-03-11.txt").write_bytes(DAY1.read_bytes())
+    (tmp_path / "digest.toml").write_text(f'[[sources]]\nname = "c"\nlocation = "{folder}"\n')
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    good = tree(tmp_path / "out")
+    rendered: list[str] = []
+    real = digest.pipeline.publish_digest
+    monkeypatch.setattr(digest.pipeline, "publish_digest",
+                        lambda settings, info, *a, **k: rendered.append(info.name) or real(
+                            settings, info, *a, **k))
+    sites: list[int] = []
+    real_site = digest.pipeline.publish_site
+    monkeypatch.setattr(digest.pipeline, "publish_site",
+                        lambda store, settings: sites.append(1) or real_site(store, settings))
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    assert rendered == [] and sites == [] and tree(tmp_path / "out") == good
+    (tmp_path / "out/digests/2026-03-11.email.txt").write_text("edited by hand")
+    (tmp_path / "out/feed.xml").unlink()
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    assert rendered == ["2026-03-11"] and sites == [1] and tree(tmp_path / "out") == good

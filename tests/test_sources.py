@@ -199,6 +199,28 @@ def test_folder_source_takes_new_files_in_capture_order(tmp_path: Path, store: S
     assert [r.path for r in second.results] == [str(folder / "2026-03-13.txt")]
 
 
+def test_an_unchanged_file_source_is_hashed_not_parsed(tmp_path: Path, store: Store,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A steady cycle over a file source reads and hashes the bytes it already holds, and
+    parses nothing."""
+    import digest.collect
+
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "2026-03-11.txt").write_bytes((EXAMPLES / "2026-03-11.txt").read_bytes())
+    settings = settings_for(tmp_path, SourceSettings("captures", str(folder)))
+    assert cycle(store, settings, send=False).new == 7
+    parsed: list[Path] = []
+    real = digest.collect.read_snapshot
+    monkeypatch.setattr(digest.collect, "read_snapshot",
+                        lambda file, *a, **k: parsed.append(file) or real(file, *a, **k))
+    steady = cycle(store, settings, send=False, now=datetime(2026, 3, 13, 9, tzinfo=UTC))
+    assert steady.ok and steady.new == 0 and parsed == []
+    (folder / "2026-03-12.txt").write_bytes((EXAMPLES / "2026-03-12.txt").read_bytes())
+    assert cycle(store, settings, send=False, now=datetime(2026, 3, 13, 10, tzinfo=UTC)).new == 3
+    assert parsed == [folder / "2026-03-12.txt"]
+
+
 def test_run_lock_one_cycle_at_a_time_and_a_killed_holder_releases_it(
         tmp_path: Path, store: Store) -> None:
     url = store.url

@@ -68,7 +68,7 @@ def test_archive_digest_and_paper_pages(world: tuple[Store, Settings, TestClient
     assert client.get("/digests/2031-01-01").status_code == 404
     key = store.digest_papers("2026-03-11")[0].key
     first = client.get("/digests/2026-03-11")
-    history = re.search(r'href="(https://papers\.example\.org/papers/[^"]+)">Upvotes and rank', first.text)
+    history = re.search(r'href="(https://papers\.example\.org/papers/[^"]+)">Sightings and ranks', first.text)
     assert history is not None and unquote(history.group(1)).endswith("/papers/" + key)
     paper = client.get(history.group(1).removeprefix("https://papers.example.org"))
     assert paper.status_code == 200 and "Tidal Attention" in paper.text

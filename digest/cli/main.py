@@ -94,12 +94,12 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
             if moment is None:
                 raise ConfigError("--captured-at", f"{captured_at!r} is not a date",
                                   "use YYYY-MM-DD, e.g. --captured-at 2026-03-13")
-            if len(paths) > 1:
-                raise ConfigError("--captured-at", "applies to one snapshot, but several were given",
-                                  "ingest them one at a time, or put dates in the file names")
+        files = expand_paths(paths)  # a folder counts as the snapshots it holds
+        if moment is not None and len(files) > 1:
+            raise ConfigError("--captured-at", f"applies to one snapshot, but {len(files)} were "
+                              "given", "ingest them one at a time, or put dates in the file names")
         now = datetime.now(UTC)
         with opened(db, out, templates) as (store, settings):
-            files = expand_paths(paths)
             with progress(files, "reading snapshots") as bar:
                 snapshots = [read_snapshot(path, moment, now) for path in bar]
             for snapshot in snapshots:  # before the order check: it explains a refusal

@@ -95,7 +95,7 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
                 click.echo(f"{sub.status:<12} {sub.email:<40} {topics}")
         if not as_json:
             active = sum(1 for s in everyone if s.status == book.ACTIVE)
-            click.echo(f"{len(everyone)} subscribers, {active} active")
+            click.echo(f"{len(everyone)} subscriber{'s' if len(everyone) != 1 else ''}, {active} active")
 
 
 @subscribers.command(name="import", context_settings=CONTEXT)

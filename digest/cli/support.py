@@ -134,7 +134,8 @@ def report_send(summary: Summary, dry_run: bool = False) -> None:
         click.echo(held_line(name, reason))
     if dry_run:
         for name, sends, skips in summary.planned:
-            click.echo(f"would send {name} to {sends} subscribers ({skips} skipped)")
+            plural = "s" if sends != 1 else ""
+            click.echo(f"would send {name} to {sends} subscriber{plural} ({skips} skipped)")
         if not summary.planned:
             click.echo("nothing to send")
         return

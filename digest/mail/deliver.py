@@ -25,6 +25,7 @@ from digest.mail.delivery_log import Delivery
 from digest.mail.message import (
     PREFERENCES_MARKER,
     UNSUBSCRIBE_MARKER,
+    MessageTemplate,
     PreparedBody,
     Recipient,
     build_message,
@@ -85,7 +86,7 @@ class _Prepared:
     """A delivery's Message-ID and message, built ahead (None: no paper matches its topics)."""
 
     msg_id: str
-    message: EmailMessage | None
+    message: EmailMessage | bytes | None
 
 
 @dataclass
@@ -95,6 +96,8 @@ class _Edition:
     info: DigestInfo
     views: list[PaperView]
     bodies: dict[tuple[str, ...], PreparedBody] = field(default_factory=dict)
+    # Serialised once per (topics, 8bit, personal links) and filled in per recipient.
+    templates: dict[tuple[tuple[str, ...], bool, bool], MessageTemplate] = field(default_factory=dict)
 
 
 class Sender:
@@ -294,20 +297,32 @@ class Sender:
         return edition.bodies[topics]
 
     def _message(self, edition: _Edition, delivery: Delivery, msg_id: str,
-                 personal: bool = True) -> EmailMessage:
+                 personal: bool = True) -> EmailMessage | bytes:
+        """The message for one delivery: as bytes from the body's template when it can be,
+        else built in full (the same bytes either way)."""
         email = self.settings.email
-        body = self._body(edition, parse_topics(delivery.topics))
+        topics = parse_topics(delivery.topics)
+        body = self._body(edition, topics)
         unsubscribe = preferences = None
         if personal and self._web_links() and email.secret:
             token = unsubscribe_token(email.secret, delivery.subscriber_id)
             unsubscribe = self.settings.site.link(f"unsubscribe?token={token}")
             token = preferences_token(email.secret, delivery.subscriber_id)
             preferences = self.settings.site.link(f"preferences?token={token}")
+        recipient = Recipient(delivery.email, delivery.name, unsubscribe, preferences)
+        now, eight_bit = self.now(), self.transport.eight_bit()
+        key = (topics, eight_bit, unsubscribe is not None)
+        if key not in edition.templates:
+            edition.templates[key] = MessageTemplate(
+                site=self.settings.site, info=edition.info, body=body, from_name=email.from_name,
+                from_address=email.from_address, eight_bit=eight_bit, personal=key[2])
+        fast = edition.templates[key].render(recipient, msg_id, now)
+        if fast is not None:
+            return fast
         return build_message(
-            site=self.settings.site, info=edition.info, body=body,
-            recipient=Recipient(delivery.email, delivery.name, unsubscribe, preferences),
+            site=self.settings.site, info=edition.info, body=body, recipient=recipient,
             from_name=email.from_name, from_address=email.from_address, msg_id=msg_id,
-            now=self.now(), eight_bit=self.transport.eight_bit())
+            now=now, eight_bit=eight_bit)
 
 
 @dataclass(frozen=True)

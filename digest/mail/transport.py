@@ -40,7 +40,9 @@ class Unknown(Exception):
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str: ...
+    """Sends one message: an EmailMessage, or its bytes as `as_bytes()` gives them (CRLF)."""
+
+    def send(self, message: EmailMessage | bytes, sender: str, recipient: str, label: str) -> str: ...
 
     def eight_bit(self) -> bool: ...
 
@@ -53,10 +55,10 @@ class OutboxTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str:
+    def send(self, message: EmailMessage | bytes, sender: str, recipient: str, label: str) -> str:
         digest, _, who = label.partition("/")
         path = self.folder / _safe(digest) / f"{_safe(who)}.eml"
-        write_atomic(path, message.as_bytes())
+        write_atomic(path, message if isinstance(message, bytes) else message.as_bytes())
         return f"250 written to {path}"
 
     def eight_bit(self) -> bool:
@@ -115,8 +117,11 @@ class SmtpTransport:
                                 f"{self.settings.smtp_port} ({exc})", unreachable=True) from None
         return self._conn
 
-    def send(self, message: EmailMessage, sender: str, recipient: str, label: str) -> str:
-        data = _dot_stuffed(message.as_bytes(), crlf=message.policy.linesep == "\r\n")
+    def send(self, message: EmailMessage | bytes, sender: str, recipient: str, label: str) -> str:
+        if isinstance(message, bytes):  # serialised by MessageTemplate, with CRLF line ends
+            data = _dot_stuffed(message, crlf=True)
+        else:
+            data = _dot_stuffed(message.as_bytes(), crlf=message.policy.linesep == "\r\n")
         smtputf8 = not (sender + recipient).isascii()
         conn = self._connection()
         try:

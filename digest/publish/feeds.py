@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import markdown
 from feedgen.feed import FeedGenerator
 
 from digest import __version__
 from digest.models import StoredPaper
 from digest.publish.render import PaperView, Site, paper_view
-from digest.text import clean
+from digest.text import clean, md_escape_block
 from digest.topics import parse_topics, topic_pattern
 
 FEED_SIZE = 200
@@ -82,6 +83,9 @@ def matching(papers: Sequence[StoredPaper], topics: Sequence[str], limit: int) -
     return found
 
 
+_MARKDOWN = markdown.Markdown(output_format="html")
+
+
 def _description(view: PaperView) -> str:
     """HTML for readers: the abstract as text (escaped), then the labelled links; an entry
     whose link is a title search says so there, as the web page and email do."""
@@ -90,8 +94,15 @@ def _description(view: PaperView) -> str:
         labelled.insert(0, (view.url, "arXiv search (no arXiv id known)"))
     links = " · ".join(f'<a href="{html.escape(url)}">{html.escape(label)}</a>'
                        for url, label in labelled)
-    body = f"<p>{html.escape(view.abstract, quote=False)}</p>"
-    return body + (f"<p>{links}</p>" if links else "")
+    return _abstract_html(view.abstract) + (f"\n<p>{links}</p>" if links else "")
+
+
+def _abstract_html(abstract: str) -> str:
+    """The abstract as the Markdown digest writes it (every character escaped, its URLs as
+    autolinks), rendered by Python-Markdown: text stays text (`<img onerror>` included), and
+    the URLs become links a reader can follow."""
+    _MARKDOWN.reset()
+    return str(_MARKDOWN.convert(md_escape_block(abstract)))
 
 
 def _generator(site: Site, views: Sequence[tuple[StoredPaper, PaperView]], place: FeedPlace,

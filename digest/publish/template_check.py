@@ -17,7 +17,13 @@ FIX = "fix the template (or remove the override to use the bundled one)"
 
 
 def check_templates(user_templates: str | None) -> None:
-    """Compile every template the outputs may use; TemplateError on the first that fails."""
+    """Compile every template the outputs may use; TemplateError on the first that fails.
+
+    Only with override templates: the bundled ones are compiled by the test suite (and by
+    every golden-file test), and compiling them all on every cycle costs more than a steady
+    cycle's work."""
+    if user_templates is None:
+        return
     env = environment(user_templates)
     with template_errors():
         for name in env.list_templates(filter_func=_is_template):
