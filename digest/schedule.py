@@ -123,13 +123,24 @@ def stop_on_signals(scheduler: BaseScheduler) -> threading.Event:
         log.info("received %s: stopping after the current cycle", signal.Signals(signum).name)
         stopping.set()
         if scheduler.running:
-            # wait=False: this runs inside the main loop (a lock may be held). The running
-            # cycle still completes: the executor's worker threads are joined before exit.
-            scheduler.shutdown(wait=False)
+            # From another thread: this handler runs on the main thread, which may be inside
+            # the scheduler's Event.wait holding its lock, and shutting down from here would
+            # wait for that lock for ever. The running cycle still completes: the executor's
+            # worker threads are joined before exit.
+            threading.Thread(target=_shutdown, args=(scheduler,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stopping
+
+
+def _shutdown(scheduler: BaseScheduler) -> None:
+    from apscheduler.schedulers import SchedulerNotRunningError
+
+    try:
+        scheduler.shutdown(wait=False)
+    except SchedulerNotRunningError:  # stopped already (a second signal): nothing to do
+        pass
 
 
 def cycle_job(store: Any, settings: Settings) -> Callable[[], None]:

@@ -125,3 +125,41 @@ def test_schedule_command_catches_up_then_stops_on_sigterm(tmp_path: Path) -> No
     assert process.returncode == 0, log
     assert "running one now" in log and "cycle ok: 3 snapshots, 13 new papers" in log
     assert "stopped" in rest
+
+
+def test_the_stop_signal_never_waits_on_a_lock_the_main_loop_holds() -> None:
+    """SIGTERM arrives on the main thread, which may be inside the scheduler's Event.wait
+    holding its lock: the handler hands the shutdown to another thread (it deadlocked)."""
+    import threading
+
+    from digest.schedule import stop_on_signals
+
+    loop_lock = threading.Lock()  # stands for the lock inside the scheduler's Event
+
+    class Scheduler:
+        running = True
+        stopped = threading.Event()
+
+        def shutdown(self, wait: bool) -> None:
+            with loop_lock:
+                self.stopped.set()
+
+    scheduler = Scheduler()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stopping = stop_on_signals(scheduler)  # type: ignore[arg-type]
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+
+        def main_loop_gets_a_signal() -> None:
+            with loop_lock:
+                handler(signal.SIGTERM, None)
+
+        loop = threading.Thread(target=main_loop_gets_a_signal, daemon=True)
+        loop.start()
+        loop.join(timeout=5)
+        assert not loop.is_alive(), "the handler waited on the main loop's own lock"
+        assert stopping.is_set() and scheduler.stopped.wait(timeout=5)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
