@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import shutil
-import gc
 import ssl
 import subprocess
 from collections.abc import Iterator
