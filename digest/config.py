@@ -345,7 +345,7 @@ def _base_url(values: _Values, base_url: str | None) -> str | None:
 
 def _templates(values: _Values, templates: str | None, given: bool) -> str | None:
     if templates and not Path(templates).is_dir():
-        raise ConfigError("templates" if given else values.get("output", "templates")[1],
+        raise ConfigError("--templates" if given else values.get("output", "templates")[1],
                           f"folder {templates!r} does not exist",
                           "pass a folder of template overrides, or leave it unset")
     return templates

@@ -102,3 +102,18 @@ def test_config_option_and_variable(isolated: Path) -> None:
                                                 env={"DIGEST_CONFIG": "elsewhere.toml"})[1]
     code, _, err = invoke("--config", "missing.toml", "config", "check")
     assert code == 2 and err.startswith("error: missing.toml: no such file")
+
+
+def test_a_missing_templates_folder_names_where_it_was_given(tmp_path: Path) -> None:
+    """The option when it came from the command line, the file and key when from the file."""
+    from click.testing import CliRunner
+
+    from digest.cli.main import main
+
+    given = CliRunner().invoke(main, ["render", "--templates", "nope"])
+    assert given.exit_code == 2 and given.stderr.startswith(
+        "error: --templates: folder 'nope' does not exist — ")
+    (tmp_path / "digest.toml").write_text('[output]\ntemplates = "nope"\n')
+    filed = CliRunner().invoke(main, ["render"])
+    assert filed.exit_code == 2 and filed.stderr.startswith(
+        "error: digest.toml: output.templates: folder 'nope' does not exist — ")
