@@ -15,6 +15,12 @@ _ARXIV_ID = re.compile(
 )
 
 
+def ident_of(key: str) -> str | None:
+    """The stable id a stored key was made from (`doi:…`, `guid:…`), or None for an arXiv id or
+    a title: what a paper read back from the store needs to behave as when it was seen."""
+    return None if key.startswith((ARXIV_PREFIX, TITLE_PREFIX)) else key
+
+
 def normalize_title(title: str) -> str:
     """Fold a title so that case, Unicode forms, punctuation and spacing never tell papers apart."""
     # ASCII is already in NFKC form, and its case-folding is lower(): the common case, fast.

@@ -215,3 +215,22 @@ def test_statuses_are_the_stored_strings(tmp_path: Path) -> None:
     found = book.find(store, "ada@example.org")
     assert found is not None and found.status is SubscriberStatus.PAUSED
     store.close()
+
+
+def test_a_feed_entry_read_back_keeps_its_identity(store: Store) -> None:
+    """A paper known by its DOI or guid is still that (not a title) when read from the store:
+    `ident`, and no matching by title, survive the round trip."""
+    from digest.models import Snapshot
+
+    entry_paper = Paper(title="Editorial: Weekly Update", abstract="News.", rank=1,
+                        ident="guid:jes-editorial-2026-11")
+    research = Paper(title="A Study of Tides", abstract="Tides.", rank=2)
+    snapshot = Snapshot(path="journal.rss", source="journal", sha256="f" * 64,
+                        captured_at=datetime(2026, 3, 13, tzinfo=UTC),
+                        papers=(entry_paper, research))
+    result, _ = store.ingest(snapshot, now=datetime(2026, 3, 13, 8, tzinfo=UTC))
+    assert result.digest is not None
+    back = {p.key: p.paper for p in store.digest_papers(result.digest.name)}
+    assert back["guid:jes-editorial-2026-11"].ident == "guid:jes-editorial-2026-11"
+    assert not back["guid:jes-editorial-2026-11"].matches_by_title
+    assert back[research.key].ident is None and back[research.key].matches_by_title

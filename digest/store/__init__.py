@@ -27,6 +27,7 @@ from digest.models import (
     Paper,
     Snapshot,
     StoredPaper,
+    ident_of,
 )
 from digest.store import schema as t
 from digest.store.ingest import record
@@ -180,6 +181,7 @@ class Store:
             upvotes=last.get("upvotes"),
             links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
             authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
+        ident=ident_of(row.key),
         )
         stored = StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
                              digest=row.digest_name, position=row.digest_position or 0)
@@ -263,6 +265,7 @@ def _stored_paper(row: Any) -> StoredPaper:
         author_count=row.author_count, comments=row.comments, upvotes=row.upvotes,
         links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
         authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
+        ident=ident_of(row.key),
     )
     return StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
                        digest=row.digest_name, position=row.digest_position, source=row.source)
