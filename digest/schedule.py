@@ -120,27 +120,30 @@ def stop_on_signals(scheduler: BaseScheduler) -> threading.Event:
     stopping = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
-        log.info("received %s: stopping after the current cycle", signal.Signals(signum).name)
+        # Only set a flag and hand the rest to a thread: this runs on the main thread between
+        # two bytecodes, maybe inside the scheduler's Event.wait holding its lock, or inside a
+        # write to stderr; shutting down or logging from here can wait for ever. The running
+        # cycle still completes: the executor's worker threads are joined before exit.
         stopping.set()
-        if scheduler.running:
-            # From another thread: this handler runs on the main thread, which may be inside
-            # the scheduler's Event.wait holding its lock, and shutting down from here would
-            # wait for that lock for ever. The running cycle still completes: the executor's
-            # worker threads are joined before exit.
-            threading.Thread(target=_shutdown, args=(scheduler,), daemon=True).start()
+        threading.Thread(target=_stop, args=(scheduler, signal.Signals(signum).name),
+                         daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stopping
 
 
-def _shutdown(scheduler: BaseScheduler) -> None:
+def _stop(scheduler: BaseScheduler, signal_name: str) -> None:
+    """Log the signal and stop the scheduler if it runs (before it starts, the caller sees
+    the `stopping` event and does not start it)."""
     from apscheduler.schedulers import SchedulerNotRunningError
 
-    try:
-        scheduler.shutdown(wait=False)
-    except SchedulerNotRunningError:  # stopped already (a second signal): nothing to do
-        pass
+    log.info("received %s: stopping after the current cycle", signal_name)
+    if scheduler.running:
+        try:
+            scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:  # stopped already (a second signal): nothing to do
+            pass
 
 
 def cycle_job(store: Any, settings: Settings) -> Callable[[], None]:

@@ -32,8 +32,9 @@ def test_add_list_pause_resume_remove() -> None:
     assert code == 0
     assert [json.loads(line) for line in out.splitlines()] == [
         {"email": "Ada@example.org", "name": "Ada L.", "topics": ["reasoning", "diffusion models"],
-         "status": "active"},
-        {"email": "δοκιμή@παράδειγμα.δοκιμή", "name": None, "topics": [], "status": "active"},
+         "status": "active", "list_others": False},
+        {"email": "δοκιμή@παράδειγμα.δοκιμή", "name": None, "topics": [], "status": "active",
+         "list_others": False},
     ]
     assert invoke("subscribers", "pause", "ada@example.org")[1] == "paused Ada@example.org\n"
     assert invoke("subscribers", "resume", "ADA@example.org")[1] == "resumed Ada@example.org\n"
@@ -43,6 +44,47 @@ def test_add_list_pause_resume_remove() -> None:
     # Re-adding is explicit; their topics are kept unless new ones are given.
     assert invoke("subscribers", "add", "ada@example.org")[1] == (
         "re-subscribed ada@example.org (topics: reasoning, diffusion models)\n")
+
+
+def test_list_others_flag_is_set_kept_and_cleared() -> None:
+    """Issue 11: --list-others turns the titles-only list of the other papers on; an update
+    without the flag keeps it; --no-list-others turns it off."""
+    assert "--list-others" in invoke("subscribers", "add", "--help")[1]
+    assert invoke("subscribers", "add", "ada@example.org", "--topics", "diffusion",
+                  "--list-others")[1] == (
+        "added ada@example.org (topics: diffusion) (also lists the other papers' titles)\n")
+    assert json.loads(invoke("subscribers", "list", "--json")[1])["list_others"] is True
+    assert "diffusion + other titles" in invoke("subscribers", "list")[1]
+    invoke("subscribers", "add", "ada@example.org", "--name", "Ada")
+    assert json.loads(invoke("subscribers", "list", "--json")[1])["list_others"] is True
+    invoke("subscribers", "add", "ada@example.org", "--no-list-others")
+    assert json.loads(invoke("subscribers", "list", "--json")[1])["list_others"] is False
+
+
+def test_list_others_csv_round_trip_and_old_csvs(isolated: Path) -> None:
+    invoke("subscribers", "add", "ada@example.org", "--topics", "diffusion", "--list-others")
+    invoke("subscribers", "add", "bob@example.org", "--topics", "robots")
+    exported = invoke("subscribers", "export")[1]
+    assert exported.splitlines() == ["email,name,topics,status,list_others",
+                                     "ada@example.org,,diffusion,active,yes",
+                                     "bob@example.org,,robots,active,no"]
+    (isolated / "again.csv").write_text(exported)
+    other = ["--db", f"sqlite:///{isolated / 'b.sqlite3'}"]
+    assert invoke("subscribers", "import", str(isolated / "again.csv"), *other)[1] == (
+        "2 added, 0 updated, 0 skipped\n")
+    assert invoke("subscribers", "export", *other)[1] == exported
+    # An old CSV (no list_others column) imports, and leaves the setting as it is.
+    (isolated / "old.csv").write_text("email,name,topics\nada@example.org,Ada,diffusion\n"
+                                      "cy@example.org,,\n")
+    assert invoke("subscribers", "import", str(isolated / "old.csv"), *other)[1] == (
+        "1 added, 1 updated, 0 skipped\n")
+    rows = [json.loads(line) for line in invoke("subscribers", "list", "--json", *other)[1].splitlines()]
+    assert [(r["email"], r["list_others"]) for r in rows] == [
+        ("ada@example.org", True), ("bob@example.org", False), ("cy@example.org", False)]
+    (isolated / "bad.csv").write_text("email,list_others\ndee@example.org,maybe\n")
+    code, out, err = invoke("subscribers", "import", str(isolated / "bad.csv"), *other)
+    assert out == "0 added, 0 updated, 1 skipped\n"
+    assert err == f"{isolated / 'bad.csv'}:2: skipped: list_others 'maybe' is not yes or no\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -76,8 +118,8 @@ def test_import_reports_bad_rows_keeps_good_ones_and_respects_unsubscribes(isola
     ]
     exported = invoke("subscribers", "export")[1]
     assert exported.splitlines() == [
-        "email,name,topics,status", "gone@example.org,,,unsubscribed",
-        'ada@example.org,Ada,"reasoning, diffusion",active', "bob@example.org,,,active"]
+        "email,name,topics,status,list_others", "gone@example.org,,,unsubscribed,no",
+        'ada@example.org,Ada,"reasoning, diffusion",active,no', "bob@example.org,,,active,no"]
     # The export imports again into a fresh store unchanged.
     (isolated / "again.csv").write_text(exported)
     assert invoke("subscribers", "import", str(isolated / "again.csv"), "--db",

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from digest.mail.deliver import Sender
 from digest.mail.tokens import read_unsubscribe_token
 from digest.mail.transport import OutboxTransport, SmtpTransport
 from digest.pipeline import ingest, make_sender, prepare
-from digest.publish.render import Site
+from digest.publish.render import Site, paper_view
 from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -148,6 +149,42 @@ def test_topics_filter_highlight_and_skip_empty_matches(world: tuple[Store, Sett
     assert re.search(r"\[attention\]", text, re.I) and re.search(r"\[speech recognition\]", text, re.I)
     assert len(box.to("all@example.org")) == 1
     assert log.status_counts(store) == {"sent": 2, "skipped": 1}
+
+
+def test_topic_subscriber_can_also_get_the_other_titles(world: tuple[Store, Settings, Mailbox]) -> None:
+    """Issue 11: with list_others on, the matched cards, then the other new papers' titles
+    only (not the matched ones), each linking to its card in the web copy; without it, not."""
+    store, settings, box = world
+    book.add(store, "plain@example.org", topics="attention, speech recognition")
+    book.add(store, "rest@example.org", topics="attention, speech recognition", list_others=True)
+    book.add(store, "all@example.org", list_others=True)  # no topics: the setting changes nothing
+    ingest_files(store, settings, EXAMPLES / "2026-03-11.txt")
+    assert sender(store, settings).run().sent == 3
+    views = [paper_view(p) for p in store.digest_papers("2026-03-11")]
+    web = "https://papers.example.org/digests/2026-03-11.html"
+    (plain,), (rest,), (everyone,) = (box.to(a) for a in ("plain@example.org", "rest@example.org",
+                                                          "all@example.org"))
+    plain_text, plain_html = (content(part) for part in plain.get_payload())
+    rest_text, rest_html = (content(part) for part in rest.get_payload())
+    assert rest["Subject"] == plain["Subject"]
+    matched = [v for v in views if re.search(r"attention|speech recognition", v.title + v.abstract, re.I)]
+    others = [v for v in views if v not in matched]
+    assert len(matched) == 2 and len(others) == 5
+    for body in (plain_text, plain_html, content(everyone.get_payload()[0])):
+        assert "Also new today" not in body
+    assert "Also new today: 5 other new papers, not matching your topics" in rest_text
+    assert "5 other new papers, not matching your topics:" in rest_html
+    also_text = rest_text.split("Also new today", 1)[1]
+    also_html = rest_html.split("Also new today", 1)[1]
+    for view in others:
+        assert f" - {view.title}\n   {web}#p{view.position}\n" in also_text
+        title = re.escape(escape(view.title, quote=False))
+        assert re.search(rf'<a href="{re.escape(web)}#p{view.position}"[^>]*>{title}</a>', also_html)
+        assert view.title not in plain_text and view.title not in rest_text.split("Also new today")[0]
+    for view in matched:
+        assert view.title not in also_text and f"#p{view.position}\"" not in also_html
+    # The matched part is the same as without the setting.
+    assert rest_text.split("Also new today")[0] == plain_text.split("--\n")[0]
 
 
 def test_exactly_once_across_reruns_and_planning_at_digest_time(

@@ -12,6 +12,7 @@ from conftest import ROOT
 from sqlalchemy import Column, Connection, Text, create_engine, inspect, text
 
 from digest.cli.main import main
+from digest.mail import subscribers as book
 from digest.store import open_store, schema
 
 
@@ -76,3 +77,30 @@ def test_store_files_are_ignored_by_git() -> None:
     checked = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=ROOT,
                              capture_output=True, text=True)
     assert checked.stdout.split() == names
+
+
+def test_a_store_from_before_migration_3_upgrades_with_list_others_off(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11: subscribers.list_others is added by migration 3, false for everyone there."""
+    with monkeypatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 3])
+        open_store(store_url).close()
+    assert "list_others" not in columns(store_url)["subscribers"]
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO subscribers (email, email_key, topics, status, created_at, "
+                          "updated_at) VALUES ('ada@example.org', 'ada@example.org', 'diffusion', "
+                          "'active', '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+    engine.dispose()
+    upgraded = open_store(store_url)
+    try:
+        assert "list_others" in columns(store_url)["subscribers"]
+        ada = book.find(upgraded, "ada@example.org")
+        assert ada is not None and ada.list_others is False and ada.topics == ("diffusion",)
+        on, _ = book.add(upgraded, "bob@example.org", topics="robots", list_others=True)
+        assert on.list_others is True
+        with upgraded.engine.connect() as conn:
+            assert list(conn.execute(text("SELECT version FROM schema_migrations ORDER BY version"))
+                        .scalars()) == [1, 2, 3]
+    finally:
+        upgraded.close()

@@ -185,6 +185,29 @@ def test_a_121_paper_day_lists_every_title_within_the_budget() -> None:
     assert body.shown >= 25  # and the first papers as cards besides
 
 
+def test_the_other_titles_get_what_the_budget_leaves() -> None:
+    """Issue 11: a topic subscriber's list of the other papers' titles never pushes out a
+    matched card, and stays within the budget; what does not fit is counted."""
+    info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC),
+                      paper_count=3000)
+    views = [paper_view(p) for p in _stored(3000, 200)]
+    matched, others = views[:10], views[10:]
+    without = render_email(Site(), info, matched, topics=("paper",))
+    body = render_email(Site(), info, matched, topics=("paper",), others=others)
+    assert len(body.html.encode()) <= EMAIL_BUDGET and len(body.text.encode()) <= EMAIL_BUDGET
+    assert body.shown == without.shown == 10
+    assert body.text.startswith(without.text.split("--\n", 1)[0])
+    listed = body.text.split("Also new today", 1)[1]
+    shown = listed.count("\n - ")
+    assert 100 < shown < 2990
+    assert f"2990 other new papers, not matching your topics (the first {shown} listed here)" in listed
+    assert f"...and {2990 - shown} more in the full digest: ../digests/2026-03-13.html" in listed
+    assert f" - {_title(11)}\n   ../digests/2026-03-13.html#p11\n" in listed
+    assert _title(10) + "\n" not in listed
+    # Without topics' others (an empty list) the email is exactly today's.
+    assert render_email(Site(), info, matched, topics=("paper",), others=[]) == without
+
+
 def test_email_opens_with_the_contents_then_short_cards(tmp_path: Path) -> None:
     info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC), paper_count=6)
     body = render_email(Site(base_url="https://p.example.org"), info,

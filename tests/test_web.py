@@ -206,6 +206,32 @@ def test_preferences(world: tuple[Store, Settings, TestClient, dict[str, float]]
     assert client.get("/preferences?token=forged").status_code == 400
 
 
+def test_preferences_list_others_checkbox(
+        world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:
+    """Issue 11: the checkbox shows the setting and saves it; topics are kept alongside."""
+    store, _, client, _ = world
+    ada, _ = book.add(store, "ada@example.org", topics="diffusion")
+    token = preferences_token(SECRET, ada.id)
+    page = client.get(f"/preferences?token={token}").text
+    assert 'name="list_others" type="checkbox" value="yes">' in page  # unticked
+    saved = client.post("/preferences", data={"token": token, "topics": "diffusion",
+                                              "others_shown": "1", "list_others": "yes",
+                                              "csrf": csrf(client)})
+    assert saved.status_code == 200 and 'value="yes" checked>' in saved.text
+    now = book.find(store, "ada@example.org")
+    assert now is not None and now.list_others and now.topics == ("diffusion",)
+    assert now.status == "active"
+    # A form from before the checkbox (no others_shown) keeps the setting as it is.
+    client.post("/preferences", data={"token": token, "topics": "robots", "csrf": csrf(client)})
+    now = book.find(store, "ada@example.org")
+    assert now is not None and now.list_others and now.topics == ("robots",)
+    # Unticked: not posted, so off.
+    client.post("/preferences", data={"token": token, "topics": "robots", "others_shown": "1",
+                                      "csrf": csrf(client)})
+    now = book.find(store, "ada@example.org")
+    assert now is not None and not now.list_others and now.topics == ("robots",)
+
+
 def _one_more_digest(store: Store, settings: Settings, tmp_path: Path, day: str) -> None:
     snapshot = tmp_path / f"{day}.txt"
     snapshot.write_text(page(entry("A Paper Published After Start"), header="Mar " + day[-2:]))

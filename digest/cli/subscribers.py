@@ -26,25 +26,32 @@ def subscribers() -> None:
 @click.option("--name", default=None, help="Display name for the To: header.")
 @click.option("--topics", default=None,
               help='Comma-separated words or phrases; only matching papers are sent.')
+@click.option("--list-others/--no-list-others", "list_others", default=None,
+              help="With --topics: after the matching papers, also list the other new papers' "
+                   "titles (off unless set; an update keeps the current setting).")
 @store_options
-def add(email: str, name: str | None, topics: str | None, db: str | None, out: str | None,
-        templates: str | None) -> None:
+def add(email: str, name: str | None, topics: str | None, list_others: bool | None,
+        db: str | None, out: str | None, templates: str | None) -> None:
     """Add a subscriber (or update one; re-adds an unsubscribed address).
 
     Without --topics they get every new paper; with topics, only papers whose title or
-    abstract contains one of them (whole words, any case), with the words highlighted.
-    Someone added today starts with the next digest.
+    abstract contains one of them (whole words, any case), with the words highlighted;
+    --list-others adds, after those, a titles-only list of the other new papers, each
+    linking to the web copy. Someone added today starts with the next digest.
 
     \b
     Examples:
       digest subscribers add ada@example.org
       digest subscribers add "bob@example.org" --name "Bob" --topics "diffusion, robot learning"
+      digest subscribers add bob@example.org --topics diffusion --list-others
     """
     from digest.mail import subscribers as book
 
     with user_errors(), opened(db, out, templates) as (store, _):
-        sub, outcome = book.add(store, email, name, topics)
+        sub, outcome = book.add(store, email, name, topics, list_others=list_others)
         topics_note = f" (topics: {', '.join(sub.topics)})" if sub.topics else ""
+        if sub.list_others:
+            topics_note += " (also lists the other papers' titles)"
         click.echo(f"{outcome} {sub.email}{topics_note}")
 
 
@@ -88,10 +95,13 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
         for sub in everyone:
             if as_json:
                 click.echo(json.dumps({"email": sub.email, "name": sub.name,
-                                       "topics": list(sub.topics), "status": sub.status},
+                                       "topics": list(sub.topics), "status": sub.status,
+                                       "list_others": sub.list_others},
                                       ensure_ascii=False))
             else:
                 topics = ", ".join(sub.topics) or "(all papers)"
+                if sub.list_others:
+                    topics += " + other titles"
                 click.echo(f"{sub.status:<12} {sub.email:<40} {topics}")
         if not as_json:
             active = sum(1 for s in everyone if s.status == book.ACTIVE)
@@ -102,7 +112,10 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
 @click.argument("path", type=click.Path(path_type=Path))
 @store_options
 def import_(path: Path, db: str | None, out: str | None, templates: str | None) -> None:
-    """Add subscribers from a CSV file with the columns email,name,topics[,status].
+    """Add subscribers from a CSV file with the columns email,name,topics[,status,list_others].
+
+    list_others is yes or no (list the other new papers' titles after the matching ones);
+    a file without that column leaves the setting as it is (off for new subscribers).
 
     A bad row is reported with its line number and skipped; the good rows are kept.
     Consent is kept: a row whose status is paused or unsubscribed (as `export` writes
@@ -127,7 +140,7 @@ def import_(path: Path, db: str | None, out: str | None, templates: str | None) 
 @subscribers.command(context_settings=CONTEXT)
 @store_options
 def export(db: str | None, out: str | None, templates: str | None) -> None:
-    """Print every subscriber as CSV (email,name,topics,status), ready for import.
+    """Print every subscriber as CSV (email,name,topics,status,list_others), ready for import.
 
     \b
     Example:

@@ -95,9 +95,11 @@ class _Edition:
 
     info: DigestInfo
     views: list[PaperView]
-    bodies: dict[tuple[str, ...], PreparedBody] = field(default_factory=dict)
-    # Serialised once per (topics, 8bit, personal links) and filled in per recipient.
-    templates: dict[tuple[tuple[str, ...], bool, bool], MessageTemplate] = field(default_factory=dict)
+    # Keyed by (topics, list the others' titles too).
+    bodies: dict[tuple[tuple[str, ...], bool], PreparedBody] = field(default_factory=dict)
+    # Serialised once per (topics, others, 8bit, personal links) and filled in per recipient.
+    templates: dict[tuple[tuple[str, ...], bool, bool, bool], MessageTemplate] = field(
+        default_factory=dict)
 
 
 class Sender:
@@ -247,7 +249,8 @@ class Sender:
         delivery = Delivery(digest_id=0, digest=digest, subscriber_id=known.id if known else 0,
                             email=email, name=known.name if known else None,
                             topics=", ".join(known.topics) if known else "",
-                            subscriber_status="active", status="preview", message_id=None)
+                            subscriber_status="active", status="preview", message_id=None,
+                            list_others=known.list_others if known else False)
         if not self._selection(edition, delivery):
             raise DeliveryError(email, f"no paper of digest {digest} matches the subscriber's "
                                 "topics", "send another digest, or change the topics")
@@ -282,19 +285,25 @@ class Sender:
         """Links to the web app (unsubscribe, preferences) need its public URL and a secret."""
         return bool(self.settings.site.base_url and self.settings.email.secret)
 
-    def _body(self, edition: _Edition, topics: tuple[str, ...]) -> PreparedBody:
-        """The email body for one topic list, rendered once and shared by its subscribers."""
-        if topics not in edition.bodies:
-            pattern = topic_pattern(topics)
+    def _body(self, edition: _Edition, topics: tuple[str, ...],
+              list_others: bool = False) -> PreparedBody:
+        """The email body for one topic list (and others setting), rendered once and shared
+        by its subscribers. The others' titles are listed only for a subscriber with topics."""
+        pattern = topic_pattern(topics)
+        key = (topics, list_others and pattern is not None)
+        if key not in edition.bodies:
             views = edition.views if pattern is None else [
                 v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
+            shown = {v.key for v in views}
+            others = [v for v in edition.views if v.key not in shown] if key[1] else []
             # Numbered as shown; each card's "more" and the web link still find the paper.
             body = render_email(self.settings.site, edition.info, views,
                                 self.settings.templates, topics=topics, highlight=pattern,
                                 unsubscribe_url=UNSUBSCRIBE_MARKER,
-                                preferences_url=PREFERENCES_MARKER if self._web_links() else None)
-            edition.bodies[topics] = PreparedBody.of(body, len(views))
-        return edition.bodies[topics]
+                                preferences_url=PREFERENCES_MARKER if self._web_links() else None,
+                                others=others)
+            edition.bodies[key] = PreparedBody.of(body, len(views))
+        return edition.bodies[key]
 
     def _message(self, edition: _Edition, delivery: Delivery, msg_id: str,
                  personal: bool = True) -> EmailMessage | bytes:
@@ -302,7 +311,7 @@ class Sender:
         else built in full (the same bytes either way)."""
         email = self.settings.email
         topics = parse_topics(delivery.topics)
-        body = self._body(edition, topics)
+        body = self._body(edition, topics, delivery.list_others)
         unsubscribe = preferences = None
         if personal and self._web_links() and email.secret:
             token = unsubscribe_token(email.secret, delivery.subscriber_id)
@@ -311,11 +320,11 @@ class Sender:
             preferences = self.settings.site.link(f"preferences?token={token}")
         recipient = Recipient(delivery.email, delivery.name, unsubscribe, preferences)
         now, eight_bit = self.now(), self.transport.eight_bit()
-        key = (topics, eight_bit, unsubscribe is not None)
+        key = (topics, delivery.list_others, eight_bit, unsubscribe is not None)
         if key not in edition.templates:
             edition.templates[key] = MessageTemplate(
                 site=self.settings.site, info=edition.info, body=body, from_name=email.from_name,
-                from_address=email.from_address, eight_bit=eight_bit, personal=key[2])
+                from_address=email.from_address, eight_bit=eight_bit, personal=key[3])
         fast = edition.templates[key].render(recipient, msg_id, now)
         if fast is not None:
             return fast

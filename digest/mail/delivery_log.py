@@ -50,6 +50,7 @@ class Delivery:
     subscriber_status: str
     status: str
     message_id: str | None
+    list_others: bool = False  # with topics: list the other new papers' titles too
 
 
 def _alive(claimed_by: str | None) -> bool:
@@ -103,7 +104,7 @@ def deliveries(store: Store, digest_id: int, statuses: tuple[str, ...],
     after = 0
     while True:
         query = (select(t.deliveries, t.digests.c.name.label("digest"), t.subscribers.c.email,
-                        t.subscribers.c.name, t.subscribers.c.topics,
+                        t.subscribers.c.name, t.subscribers.c.topics, t.subscribers.c.list_others,
                         t.subscribers.c.status.label("subscriber_status"))
                  .join(t.digests, t.digests.c.id == t.deliveries.c.digest_id)
                  .join(t.subscribers, t.subscribers.c.id == t.deliveries.c.subscriber_id)
@@ -119,7 +120,8 @@ def deliveries(store: Store, digest_id: int, statuses: tuple[str, ...],
             yield Delivery(digest_id=row.digest_id, digest=row.digest,
                            subscriber_id=row.subscriber_id, email=row.email, name=row.name,
                            topics=row.topics, subscriber_status=row.subscriber_status,
-                           status=row.status, message_id=row.message_id)
+                           status=row.status, message_id=row.message_id,
+                           list_others=bool(row.list_others))
         after = rows[-1].subscriber_id
 
 

@@ -33,6 +33,9 @@ from digest.topics import topic_pattern as topic_pattern
 
 STATUSES = SUBSCRIBER_STATUSES
 CSV_COLUMNS = ("email", "name", "topics")
+# Optional CSV column: "yes" lists the other new papers' titles too (a topic subscriber's).
+OTHERS_COLUMN = "list_others"
+_YES, _NO = ("yes", "true", "1", "y"), ("no", "false", "0", "n", "")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Subscriber:
     topics: tuple[str, ...]
     status: SubscriberStatus
     updated_at: datetime | None = None
+    # With topics: after the matched papers, also list the other new papers' titles.
+    list_others: bool = False
 
 
 def consent_state(subscriber: Subscriber | None) -> str:
@@ -71,7 +76,7 @@ def normalize_address(raw: str) -> str:
 def _row(row: Any) -> Subscriber:
     return Subscriber(id=row.id, email=row.email, name=row.name,
                       topics=parse_topics(row.topics), status=SubscriberStatus(row.status),
-                      updated_at=row.updated_at)
+                      updated_at=row.updated_at, list_others=bool(row.list_others))
 
 
 def find(store: Store, email: str) -> Subscriber | None:
@@ -84,11 +89,12 @@ def find(store: Store, email: str) -> Subscriber | None:
 
 def add(store: Store, email: str, name: str | None = None, topics: str | None = None,
         now: datetime | None = None, *, reactivate: bool = True,
-        status: str = ACTIVE) -> tuple[Subscriber, str]:
+        status: str = ACTIVE, list_others: bool | None = None) -> tuple[Subscriber, str]:
     """Add or update a subscriber; returns it and what happened (added, updated, ...).
 
     `reactivate=False` (imports) leaves a paused or unsubscribed address as it is, and
     `status` is what a new row starts as (an import keeps who left as having left).
+    `list_others` None keeps the setting as it is (off for a new subscriber).
     """
     address = normalize_address(email)
     clean_name = one_line(name)[:200] if name else None
@@ -100,7 +106,8 @@ def add(store: Store, email: str, name: str | None = None, topics: str | None = 
         if row is None:
             conn.execute(insert(t.subscribers).values(
                 email=address, email_key=address.casefold(), name=clean_name, topics=topic_text,
-                status=status, created_at=stamp, updated_at=stamp))
+                status=status, created_at=stamp, updated_at=stamp,
+                list_others=bool(list_others)))
             outcome = "added" if status == ACTIVE else f"added {status}"
         elif row.status != ACTIVE and not reactivate:
             return _row(row), row.status
@@ -109,6 +116,7 @@ def add(store: Store, email: str, name: str | None = None, topics: str | None = 
             conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(
                 email=address, name=clean_name if name is not None else row.name,
                 topics=topic_text if topics is not None else row.topics,
+                list_others=row.list_others if list_others is None else list_others,
                 status=ACTIVE, updated_at=stamp))
         row = conn.execute(select(t.subscribers)
                            .where(t.subscribers.c.email_key == address.casefold())).one()
@@ -138,12 +146,17 @@ def set_status(store: Store, email: str, status: str, now: datetime | None = Non
 
 
 def set_topics(store: Store, subscriber_id: int, topics: str,
-               now: datetime | None = None) -> Subscriber | None:
-    """Change a subscriber's topics only (the preferences page): never their status."""
+               now: datetime | None = None, *,
+               list_others: bool | None = None) -> Subscriber | None:
+    """Change a subscriber's topics (and, when given, whether the other papers' titles are
+    listed too) only (the preferences page): never their status."""
+    values: dict[str, Any] = {"topics": ", ".join(parse_topics(topics)),
+                              "updated_at": naive_utc(now or datetime.now(UTC))}
+    if list_others is not None:
+        values["list_others"] = list_others
     with store.engine.begin() as conn:
-        conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id).values(
-            topics=", ".join(parse_topics(topics)),
-            updated_at=naive_utc(now or datetime.now(UTC))))
+        conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
+                     .values(**values))
         row = conn.execute(select(t.subscribers).where(t.subscribers.c.id == subscriber_id)).first()
     return _row(row) if row else None
 
@@ -206,9 +219,17 @@ def import_csv(store: Store, path: Path) -> tuple[dict[str, int], list[ImportPro
             problems.append(ImportProblem(line, f"status {row['status']!r} is not one of "
                                           f"{', '.join(STATUSES)}"))
             continue
+        others_cell = (row.get(OTHERS_COLUMN) or "").lower()
+        if others_cell not in _YES + _NO:
+            problems.append(ImportProblem(line, f"{OTHERS_COLUMN} {row[OTHERS_COLUMN]!r} is not "
+                                          "yes or no"))
+            continue
+        # An old CSV without the column leaves the setting as it is (off for new rows).
+        list_others = others_cell in _YES if OTHERS_COLUMN in row else None
         try:
             sub, outcome = add(store, _cell(row.get("email")) or "", _cell(row.get("name")) or None,
-                               _cell(row.get("topics")) or None, reactivate=False, status=status)
+                               _cell(row.get("topics")) or None, reactivate=False, status=status,
+                               list_others=list_others)
         except SubscriberError as exc:
             problems.append(ImportProblem(line, exc.what))
             continue
@@ -239,11 +260,12 @@ def _cell(value: str | None) -> str | None:
 
 
 def export_csv(subscribers: list[Subscriber]) -> str:
-    """The subscribers as CSV (email,name,topics,status), ready for `import`."""
+    """The subscribers as CSV (email,name,topics,status,list_others), ready for `import`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, "status"])
+    writer.writerow([*CSV_COLUMNS, "status", OTHERS_COLUMN])
     for sub in subscribers:
         writer.writerow([_safe_cell(cell) for cell in (
-            sub.email, sub.name or "", ", ".join(sub.topics), sub.status)])
+            sub.email, sub.name or "", ", ".join(sub.topics), sub.status,
+            "yes" if sub.list_others else "no")])
     return out.getvalue()

@@ -222,7 +222,8 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
                  templates: str | None = None, budget: int = EMAIL_BUDGET, *,
                  topics: Sequence[str] = (), highlight: re.Pattern[str] | None = None,
                  unsubscribe_url: str | None = None,
-                 preferences_url: str | None = None) -> EmailBody:
+                 preferences_url: str | None = None,
+                 others: Sequence[PaperView] = ()) -> EmailBody:
     """The email body (HTML with inlined CSS, and plain text), kept under `budget` bytes.
 
     It opens with the numbered list of every title, then a card per paper: authors, links and
@@ -230,17 +231,20 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
     too big for the budget keeps every title in the list and shows as many cards as fit.
     `views` may be a subscriber's selection (`topics`), numbered as shown, each with the words
     that matched (`highlight`); `unsubscribe_url` adds the footer link (the archive copy has none).
+    `others` (a topic subscriber's setting) are the day's other new papers: after the cards, a
+    titles-only list of as many as fit in what the budget leaves, each linking to the web copy.
     """
     env = environment(templates)
     here = f"digests/{info.name}.email.html"
     matched_by = {v.key: hit.group(0) for v in views
                   if highlight and (hit := highlight.search(v.title) or highlight.search(v.abstract))}
 
-    def build(count: int, listed: int | None = None) -> EmailBody:
+    def build(count: int, listed: int | None = None, also: int = 0) -> EmailBody:
         ctx = _context(site, info, views[:count], here, contents=views[:listed],
                        more=len(views) - count, matched=len(views), matched_by=matched_by,
                        teaser_limit=EMAIL_SHORT_ABSTRACT, topics=tuple(topics), highlight=highlight,
-                       unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+                       unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                       others=others[:also], others_total=len(others))
         html = reflow_html(_inline(env.get_template("email.html").render(ctx)))
         text = env.get_template("email.txt").render(ctx)
         return EmailBody(html=html, text=text, shown=count, total=len(views),
@@ -259,7 +263,18 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
     if listed < len(views):
         return built.get((0, listed)) or build(0, listed)
     cards = most_that_fit(len(views), lambda n: fits(n, len(views)))
-    return built.get((cards, len(views))) or build(cards, len(views))
+    body = built.get((cards, len(views))) or build(cards, len(views))
+    if not others:
+        return body
+    # The matched papers come first: the others' titles get only what the budget leaves.
+    extra: dict[int, EmailBody] = {0: body}
+
+    def fits_also(n: int) -> bool:
+        extra[n] = build(cards, len(views), n)
+        return _fits(extra[n], budget)
+
+    also = most_that_fit(len(others), fits_also)
+    return extra.get(also) or build(cards, len(views), also)
 
 
 def most_that_fit(high: int, fits: Callable[[int], bool]) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
     insert,
     select,
@@ -116,6 +117,8 @@ subscribers = Table(
     Column("status", String(20), nullable=False),  # active | paused | unsubscribed
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    # With topics: also list the other new papers' titles after the matched ones (migration 3).
+    Column("list_others", Boolean, nullable=False, server_default=false()),
 )
 
 # The delivery log: one row per (digest, subscriber), planned with the digest, then
@@ -201,11 +204,19 @@ def _m002_arxiv_lookups(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+def _m003_list_others(conn: Connection) -> None:
+    """Migration 3, frozen as it shipped: subscribers.list_others, false for everyone."""
+    default = "0" if conn.dialect.name == "sqlite" else "false"
+    conn.execute(text("ALTER TABLE subscribers ADD COLUMN list_others BOOLEAN NOT NULL "
+                      f"DEFAULT {default}"))
+
+
 # Each migration is frozen the day it ships (see schema_m001): today's tables above are
 # what the migrations add up to, and a test checks that they agree.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial", m001_initial),
     (2, "arxiv lookups", _m002_arxiv_lookups),
+    (3, "subscribers list others", _m003_list_others),
 ]
 
 

@@ -340,12 +340,16 @@ def create_app(store: Store, settings: Settings, *,
             if not _csrf_ok(request, form, secret):
                 return page(request, "Please try again", "The form expired. Reload the page.", 403)
             topics = ", ".join(book.parse_topics(str(form.get("topics", ""))[:500]))
-            current = book.set_topics(store, current.id, topics) or current
+            # An unticked checkbox is not posted: the hidden `others_shown` says the form had one
+            # (a form from before the setting keeps it as it is).
+            others = form.get("list_others") == "yes" if form.get("others_shown") else None
+            current = book.set_topics(store, current.id, topics, list_others=others) or current
             heading = f"Saved: {', '.join(current.topics) or 'every new paper'}"
         return page(request, heading, "Only new papers whose title or abstract mentions "
                     "one of these are sent to you; leave it empty for every new paper.",
                     form={"action": link("preferences"), "button": "Save",
-                          "fields": [("token", token)], "topics": ", ".join(current.topics)})
+                          "fields": [("token", token), ("others_shown", "1")],
+                          "topics": ", ".join(current.topics), "list_others": current.list_others})
 
     routes = [
         # The feeds first: readers poll them all day, and routes are tried in order.
