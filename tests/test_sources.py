@@ -98,7 +98,7 @@ def test_every_format_yields_the_same_papers() -> None:
 def test_a_paper_seen_by_title_keeps_its_identity_when_its_arxiv_id_appears(
         tmp_path: Path, server: FixtureServer, store: Store) -> None:
     settings = settings_for(tmp_path, SourceSettings("hf", server.url("/api/daily_papers")))
-    list(ingest(store, settings, prepare(store, [EXAMPLES], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES], None, NOW), NOW))
     feed_before = feedparser.parse((settings.out_dir / "atom.xml").read_bytes())
     sheep_id = paper_guid("title:counting sheep why vision language models cannot count beyond seven")
     assert sheep_id in [e.id for e in feed_before.entries]

@@ -123,9 +123,9 @@ def held_line(name: str, reason: str) -> str:
     return f"held: {name}: {reason} — check it, then: digest release {name}"
 
 
-def send_feedback() -> dict[str, Any]:
+def send_progress() -> Callable[[int, int], None]:
     """Progress for the Sender: a bar on a terminal, else a line every few seconds."""
-    return {"progress": _SendBar() if sys.stderr.isatty() else _SendLines()}
+    return _SendBar() if sys.stderr.isatty() else _SendLines()
 
 
 def report_send(summary: Summary, dry_run: bool = False) -> None:
