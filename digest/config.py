@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from ipaddress import ip_network
@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 
 SECURITY_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+EXAMPLE_FROM = f"{Site.title} <papers@example.org>"  # in `digest init`'s file and in errors
 MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -193,6 +194,12 @@ SHORTHANDS = {("store", "url"): "DIGEST_DB", ("output", "dir"): "DIGEST_OUT",
               ("output", "templates"): "DIGEST_TEMPLATES"}
 SECRETS = {("email", "smtp_password"): "DIGEST_EMAIL_SMTP_PASSWORD",
            ("email", "secret"): "DIGEST_SECRET", ("site", "secret"): "DIGEST_SECRET"}
+
+
+def either(names: Iterable[str]) -> str:
+    """`a, b or c`: the choices of a setting, for its help and its errors."""
+    *most, last = names
+    return f"{', '.join(most)} or {last}" if most else last
 
 
 def env_name(section: str, key: str) -> str:
@@ -412,7 +419,7 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
     security = (text("email", "smtp_security") or EmailSettings.smtp_security).lower()
     if security not in SECURITY_PORTS:
         raise ConfigError(values.get("email", "smtp_security")[1],
-                          f"{security!r} is not a security mode", "use none, starttls or tls")
+                          f"{security!r} is not a security mode", f"use {either(SECURITY_PORTS)}")
     from_name, from_address = EmailSettings.from_name, EmailSettings.from_address
     raw_from = text("email", "from")
     if raw_from:
@@ -421,7 +428,7 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
             from_address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError:
             raise ConfigError(values.get("email", "from")[1], f"{raw_from!r} has no valid address",
-                              "set it like: Daily Papers <papers@example.org>") from None
+                              f"set it like: {EXAMPLE_FROM}") from None
         from_name = " ".join(name.split()) or from_name
     return EmailSettings(
         smtp_host=text("email", "smtp_host"),
@@ -538,7 +545,7 @@ def _source(table: Any, where: str) -> SourceSettings:
     if "://" in location and scheme not in ("http", "https"):
         raise ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
                           "use a file, a folder or an http(s) URL")
-    fmt = table.get("format", "auto")
+    fmt = table.get("format", SourceSettings.format)
     if fmt not in SOURCE_FORMATS:
         raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
                           f"use one of: {', '.join(SOURCE_FORMATS)}")

@@ -309,9 +309,9 @@ def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
 def release(name: str, db: str | None, out: str | None, templates: str | None) -> None:
     """Send a digest the flood guard held back, after checking it.
 
-    A digest is held when it has more than DIGEST_EMAIL_MAX_NEW new papers (300), or
-    when most of a page is new only hours after the previous snapshot (the source
-    probably changed its format).
+    A digest is held when it has more new papers than email.max_new (DIGEST_EMAIL_MAX_NEW;
+    `digest config check` shows it), or when most of a page is new only hours after the
+    previous snapshot (the source probably changed its format).
 
     \b
     Example:
