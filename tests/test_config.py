@@ -63,6 +63,8 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
      "are read from the environment only — remove it and set DIGEST_EMAIL_SMTP_PASSWORD"),
     ("[site]\nfeed_size = 0\n", {}, "error: digest.toml: site.feed_size: 0 is not a positive whole "
      "number — set it like DIGEST_SITE_FEED_SIZE=200"),
+    ("[email]\nmax_new = [1]\n", {}, "error: digest.toml: email.max_new: [1] is not a positive "
+     "whole number — set it like DIGEST_EMAIL_MAX_NEW=300"),
     ("[site\n", {}, "error: digest.toml: not valid TOML (Expected ']' at the end of a table "
      "declaration (at line 1, column 6)) — fix the syntax at that line"),
     ("[[sources]]\nname = 'a'\n", {}, "error: digest.toml: sources[1].location: missing — set a "
