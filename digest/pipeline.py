@@ -101,9 +101,9 @@ def after_commit(store: Store, settings: Settings, info: DigestInfo, papers: Seq
         if report.gained:
             republish(store, settings, info)
     names = [d.name for d in store.digests()]  # newest first
-    at = names.index(info.name)
-    if at + 1 < len(names):
-        republish(store, settings, store.digest(names[at + 1]) or info)
+    older, _ = _neighbours(names, names.index(info.name))
+    if older is not None:
+        republish(store, settings, store.digest(older) or info)
     return report
 
 
@@ -201,13 +201,16 @@ def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[Stored
     return written
 
 
+def _neighbours(names: Sequence[str], at: int) -> tuple[str | None, str | None]:
+    """The older and the newer digest beside `names[at]` (names newest first)."""
+    return (names[at + 1] if at + 1 < len(names) else None, names[at - 1] if at > 0 else None)
+
+
 def republish(store: Store, settings: Settings, info: DigestInfo) -> None:
     """Rewrite one digest's outputs from the store, linked to its neighbours."""
     names = [d.name for d in store.digests()]  # newest first
     at = names.index(info.name)
-    publish_digest(settings, info, store.digest_papers(info.name),
-                   older=names[at + 1] if at + 1 < len(names) else None,
-                   newer=names[at - 1] if at > 0 else None)
+    publish_digest(settings, info, store.digest_papers(info.name), *_neighbours(names, at))
 
 
 def repair_outputs(store: Store, settings: Settings) -> list[str]:
@@ -222,8 +225,7 @@ def repair_outputs(store: Store, settings: Settings) -> list[str]:
         missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
         if missing or (index == 0 and not _published_intact(settings, info.name)):
             publish_digest(settings, info, store.digest_papers(info.name),
-                           older=names[index + 1] if index + 1 < len(names) else None,
-                           newer=names[index - 1] if index > 0 else None)
+                           *_neighbours(names, index))
             if index == 0:
                 record_published(settings, info.name)
             if missing:
@@ -306,9 +308,7 @@ def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
     digests = store.digests()  # newest first
     names = [d.name for d in digests]
     for at, info in enumerate(digests):
-        publish_digest(settings, info, store.digest_papers(info.name),
-                       older=names[at + 1] if at + 1 < len(names) else None,
-                       newer=names[at - 1] if at > 0 else None)
+        publish_digest(settings, info, store.digest_papers(info.name), *_neighbours(names, at))
     if digests:
         record_published(settings, digests[0].name)
     publish_site(store, settings)
