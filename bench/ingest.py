@@ -112,7 +112,7 @@ def work(kind: str, snapshot: str, db_url: str, out: str) -> dict[str, float]:
 
         store = open_store(db_url)
         now = datetime.now(UTC)
-        for snap in prepare(store, [snapshot], None, now):
+        for snap in prepare([snapshot], None, now):
             store.ingest(snap, now=now)
         store.close()
     else:

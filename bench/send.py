@@ -77,7 +77,7 @@ def prepare_store(folder: Path, n: int) -> str:
     synth_snapshot(snapshot, 50)
     now = datetime.now(UTC)
     settings = Settings(db_url=url, out_dir=folder / "out")
-    list(ingest(store, settings, prepare(store, [snapshot], None, now), now))
+    list(ingest(store, settings, prepare([snapshot], None, now), now))
     store.close()
     return url
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 
 SECURITY_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+EXAMPLE_FROM = f"{Site.title} <papers@example.org>"  # in `digest init`'s file and in errors
 MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -154,7 +155,10 @@ CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 # The defaults table (pelican's DEFAULT_CONFIG): each file setting (section, key) -> its default,
 # read from the settings dataclasses so that every default is written once. The environment
 # twin of a setting is DIGEST_SECTION_KEY.
-KEYS: dict[tuple[str, str], Any] = {
+# A default in the table, and a raw value read from digest.toml (any TOML value) or the
+# environment (text), before it is checked.
+Default = str | int | bool | tuple[str, ...] | None
+KEYS: dict[tuple[str, str], Default] = {
     ("store", "url"): DEFAULT_URL,
     ("output", "dir"): DEFAULT_OUT,
     ("output", "templates"): None,
@@ -195,6 +199,12 @@ SECRETS = {("email", "smtp_password"): "DIGEST_EMAIL_SMTP_PASSWORD",
            ("email", "secret"): "DIGEST_SECRET", ("site", "secret"): "DIGEST_SECRET"}
 
 
+def either(names: Iterable[str]) -> str:
+    """`a, b or c`: the choices of a setting, for its help and its errors."""
+    *most, last = names
+    return f"{', '.join(most)} or {last}" if most else last
+
+
 def env_name(section: str, key: str) -> str:
     return f"DIGEST_{section.upper()}_{key.upper()}"
 
@@ -202,11 +212,11 @@ def env_name(section: str, key: str) -> str:
 class _Values:
     """Raw values by (section, key), each with where it came from, for error messages."""
 
-    def __init__(self, file_values: dict[str, Any], file_label: str,
+    def __init__(self, file_values: Mapping[str, object], file_label: str,
                  env: Mapping[str, str]) -> None:
         self.file, self.file_label, self.env = file_values, file_label, env
 
-    def get(self, section: str, key: str) -> tuple[Any, str]:
+    def get(self, section: str, key: str) -> tuple[object, str]:
         names = [env_name(section, key)]
         if (section, key) in SHORTHANDS:
             names.insert(0, SHORTHANDS[(section, key)])
@@ -214,12 +224,37 @@ class _Values:
             if self.env.get(name):
                 return self.env[name], name
         table = self.file.get(section, {})
-        if key in table:
+        if isinstance(table, dict) and key in table:
             return table[key], f"{self.file_label}: {section}.{key}"
         return KEYS[(section, key)], f"{section}.{key}"
 
+    def text(self, section: str, key: str) -> str | None:
+        """The setting as text; None when unset or empty."""
+        value, where = self.get(section, key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(where, f"{value!r} should be text", "quote it")
+        return value
 
-def read_config_file(path: Path) -> dict[str, Any]:
+    def number(self, section: str, key: str, default: int, least: int = 1) -> int:
+        """The setting as a whole number of at least `least`; `default` when unset or empty."""
+        value, where = self.get(section, key)
+        if value is None or value == "":
+            return default
+        try:
+            if isinstance(value, bool | float) or not isinstance(value, int | str):
+                raise ValueError
+            result = int(value)
+            if result < least:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(where, f"{value!r} is not a positive whole number",
+                              f"set it like {env_name(section, key)}={default or 1}") from None
+        return result
+
+
+def read_config_file(path: Path) -> dict[str, object]:
     """Parse digest.toml, rejecting unknown sections and keys, and secrets in the file."""
     label = str(path)
     try:
@@ -270,28 +305,7 @@ def load_settings(
     path = Path(explicit) if explicit else Path(CONFIG_NAME)
     file_values = read_config_file(path) if explicit or path.is_file() else {}
     values = _Values(file_values, str(path), env)
-
-    def text(section: str, key: str) -> str | None:
-        value, where = values.get(section, key)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(where, f"{value!r} should be text", "quote it")
-        return value
-
-    def number(section: str, key: str, default: int | None = None, least: int = 1) -> int | None:
-        value, where = values.get(section, key)
-        if value is None or value == "":
-            return default
-        try:
-            result = int(value)
-            if result < least or isinstance(value, bool | float):
-                raise ValueError
-        except ValueError:
-            example = default or KEYS[(section, key)] or 1
-            raise ConfigError(where, f"{value!r} is not a positive whole number",
-                              f"set it like {env_name(section, key)}={example}") from None
-        return result
+    text, number = values.text, values.number
 
     problems: list[ConfigError] = []
 
@@ -305,10 +319,13 @@ def load_settings(
 
     def fetch_limits() -> FetchLimits:
         return FetchLimits(
-            max_bytes=checked(lambda: number("fetch", "max_bytes"), None) or FetchLimits.max_bytes,
-            deadline=float(checked(lambda: number("fetch", "deadline"), None) or FetchLimits.deadline),
-            max_redirects=(checked(lambda: number("fetch", "max_redirects"), None)
-                           or FetchLimits.max_redirects))
+            max_bytes=checked(lambda: number("fetch", "max_bytes", FetchLimits.max_bytes),
+                              FetchLimits.max_bytes),
+            deadline=float(checked(lambda: number("fetch", "deadline", int(FetchLimits.deadline)),
+                                   FetchLimits.deadline)),
+            max_redirects=checked(lambda: number("fetch", "max_redirects",
+                                                 FetchLimits.max_redirects),
+                                  FetchLimits.max_redirects))
 
     settings = Settings(
         db_url=checked(lambda: db or text("store", "url") or DEFAULT_URL, DEFAULT_URL),
@@ -318,11 +335,11 @@ def load_settings(
         site=Site(title=checked(lambda: text("site", "title") or Site.title, Site.title),
                   base_url=checked(lambda: _base_url(values, text("site", "base_url")), None),
                   topic_feeds=checked(lambda: _topic_feeds(values), ())),
-        feed_size=checked(lambda: number("site", "feed_size") or Settings.feed_size, Settings.feed_size),
-        email=checked(lambda: _email_settings(values, text, number, env), EmailSettings()),
-        schedule=checked(lambda: _schedule_settings(values, text, number), ScheduleSettings()),
-        enrich=checked(lambda: _enrich_settings(values, text, number), EnrichSettings()),
-        web=checked(lambda: _web_settings(values, text, number), WebSettings()),
+        feed_size=checked(lambda: number("site", "feed_size", Settings.feed_size), Settings.feed_size),
+        email=checked(lambda: _email_settings(values, env), EmailSettings()),
+        schedule=checked(lambda: _schedule_settings(values), ScheduleSettings()),
+        enrich=checked(lambda: _enrich_settings(values), EnrichSettings()),
+        web=checked(lambda: _web_settings(values), WebSettings()),
         sources=checked(lambda: _sources(file_values.get("sources", []), str(path)), ()),
         alerts_email=checked(lambda: _address(values, "alerts", "email", text("alerts", "email")),
                              None),
@@ -376,10 +393,12 @@ def _topic_feeds(values: _Values) -> tuple[str, ...]:
     if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
         raise ConfigError(where, f"{raw!r} is not a list of topics",
                           'set it like topic_feeds = ["reasoning", "diffusion models"]')
-    return tuple(dict.fromkeys(" ".join(e.split()) for e in entries if e.strip()))
+    topics = [e for e in entries if isinstance(e, str)]
+    return tuple(dict.fromkeys(" ".join(e.split()) for e in topics if e.strip()))
 
 
-def _enrich_settings(values: _Values, text: Any, number: Any) -> EnrichSettings:
+def _enrich_settings(values: _Values) -> EnrichSettings:
+    text, number = values.text, values.number
     raw, where = values.get("enrich", "arxiv")
     flag = str(raw).strip().lower()
     if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
@@ -408,11 +427,12 @@ def _address(values: _Values, section: str, key: str, raw: str | None) -> str | 
                           "set it like ops@example.org") from None
 
 
-def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, str]) -> EmailSettings:
+def _email_settings(values: _Values, env: Mapping[str, str]) -> EmailSettings:
+    text, number = values.text, values.number
     security = (text("email", "smtp_security") or EmailSettings.smtp_security).lower()
     if security not in SECURITY_PORTS:
         raise ConfigError(values.get("email", "smtp_security")[1],
-                          f"{security!r} is not a security mode", "use none, starttls or tls")
+                          f"{security!r} is not a security mode", f"use {either(SECURITY_PORTS)}")
     from_name, from_address = EmailSettings.from_name, EmailSettings.from_address
     raw_from = text("email", "from")
     if raw_from:
@@ -421,7 +441,7 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
             from_address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError:
             raise ConfigError(values.get("email", "from")[1], f"{raw_from!r} has no valid address",
-                              "set it like: Daily Papers <papers@example.org>") from None
+                              f"set it like: {EXAMPLE_FROM}") from None
         from_name = " ".join(name.split()) or from_name
     return EmailSettings(
         smtp_host=text("email", "smtp_host"),
@@ -439,12 +459,12 @@ def _email_settings(values: _Values, text: Any, number: Any, env: Mapping[str, s
     )
 
 
-def _web_settings(values: _Values, text: Any, number: Any) -> WebSettings:
+def _web_settings(values: _Values) -> WebSettings:
     from limits import parse
 
-    rates = {}
-    for key in ("subscribe_rate", "confirm_rate"):
-        rate = text("web", key) or KEYS[("web", key)]
+    rates = {"subscribe_rate": WebSettings.subscribe_rate, "confirm_rate": WebSettings.confirm_rate}
+    for key, default in rates.items():
+        rate = values.text("web", key) or default
         try:
             parse(rate)
         except ValueError:
@@ -459,7 +479,8 @@ def _web_settings(values: _Values, text: Any, number: Any) -> WebSettings:
         except ValueError:
             raise ConfigError(where, f"{host!r} is not an IP address or network",
                               'list proxies like "127.0.0.1, 10.0.0.0/8", or "none"') from None
-    return WebSettings(max_body=number("web", "max_body", WebSettings.max_body), trusted_proxies=proxies,
+    return WebSettings(max_body=values.number("web", "max_body", WebSettings.max_body),
+                       trusted_proxies=proxies,
                        **rates)
 
 
@@ -484,7 +505,8 @@ def check_cron(expression: str, timezone: str) -> str | None:
     return None
 
 
-def _schedule_settings(values: _Values, text: Any, number: Any) -> ScheduleSettings:
+def _schedule_settings(values: _Values) -> ScheduleSettings:
+    text, number = values.text, values.number
     timezone = text("schedule", "timezone") or ScheduleSettings.timezone
     try:
         ZoneInfo(timezone)
@@ -501,7 +523,7 @@ def _schedule_settings(values: _Values, text: Any, number: Any) -> ScheduleSetti
                             misfire_grace=number("schedule", "misfire_grace", ScheduleSettings.misfire_grace))
 
 
-def _sources(raw: Any, label: str) -> tuple[SourceSettings, ...]:
+def _sources(raw: object, label: str) -> tuple[SourceSettings, ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"{label}: sources", "must be a list of tables",
                           'write each as [[sources]] with name = "..." and location = "..."')
@@ -522,7 +544,7 @@ def _sources(raw: Any, label: str) -> tuple[SourceSettings, ...]:
     return tuple(found)
 
 
-def _source(table: Any, where: str) -> SourceSettings:
+def _source(table: object, where: str) -> SourceSettings:
     if not isinstance(table, dict):
         raise ConfigError(where, "must be a table", "write it as [[sources]]")
     unknown = set(table) - {"name", "location", "format"}
@@ -538,7 +560,7 @@ def _source(table: Any, where: str) -> SourceSettings:
     if "://" in location and scheme not in ("http", "https"):
         raise ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
                           "use a file, a folder or an http(s) URL")
-    fmt = table.get("format", "auto")
+    fmt = table.get("format", SourceSettings.format)
     if fmt not in SOURCE_FORMATS:
         raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
                           f"use one of: {', '.join(SOURCE_FORMATS)}")

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -42,46 +41,29 @@ from digest.topics import parse_topics
 logger = logging.getLogger(__name__)
 
 
-def prepare(store: Store, paths: Sequence[str | Path], captured_at: datetime | None,
+def prepare(paths: Sequence[str | Path], captured_at: datetime | None,
             now: datetime) -> list[Snapshot]:
-    """Read and check every snapshot before any is ingested, and order them by capture time.
-
-    Raises on the first bad file or out-of-order snapshot, so a bad call changes nothing.
-    """
-    files = expand_paths(paths)
-    return check_order(store, [read_snapshot(path, captured_at, now) for path in files])
+    """Read every snapshot file (raising on the first bad one, so a bad call changes
+    nothing), in capture order."""
+    return _in_order([read_snapshot(path, captured_at, now) for path in expand_paths(paths)])
 
 
-def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
-    """Sort snapshots by capture time; refuse any new one older than the store's newest."""
-    snapshots = sorted(snapshots, key=lambda s: (s.captured_at, s.path))
-    newest = store.newest_capture()
-    fresh = [s for s in snapshots if store.find_snapshot(s.sha256) is None]
-    if newest is not None and fresh and fresh[0].captured_at < newest:
-        raise out_of_order(fresh[0].path, fresh[0].captured_at, newest)
-    return snapshots
+def _in_order(snapshots: Sequence[Snapshot]) -> list[Snapshot]:
+    return sorted(snapshots, key=lambda s: (s.captured_at, s.path))
+
+
+def _late(snapshots: Sequence[Snapshot], newest: datetime | None) -> list[Snapshot]:
+    """The capture-order rule: a snapshot captured before the newest one stored is refused
+    (store.ingest.out_of_order says why, and the ingest transaction checks it again)."""
+    return [s for s in snapshots if newest is not None and s.captured_at < newest]
 
 
 def ingest(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
-           baseline: bool = False, enrich_arxiv: bool = False) -> Iterator[IngestResult]:
-    """Ingest prepared snapshots in order, rendering each new digest before its commit (its
-    papers looked up on arXiv after it with `enrich_arxiv`); then refresh the site and repair
-    any output a killed or failed earlier run left missing."""
-    check_templates(settings.templates)
-    for snapshot in snapshots:
-        earlier = store.find_snapshot(snapshot.sha256)
-        if earlier is not None:
-            if earlier.digest is not None:  # rewrite what is missing or stale
-                republish(store, settings, earlier.digest)
-            yield IngestResult(path=snapshot.path, captured_at=earlier.captured_at,
-                               papers=earlier.papers, new=earlier.new, digest=earlier.digest,
-                               status="already ingested")
-            continue
-        results, _, _ = commit_cycle(store, settings, [snapshot], now, baseline=baseline,
-                                     enrich_arxiv=enrich_arxiv)
-        yield results[0]
-    publish_site(store, settings)
-    repair_outputs(store, settings)
+           baseline: bool = False, enrich_arxiv: bool = False) -> list[IngestResult]:
+    """Ingest snapshots, each its own digest, nothing sent: `run_cycle` of them; one result
+    per snapshot, in capture order."""
+    return run_cycle(store, settings, now, given=snapshots, baseline=baseline,
+                     enrich_arxiv=enrich_arxiv, send=False).results
 
 
 def commit_cycle(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
@@ -119,9 +101,9 @@ def after_commit(store: Store, settings: Settings, info: DigestInfo, papers: Seq
         if report.gained:
             republish(store, settings, info)
     names = [d.name for d in store.digests()]  # newest first
-    at = names.index(info.name)
-    if at + 1 < len(names):
-        republish(store, settings, store.digest(names[at + 1]) or info)
+    older, _ = _neighbours(names, names.index(info.name))
+    if older is not None:
+        republish(store, settings, store.digest(older) or info)
     return report
 
 
@@ -158,7 +140,7 @@ class Staged:
 
 
 def make_sender(store: Store, settings: Settings, *, preview: bool = False,
-                **options: Any) -> Sender:
+                progress: Callable[[int, int], None] | None = None) -> Sender:
     """A Sender over the configured transport: SMTP or the outbox.
 
     Real sends by SMTP need DIGEST_SECRET and site.base_url (else every email's links are
@@ -170,7 +152,7 @@ def make_sender(store: Store, settings: Settings, *, preview: bool = False,
         if problem is not None and not preview:
             raise problem
     transport = make_transport(settings.email, settings.out_dir / "outbox")
-    return Sender(store, settings, transport, **{"delays": settings.email.retry_delays, **options})
+    return Sender(store, settings, transport, delays=settings.email.retry_delays, progress=progress)
 
 
 def digest_path(settings: Settings, name: str, suffix: str) -> Path:
@@ -219,13 +201,16 @@ def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[Stored
     return written
 
 
+def _neighbours(names: Sequence[str], at: int) -> tuple[str | None, str | None]:
+    """The older and the newer digest beside `names[at]` (names newest first)."""
+    return (names[at + 1] if at + 1 < len(names) else None, names[at - 1] if at > 0 else None)
+
+
 def republish(store: Store, settings: Settings, info: DigestInfo) -> None:
     """Rewrite one digest's outputs from the store, linked to its neighbours."""
     names = [d.name for d in store.digests()]  # newest first
     at = names.index(info.name)
-    publish_digest(settings, info, store.digest_papers(info.name),
-                   older=names[at + 1] if at + 1 < len(names) else None,
-                   newer=names[at - 1] if at > 0 else None)
+    publish_digest(settings, info, store.digest_papers(info.name), *_neighbours(names, at))
 
 
 def repair_outputs(store: Store, settings: Settings) -> list[str]:
@@ -240,8 +225,7 @@ def repair_outputs(store: Store, settings: Settings) -> list[str]:
         missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
         if missing or (index == 0 and not _published_intact(settings, info.name)):
             publish_digest(settings, info, store.digest_papers(info.name),
-                           older=names[index + 1] if index + 1 < len(names) else None,
-                           newer=names[index - 1] if index > 0 else None)
+                           *_neighbours(names, index))
             if index == 0:
                 record_published(settings, info.name)
             if missing:
@@ -324,9 +308,7 @@ def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
     digests = store.digests()  # newest first
     names = [d.name for d in digests]
     for at, info in enumerate(digests):
-        publish_digest(settings, info, store.digest_papers(info.name),
-                       older=names[at + 1] if at + 1 < len(names) else None,
-                       newer=names[at - 1] if at > 0 else None)
+        publish_digest(settings, info, store.digest_papers(info.name), *_neighbours(names, at))
     if digests:
         record_published(settings, digests[0].name)
     publish_site(store, settings)
@@ -348,7 +330,7 @@ class CycleReport:
 
     @property
     def new(self) -> int:
-        return sum(r.new for r in self.results)
+        return sum(r.new for r in self.results if r.status == "ingested")
 
     @property
     def ok(self) -> bool:
@@ -366,10 +348,11 @@ class CycleReport:
                 f"{self.seconds:.1f} s")
 
 
-def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], now: datetime,
+def _fetch(store: Store, settings: Settings, sources: Sequence[SourceSettings], now: datetime,
            client: httpx.Client | None, sleep: Callable[[float], None] | None,
-           report: CycleReport) -> None:
-    """Fetch every source and ingest what is new as one digest, rendered."""
+           report: CycleReport) -> list[Snapshot]:
+    """Fetch every source: its new snapshots, each once; a source that fails, or serves a
+    snapshot out of capture order, is a failure of that source alone."""
     snapshots: list[Snapshot] = []
     newest = store.newest_capture()
     for source in sources:
@@ -387,10 +370,10 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
             logger.warning("source %s failed", source.name, exc_info=True)
             report.failures.append((source.name, f"{source.location}: {type(exc).__name__}: "
                                     f"{str(exc)[:200] or 'no detail'} — report this as a bug"))
-        late = [s for s in found if newest and s.captured_at < newest]
-        if late:
-            report.failures.append((source.name, f"{late[0].path}: captured before the newest "
-                                    "snapshot stored; ingest it into a fresh store"))
+        late = _late(found, newest)
+        if late and newest is not None:
+            report.failures.append((source.name, out_of_order(late[0].path, late[0].captured_at,
+                                                              newest).message))
         fresh = []
         for snapshot in found:
             twin = next((s for s in snapshots if s.sha256 == snapshot.sha256), None)
@@ -402,36 +385,81 @@ def _cycle(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
         if fresh or all(name != source.name for name, _ in report.failures):
             report.fetched[source.name] = len(fresh)
         snapshots += fresh
-    if snapshots:
-        report.results, report.digest, report.enriched = commit_cycle(
-            store, settings, snapshots, now, enrich_arxiv=settings.enrich.arxiv, client=client)
-    if snapshots or not _site_current(store, settings):
-        publish_site(store, settings)
-    repaired = repair_outputs(store, settings)
-    if repaired:
-        report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")
+    return snapshots
+
+
+def _ingest_given(store: Store, settings: Settings, snapshots: Sequence[Snapshot], now: datetime,
+                  baseline: bool, enrich_arxiv: bool, report: CycleReport) -> bool:
+    """Ingest the snapshots given to `digest ingest`, each its own digest, in capture order;
+    refuse them all if any new one is out of order. True when any was new."""
+    snapshots = _in_order(snapshots)
+    fresh = [s for s in snapshots if store.find_snapshot(s.sha256) is None]
+    newest = store.newest_capture()
+    late = _late(fresh, newest)
+    if late and newest is not None:
+        raise out_of_order(late[0].path, late[0].captured_at, newest)
+    for snapshot in snapshots:
+        earlier = store.find_snapshot(snapshot.sha256)
+        if earlier is not None:
+            if earlier.digest is not None:  # rewrite what is missing or stale
+                republish(store, settings, earlier.digest)
+            report.results.append(IngestResult(
+                path=snapshot.path, captured_at=earlier.captured_at, papers=earlier.papers,
+                new=earlier.new, digest=earlier.digest, status="already ingested"))
+            continue
+        results, digest, enriched = commit_cycle(store, settings, [snapshot], now,
+                                                 baseline=baseline, enrich_arxiv=enrich_arxiv)
+        report.results += results
+        report.digest, report.enriched = digest or report.digest, enriched or report.enriched
+    return bool(fresh)
 
 
 def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | None = None,
-              client: httpx.Client | None = None, sleep: Callable[[float], None] | None = None,
-              lock_wait: float = 10.0, send: bool = True) -> CycleReport:
-    """One full cycle: fetch every source, ingest what is new as one digest, render, send.
+              given: Sequence[Snapshot] | None = None, baseline: bool = False,
+              enrich_arxiv: bool | None = None, client: httpx.Client | None = None,
+              sleep: Callable[[float], None] | None = None, lock_wait: float = 10.0,
+              send: bool = True, progress: Callable[[int, int], None] | None = None
+              ) -> CycleReport:
+    """One cycle, the one every command goes through (`digest run`, `schedule`, `ingest`):
+    gather snapshots, ingest what is new, render, send.
 
-    A source that cannot be fetched, or lists no papers, fails (and the cycle with it),
-    but the other sources still make the day's digest. Holds the store's run lock.
+    Without `given`, fetch every configured source (or `only` one) and ingest what is new as
+    one digest; a source that cannot be fetched, or lists no papers, fails (and the cycle
+    with it), but the others still make the day's digest; the cycle is logged. With
+    `given` (`digest ingest`), ingest those snapshots, each its own digest. Holds the store's
+    run lock.
     """
-    sources = [s for s in settings.sources if only is None or s.name == only]
-    if not sources:
-        raise ConfigError("sources", f"no source named {only!r}" if only else "none configured",
-                          "add [[sources]] to digest.toml (see `digest init`)")
+    sources: list[SourceSettings] = []
+    if given is None:
+        sources = [s for s in settings.sources if only is None or s.name == only]
+        if not sources:
+            raise ConfigError("sources", f"no source named {only!r}" if only else "none configured",
+                              "add [[sources]] to digest.toml (see `digest init`)")
+    if enrich_arxiv is None:
+        enrich_arxiv = settings.enrich.arxiv
     started = time.monotonic()
     report = CycleReport()
-    sender = make_sender(store, settings) if send else None  # settings errors before anything
+    # Settings errors before anything.
+    sender = make_sender(store, settings, progress=progress) if send else None
     check_templates(settings.templates)
     with cycle_lock(store, wait=lock_wait):
-        cycle_id = cycle_log.start(store, now)
+        cycle_id = cycle_log.start(store, now) if given is None else None
         try:
-            _cycle(store, settings, sources, now, client, sleep, report)
+            if given is None:
+                snapshots = _fetch(store, settings, sources, now, client, sleep, report)
+                if snapshots:
+                    report.results, report.digest, report.enriched = commit_cycle(
+                        store, settings, snapshots, now, baseline=baseline,
+                        enrich_arxiv=enrich_arxiv, client=client)
+                changed = bool(snapshots)
+            else:
+                changed = _ingest_given(store, settings, given, now, baseline, enrich_arxiv,
+                                        report)
+            if changed or not _site_current(store, settings):
+                publish_site(store, settings)
+            repaired = repair_outputs(store, settings)
+            if repaired:
+                report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")
             cycle_log.mark_streaks(store, report, now)
             if sender is not None:
                 report.sent = sender.run()
@@ -442,5 +470,6 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
             raise
         finally:
             report.seconds = time.monotonic() - started
-            cycle_log.finish(store, cycle_id, report, now)
+            if cycle_id is not None:
+                cycle_log.finish(store, cycle_id, report, now)
     return report

@@ -15,7 +15,8 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -24,6 +25,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import Settings
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 log = logging.getLogger(__name__)
 _UTC = ZoneInfo("UTC")
@@ -84,7 +88,7 @@ def needs_catch_up(last_completed: datetime | None, trigger: BaseTrigger, now: d
     return scheduled is not None and (last_completed is None or last_completed < scheduled)
 
 
-def build_scheduler(settings: Settings, cycle: Callable[[], Any],
+def build_scheduler(settings: Settings, cycle: Callable[[], None],
                     scheduler: BaseScheduler | None = None,
                     trigger: BaseTrigger | None = None) -> BaseScheduler:
     """A scheduler with the one cycle job (a BlockingScheduler unless one is given)."""
@@ -102,7 +106,7 @@ def announce_when_started(scheduler: BaseScheduler, trigger: BaseTrigger, settin
     the next fire time."""
     from apscheduler.events import EVENT_SCHEDULER_STARTED
 
-    def started(_event: Any) -> None:
+    def started(_event: object) -> None:
         if stopping.is_set():
             scheduler.shutdown(wait=False)
             return
@@ -119,7 +123,7 @@ def stop_on_signals(scheduler: BaseScheduler) -> threading.Event:
     Returns the event that says a stop was asked for."""
     stopping = threading.Event()
 
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         # Only set a flag and hand the rest to a thread: this runs on the main thread between
         # two bytecodes, maybe inside the scheduler's Event.wait holding its lock, or inside a
         # write to stderr; shutting down or logging from here can wait for ever. The running
@@ -146,7 +150,7 @@ def _stop(scheduler: BaseScheduler, signal_name: str) -> None:
             pass
 
 
-def cycle_job(store: Any, settings: Settings) -> Callable[[], None]:
+def cycle_job(store: Store, settings: Settings) -> Callable[[], None]:
     """The scheduled job: one cycle, logged; a failure is logged and the schedule goes on."""
     from datetime import UTC
 

@@ -146,3 +146,14 @@ def test_confirmation_mail_to_an_international_address(tmp_path: Path,
     assert "confirm?token=" in message.get_content()  # type: ignore[attr-defined]
     assert book.find(store, "josé@example.org") is None  # nothing stored until confirmed
     store.close()
+
+
+def test_ingest_send_with_bad_mail_settings_ingests_nothing(isolated: Path) -> None:
+    """`ingest --send` goes through the same cycle as `run`: the mail settings are checked
+    before anything is ingested, so the refusal leaves the store as it was."""
+    env = {"DIGEST_EMAIL_SMTP_HOST": "127.0.0.1", "DIGEST_SECRET": SECRET}
+    code, out, err = invoke("ingest", "--send", str(EXAMPLES / "2026-03-11.txt"), env=env)
+    assert (code, out, err) == (2, "", f"error: {NO_BASE_URL}\n")
+    store = open_store("sqlite:///digest.sqlite3")
+    assert store.counts()["snapshots"] == 0
+    store.close()

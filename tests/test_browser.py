@@ -78,7 +78,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str, Any]]:
                                 from_address="papers@example.org", secret="browser-secret-" + "x" * 20))
         store = open_store(settings.db_url)
         now = datetime(2026, 11, 25, tzinfo=UTC)
-        list(ingest(store, settings, prepare(store, [EXAMPLES / "2026-03-11.txt"], None, now), now))
+        list(ingest(store, settings, prepare([EXAMPLES / "2026-03-11.txt"], None, now), now))
         app = create_app(store, settings)
         with _Server(app, port):
             yield store, settings, box, base, app.state.mailer
@@ -87,7 +87,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Store, Settings, Mailbox, str, Any]]:
 
 def _send(store: Store, settings: Settings, snapshot: Path) -> int:
     now = datetime(2026, 11, 25, tzinfo=UTC)
-    list(ingest(store, settings, prepare(store, [snapshot], None, now), now))
+    list(ingest(store, settings, prepare([snapshot], None, now), now))
     return Sender(store, settings, SmtpTransport(settings.email), sleep=lambda _: None).run().sent
 
 

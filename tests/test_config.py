@@ -63,6 +63,8 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
      "are read from the environment only — remove it and set DIGEST_EMAIL_SMTP_PASSWORD"),
     ("[site]\nfeed_size = 0\n", {}, "error: digest.toml: site.feed_size: 0 is not a positive whole "
      "number — set it like DIGEST_SITE_FEED_SIZE=200"),
+    ("[email]\nmax_new = [1]\n", {}, "error: digest.toml: email.max_new: [1] is not a positive "
+     "whole number — set it like DIGEST_EMAIL_MAX_NEW=300"),
     ("[site\n", {}, "error: digest.toml: not valid TOML (Expected ']' at the end of a table "
      "declaration (at line 1, column 6)) — fix the syntax at that line"),
     ("[[sources]]\nname = 'a'\n", {}, "error: digest.toml: sources[1].location: missing — set a "
@@ -117,3 +119,17 @@ def test_a_missing_templates_folder_names_where_it_was_given(tmp_path: Path) -> 
     filed = CliRunner().invoke(main, ["render"])
     assert filed.exit_code == 2 and filed.stderr.startswith(
         "error: digest.toml: output.templates: folder 'nope' does not exist — ")
+
+
+def test_the_init_example_holds_the_defaults(tmp_path: Path) -> None:
+    from digest.cli.config import example_config
+    from digest.config import Settings
+
+    path = tmp_path / "digest.toml"
+    path.write_text(example_config())
+    settings, default = load_settings(config=str(path), env={}), Settings()
+    assert (settings.site, settings.feed_size, settings.schedule, settings.enrich, settings.web) == (
+        default.site, default.feed_size, default.schedule, default.enrich, default.web)
+    assert settings.email.max_new == default.email.max_new
+    assert settings.email.from_name == default.site.title == "Daily Papers"
+    assert 'cron = "0 8 * * *"' in example_config()

@@ -55,7 +55,7 @@ def make_settings(tmp_path: Path, port: int, **email: object) -> Settings:
 
 
 def ingest_files(store: Store, settings: Settings, *paths: Path) -> None:
-    list(ingest(store, settings, prepare(store, paths, None, NOW), NOW))
+    list(ingest(store, settings, prepare(paths, None, NOW), NOW))
 
 
 def sender(store: Store, settings: Settings, **options: object) -> Sender:

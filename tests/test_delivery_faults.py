@@ -41,7 +41,7 @@ def planned(tmp_path: Path, port: int, people: int) -> tuple[Settings, Store, li
     addresses = [f"u{i:02d}@example.org" for i in range(1, people + 1)]
     for address in addresses:
         book.add(store, address)
-    list(ingest(store, settings, prepare(store, [EXAMPLES / "2026-03-11.txt"], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES / "2026-03-11.txt"], None, NOW), NOW))
     return settings, store, addresses
 
 

@@ -75,7 +75,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
                         email=EmailSettings(secret="feeds-test-secret-0123456789abcdef",
                                             from_address="papers@example.org"))
     store = open_store(settings.db_url)
-    list(ingest(store, settings, prepare(store, [EXAMPLES], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES], None, NOW), NOW))
     with TestClient(create_app(store, settings), base_url="https://testserver") as running:
         yield running
     store.close()

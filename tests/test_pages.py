@@ -30,7 +30,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Store, TestClient]]:
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", out_dir=tmp_path / "out",
                         site=Site(), email=EmailSettings(secret=SECRET, from_address="p@example.org"))
     store = open_store(settings.db_url)
-    list(ingest(store, settings, prepare(store, [EXAMPLES], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES], None, NOW), NOW))
     with TestClient(create_app(store, settings), base_url="https://testserver") as client:
         yield store, client
     store.close()
@@ -92,7 +92,7 @@ def test_static_digest_pages_link_their_neighbours(tmp_path: Path) -> None:
     settings = Settings(db_url=f"sqlite:///{tmp_path / 's.sqlite3'}", out_dir=tmp_path / "out")
     store = open_store(settings.db_url)
     for day in ("2026-03-11", "2026-03-12", "2026-03-13"):  # one at a time, as a daily job does
-        list(ingest(store, settings, prepare(store, [EXAMPLES / f"{day}.txt"], None, NOW), NOW))
+        list(ingest(store, settings, prepare([EXAMPLES / f"{day}.txt"], None, NOW), NOW))
     pages = {day: (settings.out_dir / f"digests/{day}.html").read_text()
              for day in ("2026-03-11", "2026-03-12", "2026-03-13")}
     assert 'rel="prev"' not in pages["2026-03-11"]

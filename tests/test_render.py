@@ -28,7 +28,7 @@ GOLDENS = Path(__file__).resolve().parent / "goldens"
 def build(tmp_path: Path, *paths: Path, site: Site | None = None) -> tuple[Store, Settings]:
     store = open_store(f"sqlite:///{tmp_path / 'render.sqlite3'}")
     settings = Settings(db_url=store.url, out_dir=tmp_path / "out", site=site or Site())
-    list(ingest(store, settings, prepare(store, paths, None, NOW), NOW))
+    list(ingest(store, settings, prepare(paths, None, NOW), NOW))
     return store, settings
 
 
@@ -70,7 +70,7 @@ def test_render_rebuilds_identical_bytes_and_no_new_papers_keeps_feeds(tmp_path:
     # A later snapshot with nothing new writes no digest and leaves the feeds untouched.
     later = tmp_path / "2026-03-14.txt"
     later.write_text((EXAMPLES / "2026-03-13.txt").read_text().replace("\nMar 13\n", "\nMar 14\n"))
-    list(ingest(store, settings, prepare(store, [later], None, NOW), NOW))
+    list(ingest(store, settings, prepare([later], None, NOW), NOW))
     assert not (out / "digests" / "2026-03-14.md").exists()
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert sorted(p for p in out.rglob("*") if p.is_file()) == files
@@ -237,7 +237,7 @@ def test_user_templates_override_one_and_keep_the_rest(tmp_path: Path) -> None:
     settings = Settings(db_url=store.url, out_dir=tmp_path / "out", templates=str(custom))
     path = tmp_path / "2026-03-13.txt"
     path.write_text(page(entry("A *starred* title")))
-    list(ingest(store, settings, prepare(store, [path], None, NOW), NOW))
+    list(ingest(store, settings, prepare([path], None, NOW), NOW))
     assert (settings.out_dir / "digests/2026-03-13.md").read_text() == "Custom 1 A \\*starred\\* title\n"
     assert "A *starred* title" in (settings.out_dir / "digests/2026-03-13.html").read_text()
     store.close()

@@ -50,7 +50,7 @@ def _send(tmp_path: Path, email: EmailSettings) -> tuple[int, int]:
                         email=email)
     store = open_store(settings.db_url)
     book.add(store, "ada@example.org")
-    list(ingest(store, settings, prepare(store, [EXAMPLES / "2026-03-11.txt"], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES / "2026-03-11.txt"], None, NOW), NOW))
     summary = Sender(store, settings, SmtpTransport(email), now=lambda: NOW,
                      sleep=lambda _: None, delays=(0.01,)).run()
     store.close()

@@ -98,7 +98,7 @@ def test_every_format_yields_the_same_papers() -> None:
 def test_a_paper_seen_by_title_keeps_its_identity_when_its_arxiv_id_appears(
         tmp_path: Path, server: FixtureServer, store: Store) -> None:
     settings = settings_for(tmp_path, SourceSettings("hf", server.url("/api/daily_papers")))
-    list(ingest(store, settings, prepare(store, [EXAMPLES], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES], None, NOW), NOW))
     feed_before = feedparser.parse((settings.out_dir / "atom.xml").read_bytes())
     sheep_id = paper_guid("title:counting sheep why vision language models cannot count beyond seven")
     assert sheep_id in [e.id for e in feed_before.entries]
@@ -197,6 +197,26 @@ def test_folder_source_takes_new_files_in_capture_order(tmp_path: Path, store: S
     (folder / "2026-03-13.txt").write_bytes((EXAMPLES / "2026-03-13.txt").read_bytes())
     second = cycle(store, settings, send=False, now=datetime(2026, 3, 13, 9, tzinfo=UTC))
     assert [r.path for r in second.results] == [str(folder / "2026-03-13.txt")]
+
+
+def test_a_late_snapshot_fails_its_source_with_the_capture_order_rule(tmp_path: Path,
+                                                                     store: Store) -> None:
+    """`digest run` refuses a snapshot older than the store's newest as `digest ingest` does,
+    in the same words, but as that source's failure: the others still make the digest."""
+    late, fresh = tmp_path / "late", tmp_path / "fresh"
+    for folder in (late, fresh):
+        folder.mkdir()
+    given = [read_snapshot(EXAMPLES / "2026-03-12.txt", None, NOW)]
+    assert run_cycle(store, settings_for(tmp_path), NOW, given=given, send=False).new
+    (late / "2026-03-11.txt").write_bytes((EXAMPLES / "2026-03-11.txt").read_bytes())
+    (fresh / "2026-03-13.txt").write_bytes((EXAMPLES / "2026-03-13.txt").read_bytes())
+    report = cycle(store, settings_for(tmp_path, SourceSettings("late", str(late)),
+                                       SourceSettings("fresh", str(fresh))), send=False)
+    assert report.failures == [("late", f"{late / '2026-03-11.txt'}: captured 2026-03-11 00:00 "
+                                "but the store already holds a snapshot from 2026-03-12 00:00; "
+                                "snapshots must be ingested in capture order — check its date "
+                                "(file name or --captured-at), or ingest it into a fresh store")]
+    assert report.digest is not None and report.fetched == {"fresh": 1}
 
 
 def test_an_unchanged_file_source_is_hashed_not_parsed(tmp_path: Path, store: Store,

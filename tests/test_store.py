@@ -41,7 +41,7 @@ def write(folder: Path, name: str, *entries: str, header: str | None = None) -> 
 
 def run(store: Store, tmp_path: Path, *paths: Path) -> list[tuple[str, int, int, str | None, str]]:
     settings = Settings(db_url=store.url, out_dir=tmp_path / "out")
-    snapshots = prepare(store, paths, None, NOW)
+    snapshots = prepare(paths, None, NOW)
     return [(r.captured_at.date().isoformat(), r.papers, r.new,
              r.digest.name if r.digest else None, r.status)
             for r in ingest(store, settings, snapshots, NOW)]

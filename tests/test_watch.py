@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, FIXTURES
 from http_server import FixtureServer, Route
 
-from digest.cli.config import EXAMPLE
+from digest.cli.config import example_config
 from digest.cli.main import main
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.pipeline import run_cycle
@@ -97,4 +97,5 @@ def test_config_check_reports_every_problem(tmp_path: Path) -> None:
 
 
 def test_the_init_example_shows_how_to_watch_a_topic() -> None:
-    assert "/api/papers/search?q=" in EXAMPLE and "papers?q=" in EXAMPLE
+    example = example_config()
+    assert "/api/papers/search?q=" in example and "papers?q=" in example

@@ -34,7 +34,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Store, Settings, TestClient, dict[st
     store = open_store(settings.db_url)
     hostile = tmp_path / "2026-03-14.txt"
     hostile.write_bytes((FIXTURES / "pages/hostile.txt").read_bytes().replace(b"Mar 13", b"Mar 14"))
-    list(ingest(store, settings, prepare(store, [EXAMPLES, hostile], None, NOW), NOW))
+    list(ingest(store, settings, prepare([EXAMPLES, hostile], None, NOW), NOW))
     clock = {"now": datetime.now(UTC).timestamp()}
     app = create_app(store, settings, clock=lambda: clock["now"])
     with TestClient(app, base_url="https://testserver") as client:
@@ -83,7 +83,7 @@ def test_paper_page_chart_with_upvotes(world: tuple[Store, Settings, TestClient,
         (tmp_path / f"{day}.json").write_bytes(
             (FIXTURES / "sources/daily_papers.json").read_bytes().replace(b'"upvotes": 41',
                                                                           f'"upvotes": {upvotes}'.encode()))
-        list(ingest(store, settings, prepare(store, [tmp_path / f"{day}.json"], None, NOW), NOW))
+        list(ingest(store, settings, prepare([tmp_path / f"{day}.json"], None, NOW), NOW))
     page = client.get("/papers/arxiv:2603.04321").text
     assert "Upvotes over 2 sightings (max 7)" in page
     first_only = client.get(f"/papers/{store.digest_papers('2026-03-14')[0].key}").text
@@ -235,7 +235,7 @@ def test_preferences_list_others_checkbox(
 def _one_more_digest(store: Store, settings: Settings, tmp_path: Path, day: str) -> None:
     snapshot = tmp_path / f"{day}.txt"
     snapshot.write_text(page(entry("A Paper Published After Start"), header="Mar " + day[-2:]))
-    list(ingest(store, settings, prepare(store, [snapshot], None, NOW), NOW))
+    list(ingest(store, settings, prepare([snapshot], None, NOW), NOW))
 
 
 def test_pages_are_served_from_cache_until_the_next_publish(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,6 +14,8 @@ from digest.cli.support import CONTEXT, settings_for, user_errors
 from digest.errors import ConfigError
 from digest.publish.output import write_atomic
 
+# The example `digest init` writes. Each {section.key} is that setting's default from
+# config.KEYS, so every default is written once; a comment after one keeps its column.
 EXAMPLE = """\
 # paper-digest settings. Every setting can be overridden by an environment variable
 # DIGEST_<SECTION>_<KEY> (e.g. DIGEST_EMAIL_SMTP_HOST); the command line beats both.
@@ -21,56 +24,56 @@ EXAMPLE = """\
 
 [store]
 # SQLite file, or PostgreSQL: "postgresql+psycopg://digest@db.example.org/digest"
-url = "sqlite:///digest.sqlite3"
+url = {store.url}
 
 [output]
-dir = "out"
+dir = {output.dir}
 # templates = "my-templates"   # a folder of template overrides
 
 [site]
-title = "Daily Papers"
+title = {site.title}
 # base_url = "https://papers.example.org"   # where out/ is served; makes links absolute
-feed_size = 200
+feed_size = {site.feed_size}
 # topic_feeds = ["reasoning", "diffusion, video"]   # also write out/topics/<topics>.xml/.atom
 
 [email]
 # Without smtp_host, mail goes to out/outbox/ as .eml files.
 # smtp_host = "smtp.example.org"
-# smtp_port = 587
-smtp_security = "starttls"   # none, starttls or tls
+# smtp_port = {email.smtp_port}
+smtp_security = {email.smtp_security}   # {securities}
 # smtp_user = "digest"
-from = "Daily Papers <papers@example.org>"
-max_new = 300                # flood guard: hold a digest with more new papers than this
-# smtp_timeout = 30          # seconds for each SMTP command's reply
-# final_reply_timeout = 600  # seconds for the reply to a whole message (RFC 5321)
-# retries = 4                # end-of-run retry rounds for deferred deliveries
+from = {from}
+max_new = {email.max_new}                # flood guard: hold a digest with more new papers than this
+# smtp_timeout = {email.smtp_timeout}          # seconds for each SMTP command's reply
+# final_reply_timeout = {email.final_reply_timeout}  # seconds for the reply to a whole message (RFC 5321)
+# retries = {email.retries}                # end-of-run retry rounds for deferred deliveries
 
 # [web]                      # digest serve's limits
-# max_body = 65536           # bytes per request body
-# subscribe_rate = "5 per 10 minutes"   # per client address
-# confirm_rate = "1 per hour"           # confirmation emails per email address
-# trusted_proxies = "127.0.0.1"         # whose X-Forwarded-For to believe, or "none"
+# max_body = {web.max_body}           # bytes per request body
+# subscribe_rate = {web.subscribe_rate}   # per client address
+# confirm_rate = {web.confirm_rate}           # confirmation emails per email address
+# trusted_proxies = {web.trusted_proxies}         # whose X-Forwarded-For to believe, or "none"
 
 [schedule]
-cron = "0 8 * * *"           # minute hour day month weekday
-timezone = "UTC"
-misfire_grace = 3600         # seconds a late run may still start after downtime
+cron = {schedule.cron}           # minute hour day month weekday
+timezone = {schedule.timezone}
+misfire_grace = {schedule.misfire_grace}         # seconds a late run may still start after downtime
 
 # [alerts]
 # email = "ops@example.org"  # one short email when a cycle fails (at most daily per source)
 
 [enrich]
-arxiv = true                 # look papers without an arXiv id up by exact title (run, schedule)
-budget = 60                  # seconds of look-ups per cycle; the rest wait for the next cycle
-timeout = 20                 # seconds per request
-interval = 3                 # seconds between requests (arXiv asks for 3)
+arxiv = {enrich.arxiv}                 # look papers without an arXiv id up by exact title (run, schedule)
+budget = {enrich.budget}                  # seconds of look-ups per cycle; the rest wait for the next cycle
+timeout = {enrich.timeout}                 # seconds per request
+interval = {enrich.interval}                 # seconds between requests (arXiv asks for 3)
 
 # One [[sources]] block per listing: a file, a folder of captures, or an http(s) URL.
-# format: auto, dailypage, hf-json, hf-html, arxiv or feed.
+# format: {formats}.
 [[sources]]
 name = "hf-daily"
 location = "https://huggingface.co/api/daily_papers"
-format = "auto"
+format = {source.format}
 
 # Watch a topic: the papers search API (or the search page, told apart automatically:
 # "https://huggingface.co/papers?q=slow+fast+thinking"). Each run publishes only the
@@ -81,6 +84,51 @@ format = "auto"
 """
 
 _SECRET_FIELDS = {"smtp_password", "secret"}
+_COMMENT_COLUMN = 29
+_PLACE = re.compile(r"\{([a-z_]+)(?:\.([a-z_]+))?\}")
+
+
+def example_config() -> str:
+    """The example settings file, its values the defaults (and the lists) of digest.config."""
+    from digest.config import (
+        EXAMPLE_FROM,
+        KEYS,
+        SECURITY_PORTS,
+        SOURCE_FORMATS,
+        EmailSettings,
+        SourceSettings,
+        either,
+    )
+
+    def toml(value: object) -> str:
+        return str(value).lower() if isinstance(value, bool) else json.dumps(value)
+
+    named: dict[tuple[str, str | None], str] = {
+        ("securities", None): either(SECURITY_PORTS),
+        ("formats", None): either(SOURCE_FORMATS),
+        ("from", None): toml(EXAMPLE_FROM),
+        ("source", "format"): toml(SourceSettings.format),
+        ("email", "smtp_port"): toml(SECURITY_PORTS[EmailSettings.smtp_security]),
+    }
+    named.update({key: toml(value) for key, value in KEYS.items() if value is not None})
+
+    def fill(text: str) -> str:
+        return _PLACE.sub(lambda m: named[(m[1], m[2])], text)
+
+    lines: list[tuple[str, str | None]] = []  # (code, the comment after it)
+    for line in EXAMPLE.splitlines():
+        end = line.find("}")
+        at = line.find("#", end) if end >= 0 else -1
+        lines.append((fill(line[:at]).rstrip(), fill(line[at:])) if at >= 0 else (fill(line), None))
+    out, run = [], []  # consecutive commented lines share a comment column
+    for code, note in [*lines, ("", None)]:
+        if note is not None:
+            run.append((code, note))
+            continue
+        width = max([_COMMENT_COLUMN, *(len(c) + 2 for c, _ in run)])
+        out += [f"{c.ljust(width)}{n}" for c, n in run] + [code]
+        run = []
+    return "\n".join(out)
 
 
 @click.group(name="config", context_settings=CONTEXT)
@@ -123,7 +171,7 @@ def check() -> None:
         click.echo("ok")
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+def _flatten(value: object, prefix: str = "") -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if is_dataclass(value) and not isinstance(value, type):
         for field in fields(value):
@@ -154,5 +202,5 @@ def init(path: str, force: bool) -> None:
         target = Path(path)
         if target.exists() and not force:
             raise ConfigError(path, "already exists", "pass --force to overwrite it")
-        write_atomic(target, EXAMPLE)
+        write_atomic(target, example_config())
         click.echo(f"wrote {path}: edit it, then run `digest config check`")

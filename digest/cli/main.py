@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -22,13 +22,17 @@ from digest.cli.support import (
     progress,
     report_problems,
     report_send,
-    send_feedback,
+    send_progress,
     store_options,
     user_errors,
     warn_links,
 )
 from digest.errors import ConfigError
 from digest.statuses import LISTED_STATUSES
+
+if TYPE_CHECKING:  # loaded by the commands that need them: `digest --help` needs click alone
+    from digest.config import Settings
+    from digest.models import IngestResult
 
 # Each command imports the modules it needs in its body: `digest --help` and `digest CMD -h`
 # load click alone (tests/test_cli.py guards it), and a command loads only its own stage.
@@ -85,7 +89,6 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
     from digest import pipeline
     from digest.capture import parse_iso_capture
     from digest.sources.files import expand_paths, read_snapshot
-    from digest.store.lock import cycle_lock
 
     with user_errors():
         moment = None
@@ -102,41 +105,45 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
         with opened(db, out, templates) as (store, settings):
             with progress(files, "reading snapshots") as bar:
                 snapshots = [read_snapshot(path, moment, now) for path in bar]
-            for snapshot in snapshots:  # before the order check: it explains a refusal
+            for snapshot in snapshots:  # before the cycle: a warning explains a refusal
                 for warning in snapshot.warnings:
                     click.echo(warning, err=True)
-            snapshots = pipeline.check_order(store, snapshots)
-            with cycle_lock(store):
-                results = list(pipeline.ingest(store, settings, snapshots, now, baseline=baseline,
-                                               enrich_arxiv=and_enrich and settings.enrich.arxiv))
-            for result in results:
-                md = (pipeline.digest_path(settings, result.digest.name, ".md")
-                      if result.digest and result.status == "ingested" else None)
-                if as_json:
-                    fresh = result.status == "ingested"
-                    record: dict[str, Any] = {
-                        "path": result.path, "captured_at": result.captured_at.date().isoformat(),
-                        "papers": result.papers, "new": result.new if fresh else 0,
-                        "digest": str(md) if md else None, "status": result.status,
-                    }
-                    if not fresh:  # what this call did; what the first ingest did, apart
-                        first = (pipeline.digest_path(settings, result.digest.name, ".md")
-                                 if result.digest else None)
-                        record["first_ingest"] = {"new": result.new,
-                                                "digest": str(first) if first else None}
-                    click.echo(json.dumps(record))
-                elif result.status == "ingested":
-                    line = f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  {result.new} new"
-                    click.echo(line + (f"  → {md}" if md else ""))
-                else:
-                    click.echo(f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  "
-                               f"already ingested  ({result.path})")
-                if result.digest and result.digest.held_reason and result.status == "ingested":
-                    click.echo(held_line(result.digest.name, result.digest.held_reason), err=True)
-            if and_send:
-                sender = pipeline.make_sender(store, settings, **send_feedback())
+            report = pipeline.run_cycle(store, settings, now, given=snapshots, baseline=baseline,
+                                        enrich_arxiv=and_enrich and settings.enrich.arxiv,
+                                        send=and_send, progress=send_progress())
+            for result in report.results:
+                _ingest_line(settings, result, as_json)
+            for note in report.notices:
+                click.echo(note, err=True)
+            if report.sent is not None:
                 warn_links(settings)
-                report_send(sender.run())
+                report_send(report.sent)
+
+
+def _ingest_line(settings: Settings, result: IngestResult, as_json: bool) -> None:
+    """Say what `digest ingest` did with one snapshot."""
+    from digest.pipeline import digest_path
+
+    fresh = result.status == "ingested"
+    md = digest_path(settings, result.digest.name, ".md") if result.digest and fresh else None
+    if as_json:
+        record: dict[str, object] = {
+            "path": result.path, "captured_at": result.captured_at.date().isoformat(),
+            "papers": result.papers, "new": result.new if fresh else 0,
+            "digest": str(md) if md else None, "status": result.status,
+        }
+        if not fresh:  # what this call did; what the first ingest did, apart
+            first = digest_path(settings, result.digest.name, ".md") if result.digest else None
+            record["first_ingest"] = {"new": result.new, "digest": str(first) if first else None}
+        click.echo(json.dumps(record))
+    elif fresh:
+        line = f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  {result.new} new"
+        click.echo(line + (f"  → {md}" if md else ""))
+    else:
+        click.echo(f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  "
+                   f"already ingested  ({result.path})")
+    if result.digest and result.digest.held_reason and fresh:
+        click.echo(held_line(result.digest.name, result.digest.held_reason), err=True)
 
 
 @main.command(context_settings=CONTEXT)
@@ -260,7 +267,7 @@ def send(dry_run: bool, retry_unknown: bool, to: str | None, digest_name: str | 
         if (to is None) != (digest_name is None):
             raise ConfigError("--to/--digest", "one without the other",
                               "give both: --to EMAIL --digest DATE")
-        sender = pipeline.make_sender(store, settings, preview=bool(to), **send_feedback())
+        sender = pipeline.make_sender(store, settings, preview=bool(to), progress=send_progress())
         warn_links(settings)
         if to and digest_name:
             click.echo(f"sent {digest_name} to {to}: {sender.send_one(to, digest_name)}")
@@ -302,9 +309,9 @@ def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
 def release(name: str, db: str | None, out: str | None, templates: str | None) -> None:
     """Send a digest the flood guard held back, after checking it.
 
-    A digest is held when it has more than DIGEST_EMAIL_MAX_NEW new papers (300), or
-    when most of a page is new only hours after the previous snapshot (the source
-    probably changed its format).
+    A digest is held when it has more new papers than email.max_new (DIGEST_EMAIL_MAX_NEW;
+    `digest config check` shows it), or when most of a page is new only hours after the
+    previous snapshot (the source probably changed its format).
 
     \b
     Example:
@@ -318,7 +325,7 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
             raise ConfigError(name, "no held digest by that name",
                               "see `digest send --dry-run` for the held digests")
         click.echo(f"released {name}")
-        sender = pipeline.make_sender(store, settings, **send_feedback())
+        sender = pipeline.make_sender(store, settings, progress=send_progress())
         warn_links(settings)
         report_send(sender.run())
 

@@ -13,6 +13,8 @@ import click
 from digest.errors import DigestError
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands: `digest --help` needs click alone
+    from click._termui_impl import ProgressBar
+
     from digest.config import Settings
     from digest.mail.deliver import Summary
     from digest.store import Store
@@ -87,13 +89,11 @@ def opened(db: str | None, out: str | None, templates: str | None,
         store.close()
 
 
-
-
 class _SendBar:
     """A progress bar on stderr, drawn once a send has 20 messages or more."""
 
     def __init__(self) -> None:
-        self.bar: Any = None
+        self.bar: ProgressBar[int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if total < 20:
@@ -123,9 +123,9 @@ def held_line(name: str, reason: str) -> str:
     return f"held: {name}: {reason} — check it, then: digest release {name}"
 
 
-def send_feedback() -> dict[str, Any]:
+def send_progress() -> Callable[[int, int], None]:
     """Progress for the Sender: a bar on a terminal, else a line every few seconds."""
-    return {"progress": _SendBar() if sys.stderr.isatty() else _SendLines()}
+    return _SendBar() if sys.stderr.isatty() else _SendLines()
 
 
 def report_send(summary: Summary, dry_run: bool = False) -> None:
