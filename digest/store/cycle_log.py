@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from digest.statuses import CycleStatus
 from digest.store import schema as t
 from digest.store.times import aware, naive_utc
 
@@ -56,6 +58,18 @@ class CycleReport(Protocol):
     def succeeded(self) -> list[str]: ...
 
 
+@dataclass(frozen=True)
+class CycleRecord:
+    """One cycle as recorded: when it started, how it ended, and what it noted."""
+
+    id: int
+    started_at: datetime
+    status: CycleStatus
+    new: int
+    sent: int
+    notices: tuple[str, ...]
+
+
 class Cycles:
     """Cycles and operator alerts within one transaction."""
 
@@ -67,7 +81,7 @@ class Cycles:
     def start(self, now: datetime) -> int:
         """Record a cycle as running; returns its id."""
         key = self.conn.execute(insert(t.cycles).values(
-            started_at=naive_utc(now), status="running", fetched=0, new=0, sent=0, failed=0,
+            started_at=naive_utc(now), status=CycleStatus.RUNNING, fetched=0, new=0, sent=0, failed=0,
             report="")).inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -76,7 +90,7 @@ class Cycles:
         """Record how the cycle ended."""
         sent = report.sent
         self.conn.execute(update(t.cycles).where(t.cycles.c.id == cycle_id).values(
-            finished_at=naive_utc(now), status="ok" if report.ok else "failed",
+            finished_at=naive_utc(now), status=CycleStatus.OK if report.ok else CycleStatus.FAILED,
             fetched=sum(report.fetched.values()), new=report.new,
             sent=sent.sent if sent else 0,
             failed=len(report.failures) + (sent.failed if sent else 0),
@@ -88,7 +102,7 @@ class Cycles:
         lasted; None when its last cycle went well. Cycles that did not run it do not count."""
         since, count = None, 0
         rows = self.conn.execute(select(t.cycles.c.started_at, t.cycles.c.report)
-                                 .where(t.cycles.c.status != "running")
+                                 .where(t.cycles.c.status != CycleStatus.RUNNING)
                                  .order_by(t.cycles.c.id.desc()))
         for started_at, raw in rows:
             report = _report(raw)
@@ -103,7 +117,7 @@ class Cycles:
     def current_failures(self) -> list[tuple[str, datetime, int, str]]:
         """Every source whose last cycle failed: (source, failing since, cycles, last reason)."""
         latest: dict[str, str | None] = {}
-        rows = self.conn.execute(select(t.cycles.c.report).where(t.cycles.c.status != "running")
+        rows = self.conn.execute(select(t.cycles.c.report).where(t.cycles.c.status != CycleStatus.RUNNING)
                                  .order_by(t.cycles.c.id.desc()))
         for (raw,) in rows:
             report = _report(raw)
@@ -123,8 +137,16 @@ class Cycles:
     def last_completed(self) -> datetime | None:
         """When the last cycle that ran to its end (ok or failed) started."""
         started = self.conn.scalar(select(func.max(t.cycles.c.started_at))
-                                   .where(t.cycles.c.status != "running"))
+                                   .where(t.cycles.c.status != CycleStatus.RUNNING))
         return aware(started) if started else None
+
+    def history(self) -> list[CycleRecord]:
+        """Every cycle recorded, oldest first."""
+        rows = self.conn.execute(select(t.cycles).order_by(t.cycles.c.id))
+        return [CycleRecord(id=row.id, started_at=aware(row.started_at),
+                            status=CycleStatus(row.status), new=row.new, sent=row.sent,
+                            notices=tuple((_report(row.report) or {}).get("notices", ())))
+                for row in rows]
 
     def alerted(self, source: str, day: date) -> bool:
         """True when the operator was told about this source on `day`."""

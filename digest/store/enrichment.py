@@ -52,6 +52,13 @@ class Enrichment:
         rows = self.conn.execute(query).all()
         return list(dict.fromkeys((row.title_key, row.title) for row in rows))
 
+    def cached(self) -> list[Lookup]:
+        """Every answer in the look-up cache, by title key."""
+        rows = self.conn.execute(select(t.arxiv_lookups).order_by(t.arxiv_lookups.c.title_key))
+        return [Lookup(row.title_key, row.arxiv_id,
+                       tuple(row.authors.split("\n")) if row.authors else ())
+                for row in rows]
+
     def record(self, lookups: Iterable[Lookup], now: datetime) -> int:
         """Cache the answers and give each hit's papers their id and authors. Returns how
         many papers gained an id. An id another paper already holds is cached only."""

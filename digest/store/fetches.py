@@ -58,6 +58,12 @@ class Fetches:
                            last_modified=row.last_modified, content_type=row.content_type or "",
                            sha256=row.sha256, body=body, ingested=ingested is not None)
 
+    def statuses(self, source: str) -> list[int]:
+        """The HTTP status of each of the source's fetches, oldest first."""
+        return list(self.conn.scalars(select(t.fetches.c.status)
+                                      .where(t.fetches.c.source == source)
+                                      .order_by(t.fetches.c.id)))
+
     def record(self, source: str, url: str, now: datetime, got: Fetched) -> str | None:
         """Keep one fetch, raw; return its body's sha256 (None for a 304)."""
         sha = hashlib.sha256(got.body).hexdigest() if got.status != 304 else None
