@@ -55,8 +55,9 @@ def prepare(store: Store, paths: Sequence[str | Path], captured_at: datetime | N
 def check_order(store: Store, snapshots: list[Snapshot]) -> list[Snapshot]:
     """Sort snapshots by capture time; refuse any new one older than the store's newest."""
     snapshots = sorted(snapshots, key=lambda s: (s.captured_at, s.path))
-    newest = store.newest_capture()
-    fresh = [s for s in snapshots if store.find_snapshot(s.sha256) is None]
+    with store.read() as tx:  # one view of the store for the whole check
+        newest = tx.papers.newest_capture()
+        fresh = [s for s in snapshots if tx.papers.find_snapshot(s.sha256) is None]
     if newest is not None and fresh and fresh[0].captured_at < newest:
         raise out_of_order(fresh[0].path, fresh[0].captured_at, newest)
     return snapshots
