@@ -58,21 +58,19 @@ def _memory_mb() -> float:
 def prepare_store(folder: Path, n: int) -> str:
     """A store with one 50-paper digest planned for n subscribers."""
     from ingest import synth_snapshot
-    from sqlalchemy import insert
 
     from digest.config import Settings
     from digest.pipeline import ingest, prepare
+    from digest.statuses import ACTIVE
     from digest.store import open_store
-    from digest.store import schema as t
 
     url = f"sqlite:///{folder / 'send.sqlite3'}"
     store = open_store(url)
-    stamp = datetime(2026, 3, 1)
-    with store.engine.begin() as conn:
-        conn.execute(insert(t.subscribers), [
-            {"email": f"reader{i}@example.org", "email_key": f"reader{i}@example.org",
-             "name": f"Reader {i}", "topics": "", "status": "active", "created_at": stamp,
-             "updated_at": stamp} for i in range(n)])
+    stamp = datetime(2026, 3, 1, tzinfo=UTC)
+    with store.transaction() as tx:  # one commit for all of them
+        for i in range(n):
+            tx.subscribers.add(f"reader{i}@example.org", f"Reader {i}", None, stamp,
+                               reactivate=True, status=ACTIVE, list_others=None)
     snapshot = folder / "2026-03-13.txt"
     synth_snapshot(snapshot, 50)
     now = datetime.now(UTC)

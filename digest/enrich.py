@@ -21,7 +21,7 @@ import httpx
 from digest.config import EnrichSettings
 from digest.models import normalize_arxiv_id, normalize_title
 from digest.store import Store
-from digest.store.enrichment import Lookup, record, titles_to_look_up
+from digest.store.enrichment import Lookup
 
 # arXiv's search treats these as syntax inside a phrase; words are what the match needs.
 _QUERY_NOISE = re.compile(r'["\\$^{}()\[\]:]+')
@@ -96,7 +96,8 @@ def enrich(store: Store, settings: EnrichSettings, now: datetime, *, keys: Seque
            client: httpx.Client | None = None, clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep) -> EnrichReport:
     """Look up, within the budget, the papers with no arXiv id (only `keys` when given)."""
-    pending = titles_to_look_up(store, now, keys)
+    with store.read() as tx:
+        pending = tx.enrichment.to_look_up(now, keys)
     report = EnrichReport(left=len(pending))
     if not pending:
         return report
@@ -125,7 +126,8 @@ def enrich(store: Store, settings: EnrichSettings, now: datetime, *, keys: Seque
             report.asked += len(batch)
             report.left -= len(batch)
             report.hits += sum(1 for lookup in lookups if lookup.arxiv_id)
-            report.gained += record(store, lookups, now)
+            with store.transaction() as tx:  # each batch's answers kept as they come
+                report.gained += tx.enrichment.record(lookups, now)
     finally:
         if own_client:
             http.close()

@@ -142,3 +142,30 @@ class IngestResult:
     new: int
     digest: DigestInfo | None
     status: str  # "ingested" or "already ingested"
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One time a paper was listed: when, by which source, at what rank and with what counts."""
+
+    captured_at: datetime
+    source: str
+    rank: int
+    comments: int | None
+    upvotes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """A stored snapshot as `digest history` lists it, with the digest it made (if any)."""
+
+    id: int
+    path: str
+    source: str
+    sha256: str
+    captured_at: datetime
+    ingested_at: datetime
+    paper_count: int
+    new_count: int
+    baseline: bool
+    digest: str | None

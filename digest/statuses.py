@@ -1,4 +1,4 @@
-"""The statuses of subscribers and deliveries: names only, importing nothing but `enum` (which
+"""The statuses of subscribers, deliveries and cycles: names only, importing nothing but `enum` (which
 click loads anyway), so the command line can offer them (`digest deliveries --status`,
 `subscribers pause`) without loading the store.
 
@@ -29,6 +29,14 @@ class DeliveryStatus(StrEnum):
     UNKNOWN = "unknown"
     # Not a stored status: a pending delivery that was tried and given back (it has a reply).
     DEFERRED = "deferred"
+
+
+class CycleStatus(StrEnum):
+    """How a `digest run` cycle stands: running until it ends ok or failed."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
 
 
 ACTIVE = SubscriberStatus.ACTIVE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # Nothing but 127.0.0.1 is ever contacted: commands run by the tests (also in subprocesses) do
 # not look papers up on arXiv unless a test turns it on and points them at its own server.
 NO_ARXIV = "http://127.0.0.1:9/api/query"
+# The delivery tests' clock and signing key (test modules never import one another).
+MAIL_NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MAIL_SECRET = "test-secret-not-for-production-0123456789"
 
 
 def _never_reach_arxiv(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,6 @@ from starlette.testclient import TestClient
 from digest.cli.main import main
 from digest.config import EmailSettings, Settings
 from digest.errors import ConfigError
-from digest.mail import delivery_log as log
 from digest.mail import subscribers as book
 from digest.mail.transport import SmtpTransport
 from digest.pipeline import make_sender
@@ -61,7 +60,7 @@ def test_smtp_send_without_a_base_url_is_refused_and_sends_nothing(
     assert (code, out, err) == (2, "", f"error: {NO_BASE_URL}\n")
     assert box.messages == [] and box.rcpt_order == []
     store = open_store("sqlite:///digest.sqlite3")
-    assert log.status_counts(store) == {"pending": 1}
+    assert store.delivery_counts() == {"pending": 1}
     store.close()
     # config check says so before any send; the ingest --send and run paths refuse too.
     assert invoke("config", "check", env=env)[0] == 2

@@ -80,7 +80,29 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("module", _modules())
 def test_no_upward_import(module: str) -> None:
     """sources -> store -> publish -> mail, web and cli on top: nothing imports a later stage."""
-    path = ROOT / Path(*module.split("."))
-    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-    upward = sorted(m for m in _imports(path) if _layer(m) > _layer(module))
+    upward = sorted(m for m in _imports(_path(module)) if _layer(m) > _layer(module))
     assert not upward, f"{module} imports {upward} from a later stage"
+
+
+def test_only_the_store_imports_the_schema() -> None:
+    """Every query lives in digest/store/: no other module reaches the tables."""
+    outside = [module for module in _modules() if not module.startswith("digest.store")]
+    offenders = [m for m in outside
+                 if {"digest.store.schema", "digest.store.schema_m001"} & _imports(_path(m))]
+    assert offenders == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in conftest.py or helper modules, never in a test_* module."""
+    found = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert found == []
+
+
+def _path(module: str) -> Path:
+    path = ROOT / Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")

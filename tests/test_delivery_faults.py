@@ -15,7 +15,6 @@ from smtp_server import Mailbox, ScriptedSmtp, SmtpServer
 
 from digest.cli.main import main
 from digest.config import EmailSettings, Settings
-from digest.mail import delivery_log as log
 from digest.mail import subscribers as book
 from digest.mail.deliver import Sender
 from digest.mail.transport import SmtpTransport
@@ -72,7 +71,7 @@ def test_a_hang_up_at_one_rcpt_defers_that_one_and_everyone_else_gets_it(
     assert box.rcpt_order.index("u20@example.org") < box.rcpt_order.index("u04@example.org", 4)
     assert [p.line().split(":")[0] for p in summary.problems] == ["deferred"]
     assert "u04@example.org" in summary.problems[0].line()
-    assert log.status_counts(store) == {"sent": 19, "pending": 1}
+    assert store.delivery_counts() == {"sent": 19, "pending": 1}
     # The next run sends it once the server takes it.
     box.script["u04@example.org"] = []
     box.attempts.clear()
@@ -108,7 +107,7 @@ def test_a_drop_mid_data_is_retried_not_unknown(tmp_path: Path) -> None:
         summary = run(store, settings).run()
         assert (summary.sent, summary.unknown, summary.deferred) == (2, 0, 0)
         assert len(smtp.messages) == 2
-    assert log.status_counts(store) == {"sent": 2}
+    assert store.delivery_counts() == {"sent": 2}
     store.close()
 
 

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, FIXTURES, ROOT
 from http_server import FixtureServer, Route
-from sqlalchemy import select
 
 from digest.cli.main import main
 from digest.config import EnrichSettings, Settings, SourceSettings
@@ -22,12 +21,15 @@ from digest.pipeline import run_cycle
 from digest.publish.render import paper_view
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
-from digest.store import schema as t
-from digest.store.enrichment import titles_to_look_up
 
 NOW = datetime(2026, 3, 13, 9, tzinfo=UTC)
 SHARED_FORMATS = ROOT.parent / "shared" / "formats"
 SHEEP = "Counting Sheep: Why Vision-Language Models Cannot Count Beyond Seven"
+
+
+def titles_to_look_up_in(store: Store, now: datetime) -> list[tuple[str, str]]:
+    with store.read() as tx:
+        return tx.enrichment.to_look_up(now)
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def _settings(server: FixtureServer, **extra: int) -> EnrichSettings:
 
 def test_a_hit_gives_the_id_and_authors_and_misses_are_cached(store: Store,
                                                              server: FixtureServer) -> None:
-    pending = titles_to_look_up(store, NOW)
+    pending = titles_to_look_up_in(store, NOW)
     titles = [title for _, title in pending]
     assert SHEEP in titles and len(titles) == 5
     _route(server, titles, Route((FIXTURES / "sources/arxiv_api.xml").read_bytes(),
@@ -78,25 +80,25 @@ def test_a_hit_gives_the_id_and_authors_and_misses_are_cached(store: Store,
     # Cached: nothing is asked again, until a miss is a week old.
     assert enrich(store, _settings(server), NOW, sleep=lambda s: None).asked == 0
     later = NOW + timedelta(days=8)
-    assert [title for _, title in titles_to_look_up(store, later)] == [x for x in titles if x != SHEEP]
-    with store.engine.connect() as conn:
-        cached = dict(conn.execute(select(t.arxiv_lookups.c.title_key, t.arxiv_lookups.c.arxiv_id)).all())
+    assert [title for _, title in titles_to_look_up_in(store, later)] == [x for x in titles if x != SHEEP]
+    with store.read() as tx:
+        cached = {found.title_key: found.arxiv_id for found in tx.enrichment.cached()}
     assert len(cached) == 5 and sorted(v for v in cached.values() if v) == ["2603.01234"]
 
 
 def test_a_timeout_ends_within_the_budget_and_records_nothing(store: Store,
                                                              server: FixtureServer) -> None:
-    titles = [title for _, title in titles_to_look_up(store, NOW)]
+    titles = [title for _, title in titles_to_look_up_in(store, NOW)]
     _route(server, titles, Route(b"", delay=5.0))
     started = time.monotonic()
     report = enrich(store, _settings(server, budget=2), NOW)
     assert time.monotonic() - started < 3.0
     assert report.errors and "timed out" in report.errors[0].lower() and report.left == 5
-    assert len(titles_to_look_up(store, NOW)) == 5  # nothing cached: asked again next cycle
+    assert len(titles_to_look_up_in(store, NOW)) == 5  # nothing cached: asked again next cycle
 
 
 def test_an_error_answer_is_reported_not_raised(store: Store, server: FixtureServer) -> None:
-    titles = [title for _, title in titles_to_look_up(store, NOW)]
+    titles = [title for _, title in titles_to_look_up_in(store, NOW)]
     _route(server, titles, Route(b"", failures=[503]))
     report = enrich(store, _settings(server), NOW, sleep=lambda s: None)
     assert report.errors and "503" in report.errors[0] and report.gained == 0
@@ -104,7 +106,7 @@ def test_an_error_answer_is_reported_not_raised(store: Store, server: FixtureSer
 
 def test_requests_are_three_seconds_apart_and_stop_at_the_budget(store: Store,
                                                                  server: FixtureServer) -> None:
-    titles = [title for _, title in titles_to_look_up(store, NOW)]
+    titles = [title for _, title in titles_to_look_up_in(store, NOW)]
     for title in titles:
         _route(server, [title], Route(b'<feed xmlns="http://www.w3.org/2005/Atom"></feed>',
                                       "application/atom+xml"))

@@ -3,16 +3,18 @@ commands never create a store (nor leave a lock file git would show)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT
-from sqlalchemy import Column, Connection, Text, create_engine, inspect, text
+from sqlalchemy import Column, Connection, Text, create_engine, inspect, select, text
 
 from digest.cli.main import main
 from digest.mail import subscribers as book
+from digest.statuses import PAUSED, DeliveryStatus, SubscriberStatus
 from digest.store import open_store, schema
 
 
@@ -104,3 +106,29 @@ def test_a_store_from_before_migration_3_upgrades_with_list_others_off(
                         .scalars()) == [1, 2, 3]
     finally:
         upgraded.close()
+
+
+def test_migrations_are_recorded_once(store_url: str) -> None:
+    open_store(store_url).close()
+    open_store(store_url).close()
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
+        versions = list(conn.scalars(select(schema.schema_migrations.c.version)))
+    engine.dispose()
+    assert versions == [v for v, _, _ in schema.MIGRATIONS]
+
+
+def test_statuses_are_the_stored_strings(tmp_path: Path) -> None:
+    """A StrEnum status equals, prints and serialises as the string stored in the table."""
+    assert SubscriberStatus.ACTIVE == "active" and f"{DeliveryStatus.SENT}" == "sent"
+    assert str(DeliveryStatus.DEFERRED) == "deferred" and json.dumps([PAUSED]) == '["paused"]'
+    url = f"sqlite:///{tmp_path / 's.sqlite3'}"
+    store = open_store(url)
+    book.add(store, "ada@example.org", status=PAUSED)
+    found = book.find(store, "ada@example.org")
+    assert found is not None and found.status is SubscriberStatus.PAUSED
+    store.close()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(schema.subscribers.c.status)) == "paused"
+    engine.dispose()

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from digest.config import EmailSettings, Settings
 from digest.mail import subscribers as book
 from digest.mail.tokens import preferences_token
+from digest.models import Sighting
 from digest.pipeline import ingest, prepare
 from digest.publish.chart import history_chart
 from digest.publish.render import Site
@@ -62,8 +63,8 @@ def test_the_paper_page_shows_its_title_once_and_a_rank_chart(world: tuple[Store
 
 
 def test_rank_one_is_drawn_at_the_top() -> None:
-    seen = [{"captured_at": datetime(2026, 3, d, tzinfo=UTC), "rank": r, "upvotes": None}
-            for d, r in ((11, 5), (12, 1))]
+    seen = [Sighting(captured_at=datetime(2026, 3, d, tzinfo=UTC), source="hf", rank=r,
+                     comments=None, upvotes=None) for d, r in ((11, 5), (12, 1))]
     chart = history_chart(seen)
     assert chart is not None and chart.points[1].y < chart.points[0].y
     assert chart.points[1].value == 1 and chart.points[0].date == "03-11"

@@ -15,12 +15,10 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from conftest import EXAMPLES
-from sqlalchemy import select
 
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.schedule import LocalCronTrigger, build_scheduler, catch_up, cycle_job, needs_catch_up
 from digest.store import cycle_log, open_store
-from digest.store import schema as t
 
 
 def fires(trigger: LocalCronTrigger, start: datetime, days: int) -> list[datetime]:
@@ -91,8 +89,8 @@ def test_the_scheduler_fires_a_cycle(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with store.engine.connect() as conn:
-                done = list(conn.scalars(select(t.cycles.c.status).where(t.cycles.c.status == "ok")))
+            with store.read() as tx:
+                done = [c for c in tx.cycles.history() if c.status == "ok"]
             if len(done) >= 2:
                 break
             time.sleep(0.1)

@@ -14,8 +14,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import EXAMPLES
+from conftest import MAIL_NOW as NOW
+from conftest import MAIL_SECRET as SECRET
 from smtp_server import Mailbox, free_port
-from test_deliver import NOW, SECRET
 
 from digest.config import EmailSettings, Settings
 from digest.mail import subscribers as book

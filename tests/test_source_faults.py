@@ -24,7 +24,6 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 from http_server import FixtureServer, Route
-from sqlalchemy import select
 
 from digest.cli.main import main
 from digest.config import EmailSettings, Settings, SourceSettings
@@ -33,7 +32,7 @@ from digest.pipeline import run_cycle
 from digest.sources import fetch as fetch_module
 from digest.sources.fetch import FetchLimits, fetch
 from digest.store import Store, open_store
-from digest.store import schema as t
+from digest.store.fetches import last_fetch
 
 SOURCES = FIXTURES / "sources"
 GOOD = (SOURCES / "daily_papers.json").read_bytes()
@@ -116,8 +115,8 @@ def test_a_run_killed_right_after_the_fetch_loses_nothing(
     opened = open_store(store_url)
     try:
         assert opened.counts()["snapshots"] == 0
-        with opened.engine.connect() as conn:
-            assert conn.scalar(select(t.fetches.c.etag)) == '"v1"'  # the fetch is stored
+        stored = last_fetch(opened, "hf")
+        assert stored is not None and stored.etag == '"v1"'  # the fetch is stored
     finally:
         opened.close()
     rerun = subprocess.run([sys.executable, "-m", "digest", *command], capture_output=True,
@@ -199,8 +198,8 @@ def test_a_failing_source_says_since_when_alerts_daily_and_recovers(
                                email=unreachable)
     settings = settings_for(store, tmp_path, source, alerts_email="ops@example.org")
     cycle(store, broken_mail, day(13))  # the alert cannot go out: not marked as sent
-    with store.engine.connect() as conn:
-        assert list(conn.scalars(select(t.alerts.c.day))) == []
+    with store.read() as tx:
+        assert not tx.cycles.alerted("hf", day(13).date())
     cycle(store, settings, datetime(2026, 3, 13, 9, tzinfo=UTC))  # retried at the next cycle
     third = cycle(store, settings, day(14))
     assert third.failures[0][1].startswith("failing since 2026-03-13, 3 cycles: ")
@@ -214,9 +213,9 @@ def test_a_failing_source_says_since_when_alerts_daily_and_recovers(
     recovered = cycle(store, settings, day(15))
     assert recovered.ok and recovered.notices == [
         "hf: recovered after 3 failed cycles (failing since 2026-03-13)"]
-    with store.engine.connect() as conn:
-        last = json.loads(conn.scalar(select(t.cycles.c.report).order_by(t.cycles.c.id.desc())))
-    assert last["notices"] == recovered.notices
+    with store.read() as tx:
+        last = tx.cycles.history()[-1]
+    assert list(last.notices) == recovered.notices
     history = CliRunner().invoke(main, ["history", "--db", store.url])
     assert "failing" not in history.stdout
 

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from conftest import EXAMPLES, FIXTURES
 from http_server import FixtureServer, Route
-from sqlalchemy import select
 
 from digest.config import EmailSettings, Settings, SourceSettings
 from digest.errors import StoreError
@@ -26,7 +25,6 @@ from digest.publish.feeds import paper_guid
 from digest.sources.detect import detect
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
-from digest.store import schema as t
 from digest.store.lock import cycle_lock
 
 SOURCES = FIXTURES / "sources"
@@ -108,9 +106,9 @@ def test_a_paper_seen_by_title_keeps_its_identity_when_its_arxiv_id_appears(
     assert report.ok and report.new == 1  # only the protein paper is new
     assert report.digest and [p.paper.title for p in store.digest_papers(report.digest.name)] == [
         "Sparse Autoencoders for <Protein> & Ligand Interfaces"]
-    with store.engine.connect() as conn:
-        key, arxiv_id = conn.execute(select(t.papers.c.key, t.papers.c.arxiv_id).where(
-            t.papers.c.title.like("Counting Sheep%"))).one()
+    (key, arxiv_id), = {(p.key, p.paper.arxiv_id) for d in store.digests()
+                        for p in store.digest_papers(d.name)
+                        if p.paper.title.startswith("Counting Sheep")}
     assert key.startswith("title:") and arxiv_id == "2603.01234"
     feed_after = feedparser.parse((settings.out_dir / "atom.xml").read_bytes())
     assert sheep_id in [e.id for e in feed_after.entries]
@@ -128,8 +126,8 @@ def test_conditional_get_304_is_no_new_snapshot(tmp_path: Path, server: FixtureS
     assert second.ok and second.fetched == {"arxiv": 0} and second.digest is None
     assert server.hits[-1].headers.get("if-none-match") == '"v1"' and server.hits[-1].status == 304
     assert server.hits[0].headers["user-agent"].startswith("paper-digest/")
-    with store.engine.connect() as conn:
-        statuses = list(conn.scalars(select(t.fetches.c.status).order_by(t.fetches.c.id)))
+    with store.read() as tx:
+        statuses = tx.fetches.statuses("arxiv")
     assert statuses == [200, 304]
 
 
@@ -161,8 +159,8 @@ def test_failed_fetches_fail_the_cycle_and_ingest_nothing(
     assert b"source hf failed" in alert.read_bytes()
     cycle(store, settings, timeout=0.5)  # the same day: no second alert
     assert len(list((tmp_path / "out/outbox/alerts").glob("*.eml"))) == 1
-    with store.engine.connect() as conn:
-        assert list(conn.scalars(select(t.cycles.c.status))) == ["failed", "failed"]
+    with store.read() as tx:
+        assert [c.status for c in tx.cycles.history()] == ["failed", "failed"]
 
 
 def test_one_digest_for_all_sources_each_paper_once(tmp_path: Path, server: FixtureServer,

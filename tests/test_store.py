@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, entry, page
-from sqlalchemy import select
 
 from digest.config import Settings
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
-from digest.mail import subscribers as book
 from digest.models import Paper, normalize_arxiv_id, normalize_title
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
-from digest.statuses import PAUSED, DeliveryStatus, SubscriberStatus
-from digest.store import Store, open_store, schema
+from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -102,15 +98,11 @@ def test_examples_new_means_never_seen_before(store: Store, tmp_path: Path) -> N
 
 def test_sightings_keep_every_rank_and_count(store: Store, tmp_path: Path) -> None:
     run(store, tmp_path, EXAMPLES)
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(schema.sightings.c.rank, schema.sightings.c.comments)
-            .join(schema.papers, schema.papers.c.id == schema.sightings.c.paper_id)
-            .join(schema.snapshots, schema.snapshots.c.id == schema.sightings.c.snapshot_id)
-            .where(schema.papers.c.title.like("Tidal Attention%"))
-            .order_by(schema.snapshots.c.captured_at)
-        ).all()
-    assert [tuple(r) for r in rows] == [(1, 12), (3, 15)]
+    key = next(p.key for d in store.digests() for p in store.digest_papers(d.name)
+               if p.paper.title.startswith("Tidal Attention"))
+    found = store.paper_history(key)
+    assert found is not None
+    assert [(s.rank, s.comments) for s in found[1]] == [(1, 12), (3, 15)]
 
 
 def test_same_bytes_twice_changes_nothing(store: Store, tmp_path: Path) -> None:
@@ -193,28 +185,6 @@ def test_bad_store_urls() -> None:
         open_store("oracle://x@y/z")
     with pytest.raises(StoreError, match="cannot open the store"):
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
-
-
-def test_migrations_are_recorded_once(store_url: str) -> None:
-    open_store(store_url).close()
-    again = open_store(store_url)
-    with again.engine.connect() as conn:
-        versions = list(conn.scalars(select(schema.schema_migrations.c.version)))
-    again.close()
-    assert versions == [v for v, _, _ in schema.MIGRATIONS]
-
-
-def test_statuses_are_the_stored_strings(tmp_path: Path) -> None:
-    """A StrEnum status equals, prints and serialises as the string stored in the table."""
-    assert SubscriberStatus.ACTIVE == "active" and f"{DeliveryStatus.SENT}" == "sent"
-    assert str(DeliveryStatus.DEFERRED) == "deferred" and json.dumps([PAUSED]) == '["paused"]'
-    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    book.add(store, "ada@example.org", status=PAUSED)
-    with store.engine.connect() as conn:
-        assert conn.scalar(select(schema.subscribers.c.status)) == "paused"
-    found = book.find(store, "ada@example.org")
-    assert found is not None and found.status is SubscriberStatus.PAUSED
-    store.close()
 
 
 def test_a_feed_entry_read_back_keeps_its_identity(store: Store) -> None:

@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -28,7 +28,10 @@ from digest.cli.support import (
     warn_links,
 )
 from digest.errors import ConfigError
-from digest.statuses import LISTED_STATUSES
+from digest.statuses import LISTED_STATUSES, NEEDS_ATTENTION
+
+if TYPE_CHECKING:
+    from digest.models import SnapshotRecord
 
 if TYPE_CHECKING:  # loaded by the commands that need them: `digest --help` needs click alone
     from digest.config import Settings
@@ -212,9 +215,10 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
         rows = store.history()
         if as_json:
             for row in rows:
-                click.echo(json.dumps({
-                    "captured_at": row["captured_at"].isoformat(), "path": row["path"],
-                    "papers": row["paper_count"], "new": row["new_count"], "digest": row["digest"],
+                click.echo(json.dumps({  # captured_at as it has always been: naive UTC
+                    "captured_at": row.captured_at.replace(tzinfo=None).isoformat(),
+                    "path": row.path, "papers": row.paper_count, "new": row.new_count,
+                    "digest": row.digest,
                 }))
             return
         if not rows:
@@ -228,15 +232,15 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
             click.echo(f"{name}: {reason}")
 
 
-def _history_table(rows: list[dict[str, Any]]) -> None:
+def _history_table(rows: list[SnapshotRecord]) -> None:
     """The snapshots, one line each, and their totals."""
     click.echo(f"{'captured':<17} {'papers':>6} {'new':>5}  {'digest':<13} path")
     for row in rows:
-        click.echo(f"{row['captured_at']:%Y-%m-%d %H:%M} {row['paper_count']:>6} "
-                   f"{row['new_count']:>5}  {row['digest'] or '-':<13} {row['path']}")
-    digests = sum(1 for r in rows if r["digest"])
+        click.echo(f"{row.captured_at:%Y-%m-%d %H:%M} {row.paper_count:>6} "
+                   f"{row.new_count:>5}  {row.digest or '-':<13} {row.path}")
+    digests = sum(1 for r in rows if r.digest)
     click.echo(f"{len(rows)} snapshots, {digests} digests, "
-               f"{sum(r['new_count'] for r in rows)} papers")
+               f"{sum(r.new_count for r in rows)} papers")
 
 
 @main.command(context_settings=CONTEXT)
@@ -292,10 +296,8 @@ def deliveries(statuses: tuple[str, ...], db: str | None, out: str | None,
       digest deliveries
       digest deliveries --status failed
     """
-    from digest.mail import delivery_log
-
-    with user_errors(), opened(db, out, templates) as (store, _):
-        rows = delivery_log.listing(store, statuses or delivery_log.NEEDS_ATTENTION)
+    with user_errors(), opened(db, out, templates) as (store, _), store.read() as tx:
+        rows = tx.deliveries.listing(statuses or NEEDS_ATTENTION)
         for row in rows:
             when = f"{row.when:%Y-%m-%d %H:%M}" if row.when else "-"
             click.echo(f"{row.status:<9} {row.digest}  {row.email}  {when}  "
@@ -318,10 +320,11 @@ def release(name: str, db: str | None, out: str | None, templates: str | None) -
       digest release 2026-03-13
     """
     from digest import pipeline
-    from digest.mail import delivery_log
 
     with user_errors(), opened(db, out, templates) as (store, settings):
-        if not delivery_log.release_digest(store, name):
+        with store.transaction() as tx:
+            released = tx.papers.release_digest(name)
+        if not released:
             raise ConfigError(name, "no held digest by that name",
                               "see `digest send --dry-run` for the held digests")
         click.echo(f"released {name}")

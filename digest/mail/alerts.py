@@ -7,12 +7,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
-
 from digest.mail.message import POLICY, header_text
 from digest.mail.transport import Permanent, Transient, Unknown, make_transport
 from digest.store import Store
-from digest.store import schema as t
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -27,11 +24,9 @@ def alert_operator(store: Store, settings: Settings, source: str, reason: str,
     """
     if not settings.alerts_email:
         return False
-    with store.engine.connect() as conn:
-        told = conn.scalar(select(t.alerts.c.source).where(
-            t.alerts.c.source == source, t.alerts.c.day == now.date()))
-    if told:
-        return False
+    with store.read() as tx:
+        if tx.cycles.alerted(source, now.date()):
+            return False
     message = EmailMessage(policy=POLICY)
     message["From"] = settings.email.from_address
     message["To"] = settings.alerts_email
@@ -50,6 +45,6 @@ def alert_operator(store: Store, settings: Settings, source: str, reason: str,
         return False
     finally:
         transport.close()
-    with store.engine.begin() as conn:
-        conn.execute(insert(t.alerts).values(source=source, day=now.date(), reason=reason[:1000]))
+    with store.transaction() as tx:
+        tx.cycles.record_alert(source, now.date(), reason)
     return True

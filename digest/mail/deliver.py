@@ -12,7 +12,7 @@ request (`--retry-unknown`). Only a server that cannot be reached at all stops t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -21,7 +21,6 @@ from email.utils import make_msgid
 from digest.config import Settings
 from digest.errors import DeliveryError
 from digest.mail import delivery_log as log
-from digest.mail.delivery_log import Delivery
 from digest.mail.message import (
     PREFERENCES_MARKER,
     UNSUBSCRIBE_MARKER,
@@ -36,9 +35,12 @@ from digest.mail.tokens import preferences_token, unsubscribe_token
 from digest.mail.transport import Permanent, Transient, Transport, Unknown
 from digest.models import DigestInfo
 from digest.publish.render import PaperView, paper_view, render_email
+from digest.statuses import ACTIVE, PENDING, DeliveryStatus
 from digest.store import Store
+from digest.store.deliveries import Delivery, Outcome
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
+NOTHING_MATCHES = "no new paper matches the subscriber's topics"
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class Sender:
         self.progress = progress or (lambda done, total: None)
         self.runner = log.runner_id()
         self.editions: dict[str, _Edition] = {}
-        self._sent: log.Outcome | None = None  # recorded with the next claim, or at the end
+        self._sent: Outcome | None = None  # recorded with the next claim, or at the end
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -131,17 +133,19 @@ class Sender:
         if retry_unknown:
             summary.unknown = 0
         ready = []
-        for digest_id, name, held, count in log.digests_with(self.store, statuses):
-            if held:
-                summary.held.append((name, held))
+        with self.store.read() as tx:
+            waiting_digests = tx.deliveries.digests_with(statuses)
+        for found in waiting_digests:
+            if found.held_reason:
+                summary.held.append((found.name, found.held_reason))
             else:
-                ready.append((digest_id, name, count))
+                ready.append((found.digest_id, found.name, found.count))
         total, done = sum(c for _, _, c in ready), 0
         later: list[_Retry] = []
         try:
             for digest_id, name, _ in ready:
                 edition = self._edition(name)
-                waiting = log.deliveries(self.store, digest_id, statuses)
+                waiting = self._waiting(digest_id, statuses)
                 if dry_run:
                     for delivery in waiting:
                         self._plan(edition, delivery, summary)
@@ -168,13 +172,28 @@ class Sender:
             self.transport.close()
         return summary
 
+    def _waiting(self, digest_id: int, statuses: tuple[DeliveryStatus, ...],
+                 batch: int = 500) -> Iterator[Delivery]:
+        """The digest's deliveries in `statuses`, by subscriber id, read in batches (each
+        its own read: the claims in between commit)."""
+        after = 0
+        while True:
+            with self.store.read() as tx:
+                rows = tx.deliveries.waiting(digest_id, statuses, after, batch)
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1].subscriber_id
+
     def _record_sent(self) -> None:
         if self._sent is not None:
-            log.finish(self.store, self._sent, self.runner, self.now())
+            with self.store.transaction() as tx:
+                tx.deliveries.finish(self._sent, self.runner, self.now())
             self._sent = None
 
-    def _finish(self, delivery: Delivery, status: str, reply: str) -> None:
-        log.finish(self.store, log.Outcome(delivery, status, reply), self.runner, self.now())
+    def _finish(self, delivery: Delivery, status: DeliveryStatus, reply: str) -> None:
+        with self.store.transaction() as tx:
+            tx.deliveries.finish(Outcome(delivery, status, reply), self.runner, self.now())
 
     def _prepare(self, edition: _Edition, delivery: Delivery) -> _Prepared:
         """The delivery's Message-ID and message (no message when no paper matches)."""
@@ -195,25 +214,31 @@ class Sender:
     def _deliver(self, edition: _Edition, delivery: Delivery, prepared: _Prepared,
                  summary: Summary, last_try: bool) -> _Retry | None:
         """Claim, send and record one delivery; what to try again at the end of the run."""
-        claimed = log.claim(self.store, delivery, self.runner, prepared.msg_id, self.now(),
-                            record=self._sent)
-        self._sent = None
-        if not claimed:
-            if log.skip_inactive(self.store, delivery, self.now()):
-                summary.skipped += 1
-            return None  # another run has it, or it is no longer waiting
         message = prepared.message
-        if message is None:
-            self._finish(delivery, log.SKIPPED, "no new paper matches the subscriber's topics")
-            summary.skipped += 1
-            return None
+        # One commit per message: the previous message's outcome, this claim, and what the
+        # claim decides without sending (skipped: inactive, or nothing matches) go together,
+        # still before this message goes out.
+        with self.store.transaction() as tx:
+            if self._sent is not None:
+                tx.deliveries.finish(self._sent, self.runner, self.now())
+            claimed = tx.deliveries.claim(delivery, self.runner, prepared.msg_id, self.now())
+            skipped = (tx.deliveries.skip_inactive(delivery, self.now()) if not claimed
+                       else message is None)
+            if claimed and message is None:
+                tx.deliveries.finish(Outcome(delivery, log.SKIPPED, NOTHING_MATCHES),
+                                     self.runner, self.now())
+        self._sent = None
+        summary.skipped += skipped
+        if not claimed or message is None:
+            return None  # another run has it, it is no longer waiting, or it was skipped
         sender = self.settings.email.from_address
         label = f"{edition.info.name}/{delivery.subscriber_id:06d}-{delivery.email}"
         problem = None
         try:
             reply = self.transport.send(message, sender, delivery.email, label)
         except Transient as exc:
-            log.release(self.store, delivery, self.runner, str(exc))
+            with self.store.transaction() as tx:
+                tx.deliveries.release(delivery, self.runner, str(exc))
             if exc.unreachable:
                 summary.deferred += 1
                 summary.problems.append(Problem("deferred", edition.info.name, delivery.email,
@@ -234,7 +259,7 @@ class Sender:
         else:
             # Recorded in the next claim's transaction (or at the end of the run): the
             # window between the server's 250 and the commit stays one message wide.
-            self._sent = log.Outcome(delivery, log.SENT, reply)
+            self._sent = Outcome(delivery, log.SENT, reply)
             summary.sent += 1
         if problem is not None:
             summary.problems.append(problem)
@@ -249,7 +274,7 @@ class Sender:
         delivery = Delivery(digest_id=0, digest=digest, subscriber_id=known.id if known else 0,
                             email=email, name=known.name if known else None,
                             topics=", ".join(known.topics) if known else "",
-                            subscriber_status="active", status="preview", message_id=None,
+                            subscriber_status=ACTIVE, status=PENDING, message_id=None,  # never claimed
                             list_others=known.list_others if known else False)
         if not self._selection(edition, delivery):
             raise DeliveryError(email, f"no paper of digest {digest} matches the subscriber's "

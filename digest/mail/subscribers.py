@@ -15,18 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select, update
 
 from digest.errors import SubscriberError
 from digest.statuses import ACTIVE as ACTIVE
 from digest.statuses import PAUSED as PAUSED
 from digest.statuses import SUBSCRIBER_STATUSES, SubscriberStatus
 from digest.statuses import UNSUBSCRIBED as UNSUBSCRIBED
-from digest.store import Store, naive_utc
-from digest.store import schema as t
+from digest.store import Store
+from digest.store.subscribers import Subscriber as Subscriber
 from digest.text import one_line
 from digest.topics import parse_topics as parse_topics
 from digest.topics import topic_pattern as topic_pattern
@@ -36,20 +34,6 @@ CSV_COLUMNS = ("email", "name", "topics")
 # Optional CSV column: "yes" lists the other new papers' titles too (a topic subscriber's).
 OTHERS_COLUMN = "list_others"
 _YES, _NO = ("yes", "true", "1", "y"), ("no", "false", "0", "n", "")
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    """One subscriber as stored."""
-
-    id: int
-    email: str
-    name: str | None
-    topics: tuple[str, ...]
-    status: SubscriberStatus
-    updated_at: datetime | None = None
-    # With topics: after the matched papers, also list the other new papers' titles.
-    list_others: bool = False
 
 
 def consent_state(subscriber: Subscriber | None) -> str:
@@ -73,18 +57,11 @@ def normalize_address(raw: str) -> str:
                               "check the spelling, e.g. ada@example.org") from None
 
 
-def _row(row: Any) -> Subscriber:
-    return Subscriber(id=row.id, email=row.email, name=row.name,
-                      topics=parse_topics(row.topics), status=SubscriberStatus(row.status),
-                      updated_at=row.updated_at, list_others=bool(row.list_others))
-
-
 def find(store: Store, email: str) -> Subscriber | None:
     """Return the subscriber with this address (any case), if any."""
-    key = normalize_address(email).casefold()
-    with store.engine.connect() as conn:
-        row = conn.execute(select(t.subscribers).where(t.subscribers.c.email_key == key)).first()
-    return _row(row) if row else None
+    address = normalize_address(email)
+    with store.read() as tx:
+        return tx.subscribers.find(address)
 
 
 def add(store: Store, email: str, name: str | None = None, topics: str | None = None,
@@ -97,52 +74,28 @@ def add(store: Store, email: str, name: str | None = None, topics: str | None = 
     `list_others` None keeps the setting as it is (off for a new subscriber).
     """
     address = normalize_address(email)
-    clean_name = one_line(name)[:200] if name else None
-    topic_text = ", ".join(parse_topics(topics))
-    stamp = naive_utc(now or datetime.now(UTC))
-    with store.engine.begin() as conn:
-        row = conn.execute(select(t.subscribers)
-                           .where(t.subscribers.c.email_key == address.casefold())).first()
-        if row is None:
-            conn.execute(insert(t.subscribers).values(
-                email=address, email_key=address.casefold(), name=clean_name, topics=topic_text,
-                status=status, created_at=stamp, updated_at=stamp,
-                list_others=bool(list_others)))
-            outcome = "added" if status == ACTIVE else f"added {status}"
-        elif row.status != ACTIVE and not reactivate:
-            return _row(row), row.status
-        else:
-            outcome = "re-subscribed" if row.status == UNSUBSCRIBED else "updated"
-            conn.execute(update(t.subscribers).where(t.subscribers.c.id == row.id).values(
-                email=address, name=clean_name if name is not None else row.name,
-                topics=topic_text if topics is not None else row.topics,
-                list_others=row.list_others if list_others is None else list_others,
-                status=ACTIVE, updated_at=stamp))
-        row = conn.execute(select(t.subscribers)
-                           .where(t.subscribers.c.email_key == address.casefold())).one()
-    return _row(row), outcome
+    with store.transaction() as tx:
+        return tx.subscribers.add(address, one_line(name)[:200] if name else None, topics,
+                                  now or datetime.now(UTC), reactivate=reactivate,
+                                  status=SubscriberStatus(status), list_others=list_others)
 
 
 def by_id(store: Store, subscriber_id: int | None) -> Subscriber | None:
     """The subscriber with this id, if any."""
-    with store.engine.connect() as conn:
-        row = conn.execute(select(t.subscribers).where(t.subscribers.c.id == subscriber_id)).first()
-    return _row(row) if row else None
+    with store.read() as tx:
+        return tx.subscribers.by_id(subscriber_id)
 
 
 def set_status(store: Store, email: str, status: str, now: datetime | None = None) -> Subscriber:
     """Pause, resume (active) or unsubscribe an existing subscriber."""
     address = normalize_address(email)
-    with store.engine.begin() as conn:
-        done = conn.execute(update(t.subscribers)
-                            .where(t.subscribers.c.email_key == address.casefold())
-                            .values(status=status, updated_at=naive_utc(now or datetime.now(UTC))))
-        if done.rowcount == 0:
-            raise SubscriberError(email, "no such subscriber",
-                                  "see `digest subscribers list` for the addresses on file")
-        row = conn.execute(select(t.subscribers)
-                           .where(t.subscribers.c.email_key == address.casefold())).one()
-    return _row(row)
+    with store.transaction() as tx:
+        found = tx.subscribers.set_status(address, SubscriberStatus(status),
+                                          now or datetime.now(UTC))
+    if found is None:
+        raise SubscriberError(email, "no such subscriber",
+                              "see `digest subscribers list` for the addresses on file")
+    return found
 
 
 def set_topics(store: Store, subscriber_id: int, topics: str,
@@ -150,32 +103,22 @@ def set_topics(store: Store, subscriber_id: int, topics: str,
                list_others: bool | None = None) -> Subscriber | None:
     """Change a subscriber's topics (and, when given, whether the other papers' titles are
     listed too) only (the preferences page): never their status."""
-    values: dict[str, Any] = {"topics": ", ".join(parse_topics(topics)),
-                              "updated_at": naive_utc(now or datetime.now(UTC))}
-    if list_others is not None:
-        values["list_others"] = list_others
-    with store.engine.begin() as conn:
-        conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
-                     .values(**values))
-        row = conn.execute(select(t.subscribers).where(t.subscribers.c.id == subscriber_id)).first()
-    return _row(row) if row else None
+    with store.transaction() as tx:
+        return tx.subscribers.set_topics(subscriber_id, topics, now or datetime.now(UTC),
+                                         list_others)
 
 
 def set_status_by_id(store: Store, subscriber_id: int, status: str) -> bool:
     """Change a subscriber's status by id (unsubscribe links); False when there is none."""
-    with store.engine.begin() as conn:
-        done = conn.execute(update(t.subscribers).where(t.subscribers.c.id == subscriber_id)
-                            .values(status=status, updated_at=naive_utc(datetime.now(UTC))))
-    return done.rowcount == 1
+    with store.transaction() as tx:
+        return tx.subscribers.set_status_by_id(subscriber_id, SubscriberStatus(status),
+                                               datetime.now(UTC))
 
 
 def all_subscribers(store: Store, status: str | None = None) -> list[Subscriber]:
     """Every subscriber (or those with `status`), oldest first."""
-    query = select(t.subscribers).order_by(t.subscribers.c.id)
-    if status:
-        query = query.where(t.subscribers.c.status == status)
-    with store.engine.connect() as conn:
-        return [_row(row) for row in conn.execute(query)]
+    with store.read() as tx:
+        return tx.subscribers.all(SubscriberStatus(status) if status else None)
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@ page captures have none). Pure: sightings in, SVG coordinates and labels out; no
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+
+from digest.models import Sighting
 
 WIDTH, HEIGHT = 600, 200
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 36  # room for the axis labels
@@ -31,15 +31,15 @@ class Chart:
     plot: tuple[float, float, float, float]  # left, top, right, bottom of the plot area
 
 
-def history_chart(sightings: Sequence[Mapping[str, Any]]) -> Chart | None:
+def history_chart(sightings: Sequence[Sighting]) -> Chart | None:
     """Upvotes over the sightings that have them (two or more), else rank over all of them
     (1 at the top); None when there are fewer than two points."""
-    known = [s for s in sightings if s.get("upvotes") is not None]
+    known = [s for s in sightings if s.upvotes is not None]
     by_upvotes = len(known) >= 2
     shown = known if by_upvotes else list(sightings)
     if len(shown) < 2:
         return None
-    values = [int(s["upvotes"] if by_upvotes else s["rank"]) for s in shown]
+    values = [(s.upvotes or 0) if by_upvotes else s.rank for s in shown]
     low, high = min(values), max(values)
     span = (high - low) or 1
     right, bottom = WIDTH - RIGHT, HEIGHT - BOTTOM
@@ -51,7 +51,7 @@ def history_chart(sightings: Sequence[Mapping[str, Any]]) -> Chart | None:
             share = 1 - share  # rank 1 is the top of the page, so the top of the chart
         return bottom - share * (bottom - TOP)
 
-    points = tuple(Point(round(LEFT + i * step, 1), round(y(v), 1), v, _day(s["captured_at"]))
+    points = tuple(Point(round(LEFT + i * step, 1), round(y(v), 1), v, f"{s.captured_at:%m-%d}")
                    for i, (v, s) in enumerate(zip(values, shown, strict=True)))
     label = (f"Upvotes over {len(values)} sightings (max {high})" if by_upvotes
              else f"Rank over {len(values)} sightings (best {low}, latest {values[-1]})")
@@ -59,7 +59,3 @@ def history_chart(sightings: Sequence[Mapping[str, Any]]) -> Chart | None:
                  polyline=" ".join(f"{p.x},{p.y}" for p in points),
                  y_label="Upvotes" if by_upvotes else "Rank (1 = top)", label=label,
                  plot=(LEFT, TOP, right, bottom))
-
-
-def _day(moment: datetime | str) -> str:
-    return moment.strftime("%m-%d") if isinstance(moment, datetime) else str(moment)[5:10]

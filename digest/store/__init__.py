@@ -1,42 +1,32 @@
-"""The store: snapshots, papers, sightings and digests in SQLite or PostgreSQL.
+"""The store: snapshots, papers, sightings, digests, subscribers, deliveries and cycles in
+SQLite or PostgreSQL, one code path for both.
 
-Every ingest runs in one transaction, so a failure leaves the store exactly as it was.
+Every query lives in this package, one module per area; `Store.transaction()` hands the areas
+to a caller on one connection, so work that must agree commits together or not at all. Every
+ingest runs in one transaction, so a failure leaves the store exactly as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from digest.errors import StoreError
-from digest.models import (
-    DigestInfo,
-    IngestResult,
-    Paper,
-    Snapshot,
-    StoredPaper,
-    ident_of,
-)
+from digest.models import DigestInfo, IngestResult, Sighting, Snapshot, SnapshotRecord, StoredPaper
 from digest.store import schema as t
-from digest.store.ingest import record
 from digest.store.times import aware as aware
 from digest.store.times import naive_utc as naive_utc
+from digest.store.transaction import Transaction
 
 DEFAULT_URL = "sqlite:///digest.sqlite3"
 DEFAULT_MAX_NEW = 300
-# Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 # Called inside the ingest transaction, before the commit, with its results and papers.
 Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
 
@@ -67,28 +57,30 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One transaction over every area: committed when the block ends, rolled back (all
+        of it) when it raises."""
+        with self.engine.begin() as conn:
+            yield Transaction(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        """A transaction for reading: one consistent view, nothing committed."""
+        with self.engine.connect() as conn:
+            yield Transaction(conn)
+
     # -- ingest ---------------------------------------------------------------------------
 
     def find_snapshot(self, sha256: str) -> IngestResult | None:
         """Return the earlier ingest of these exact bytes, if any."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.snapshots).where(t.snapshots.c.sha256 == sha256)).first()
-            if row is None:
-                return None
-            digest = conn.execute(
-                select(t.digests).where(t.digests.c.snapshot_id == row.id)
-            ).first()
-        return IngestResult(
-            path=row.path, captured_at=aware(row.captured_at), papers=row.paper_count,
-            new=row.new_count, digest=_digest_info(digest) if digest else None,
-            status="already ingested",
-        )
+        with self.read() as tx:
+            return tx.papers.find_snapshot(sha256)
 
     def newest_capture(self) -> datetime | None:
         """Return the capture time of the newest snapshot stored."""
-        with self.engine.connect() as conn:
-            newest = conn.scalar(select(func.max(t.snapshots.c.captured_at)))
-        return aware(newest) if newest else None
+        with self.read() as tx:
+            return tx.papers.newest_capture()
 
     def ingest(self, snapshot: Snapshot, *, baseline: bool = False, now: datetime | None = None,
                max_new: int = DEFAULT_MAX_NEW, prepare: Prepare | None = None,
@@ -110,100 +102,54 @@ class Store:
         and the digest's papers as stored (empty without a digest), so the caller can
         render them without reading them back.
         """
-        with self.engine.begin() as conn:
-            results, published = record(conn, snapshots, baseline, now or datetime.now(UTC),
-                                        max_new)
+        with self.transaction() as tx:
+            results, published = tx.papers.ingest(snapshots, baseline=baseline,
+                                                  now=now or datetime.now(UTC), max_new=max_new)
             if prepare is not None:
                 prepare(results, published)
             return results, published
 
-    # -- reading ----------------------------------------------------------------------------
+    # -- reading: each a read transaction of its own -----------------------------------------
 
     def digests(self) -> list[DigestInfo]:
         """Return every digest, newest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t.digests).order_by(t.digests.c.id.desc()))
-            return [_digest_info(row) for row in rows]
+        with self.read() as tx:
+            return tx.papers.digests()
 
     def digest(self, name: str) -> DigestInfo | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.digests).where(t.digests.c.name == name)).first()
-        return _digest_info(row) if row else None
+        """Return the digest of this name, if any."""
+        with self.read() as tx:
+            return tx.papers.digest(name)
 
     def digest_papers(self, name: str) -> list[StoredPaper]:
         """Return a digest's papers in page order, as they were first seen."""
-        query = _published_papers().where(t.digests.c.name == name).order_by(
-            t.papers.c.digest_position)
-        with self.engine.connect() as conn:
-            return [_stored_paper(row) for row in conn.execute(query)]
+        with self.read() as tx:
+            return tx.papers.digest_papers(name)
 
     def feed_papers(self, limit: int) -> list[StoredPaper]:
-        """Return the latest `limit` published papers, newest digest first, page order within.
+        """Return the latest `limit` published papers, newest digest first, page order within."""
+        with self.read() as tx:
+            return tx.papers.feed_papers(limit)
 
-        Picks the newest digests first, so the cost follows `limit`, not the store's size.
-        """
-        with self.engine.connect() as conn:
-            chosen: list[int] = []
-            total = 0
-            for digest_id, count in conn.execute(
-                select(t.digests.c.id, t.digests.c.paper_count).order_by(t.digests.c.id.desc())
-            ):
-                chosen.append(digest_id)
-                total += count
-                if total >= limit:
-                    break
-            if not chosen:
-                return []
-            query = (_published_papers().where(t.papers.c.digest_id.in_(chosen))
-                     .order_by(t.papers.c.digest_id.desc(), t.papers.c.digest_position).limit(limit))
-            return [_stored_paper(row) for row in conn.execute(query)]
-
-    def paper_history(self, key: str) -> tuple[StoredPaper, list[dict[str, Any]]] | None:
+    def paper_history(self, key: str) -> tuple[StoredPaper, list[Sighting]] | None:
         """A paper by its key, with every sighting (time, source, rank, comments, upvotes)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.papers, t.digests.c.name.label("digest_name"))
-                .select_from(t.papers.outerjoin(t.digests, t.digests.c.id == t.papers.c.digest_id))
-                .where(t.papers.c.key == key)).first()
-            if row is None:
-                return None
-            seen = [dict(r._mapping) for r in conn.execute(
-                select(t.snapshots.c.captured_at, t.snapshots.c.source, t.sightings.c.rank,
-                       t.sightings.c.comments, t.sightings.c.upvotes)
-                .join(t.snapshots, t.snapshots.c.id == t.sightings.c.snapshot_id)
-                .where(t.sightings.c.paper_id == row.id)
-                .order_by(t.snapshots.c.captured_at, t.snapshots.c.id))]
-        last = seen[-1] if seen else {}
-        paper = Paper(
-            title=row.title, abstract=row.abstract, rank=last.get("rank", 0),
-            published=row.published, org_handle=row.org_handle, org_name=row.org_name,
-            author_count=row.author_count, comments=last.get("comments"),
-            upvotes=last.get("upvotes"),
-            links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
-            authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
-        ident=ident_of(row.key),
-        )
-        stored = StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
-                             digest=row.digest_name, position=row.digest_position or 0)
-        return stored, seen
+        with self.read() as tx:
+            return tx.papers.paper_history(key)
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self) -> list[SnapshotRecord]:
         """Return every snapshot, oldest first, with its counts and digest name."""
-        query = (
-            select(t.snapshots, t.digests.c.name.label("digest"))
-            .select_from(t.snapshots.outerjoin(t.digests, t.digests.c.snapshot_id == t.snapshots.c.id))
-            .order_by(t.snapshots.c.captured_at, t.snapshots.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        with self.read() as tx:
+            return tx.papers.history()
 
     def counts(self) -> dict[str, int]:
         """Return the number of rows in each table (for status lines and tests)."""
-        with self.engine.connect() as conn:
-            return {
-                table.name: conn.scalar(select(func.count()).select_from(table)) or 0
-                for table in (t.snapshots, t.papers, t.sightings, t.digests)
-            }
+        with self.read() as tx:
+            return tx.papers.counts()
+
+    def delivery_counts(self) -> dict[str, int]:
+        """Return how many deliveries are in each status (for reports and tests)."""
+        with self.read() as tx:
+            return tx.deliveries.status_counts()
 
 
 def open_store(url: str, create: bool = True) -> Store:
@@ -243,35 +189,3 @@ def open_store(url: str, create: bool = True) -> Store:
         raise StoreError(url, f"cannot open the store ({reason})",
                          "check the --db URL / DIGEST_DB and that the server is running") from None
     return Store(engine)
-
-
-def _published_papers() -> Any:
-    first_sighting = (t.sightings.c.paper_id == t.papers.c.id) & (
-        t.sightings.c.snapshot_id == t.papers.c.first_snapshot_id)
-    return select(
-        t.papers, t.digests.c.name.label("digest_name"),
-        t.sightings.c.rank, t.sightings.c.comments, t.sightings.c.upvotes, t.snapshots.c.source,
-    ).select_from(
-        t.papers.join(t.digests, t.digests.c.id == t.papers.c.digest_id)
-        .join(t.sightings, first_sighting)
-        .join(t.snapshots, t.snapshots.c.id == t.papers.c.first_snapshot_id)
-    )
-
-
-def _stored_paper(row: Any) -> StoredPaper:
-    paper = Paper(
-        title=row.title, abstract=row.abstract, rank=row.rank,
-        published=row.published, org_handle=row.org_handle, org_name=row.org_name,
-        author_count=row.author_count, comments=row.comments, upvotes=row.upvotes,
-        links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
-        authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
-        ident=ident_of(row.key),
-    )
-    return StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
-                       digest=row.digest_name, position=row.digest_position, source=row.source)
-
-
-def _digest_info(row: Any) -> DigestInfo:
-    return DigestInfo(name=row.name, captured_at=aware(row.captured_at),
-                      paper_count=row.paper_count, held_reason=row.held_reason)
-

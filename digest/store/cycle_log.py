@@ -1,16 +1,22 @@
-"""The record of each `digest run` cycle, for the log and for the scheduler's catch-up."""
+"""The cycles area: the record of each `digest run` cycle (for the log and the scheduler's
+catch-up), the failing-source streaks it gives, and the alerts sent about them."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
-from digest.store import Store, aware, naive_utc
+from digest.statuses import CycleStatus
 from digest.store import schema as t
+from digest.store.times import aware, naive_utc
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 
 class Sent(Protocol):
@@ -52,88 +58,151 @@ class CycleReport(Protocol):
     def succeeded(self) -> list[str]: ...
 
 
-def start(store: Store, now: datetime) -> int:
-    with store.engine.begin() as conn:
-        key = conn.execute(insert(t.cycles).values(
-            started_at=naive_utc(now), status="running", fetched=0, new=0, sent=0, failed=0,
+@dataclass(frozen=True)
+class CycleRecord:
+    """One cycle as recorded: when it started, how it ended, and what it noted."""
+
+    id: int
+    started_at: datetime
+    status: CycleStatus
+    new: int
+    sent: int
+    notices: tuple[str, ...]
+
+
+class Cycles:
+    """Cycles and operator alerts within one transaction."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def start(self, now: datetime) -> int:
+        """Record a cycle as running; returns its id."""
+        key = self.conn.execute(insert(t.cycles).values(
+            started_at=naive_utc(now), status=CycleStatus.RUNNING, fetched=0, new=0, sent=0, failed=0,
             report="")).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+        assert key is not None
+        return int(key[0])
 
-
-def finish(store: Store, cycle_id: int, report: CycleReport, now: datetime) -> None:
-    sent = report.sent
-    with store.engine.begin() as conn:
-        conn.execute(update(t.cycles).where(t.cycles.c.id == cycle_id).values(
-            finished_at=naive_utc(now), status="ok" if report.ok else "failed",
+    def finish(self, cycle_id: int, report: CycleReport, now: datetime) -> None:
+        """Record how the cycle ended."""
+        sent = report.sent
+        self.conn.execute(update(t.cycles).where(t.cycles.c.id == cycle_id).values(
+            finished_at=naive_utc(now), status=CycleStatus.OK if report.ok else CycleStatus.FAILED,
             fetched=sum(report.fetched.values()), new=report.new,
-            sent=sent.sent if sent else 0, failed=len(report.failures) + (sent.failed if sent else 0),
+            sent=sent.sent if sent else 0,
+            failed=len(report.failures) + (sent.failed if sent else 0),
             report=json.dumps({"failures": report.failures, "succeeded": report.succeeded,
                                "notices": report.notices, "seconds": round(report.seconds, 2)})))
 
-
-def failing_since(store: Store, source: str) -> tuple[datetime, int] | None:
-    """When the source's current run of failed cycles began, and how many cycles it has
-    lasted; None when its last cycle went well. Cycles that did not run it do not count."""
-    since, count = None, 0
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.cycles.c.started_at, t.cycles.c.report)
-                            .where(t.cycles.c.status != "running").order_by(t.cycles.c.id.desc()))
+    def failing_since(self, source: str) -> tuple[datetime, int] | None:
+        """When the source's current run of failed cycles began, and how many cycles it has
+        lasted; None when its last cycle went well. Cycles that did not run it do not count."""
+        since, count = None, 0
+        rows = self.conn.execute(select(t.cycles.c.started_at, t.cycles.c.report)
+                                 .where(t.cycles.c.status != CycleStatus.RUNNING)
+                                 .order_by(t.cycles.c.id.desc()))
         for started_at, raw in rows:
-            try:
-                report = json.loads(raw or "{}")
-            except ValueError:
+            report = _report(raw)
+            if report is None:
                 continue
             if source in report.get("succeeded", ()):
                 break
             if any(name == source for name, *_ in report.get("failures", ())):
                 since, count = started_at, count + 1
-    return (aware(since), count) if since is not None else None
+        return (aware(since), count) if since is not None else None
 
-
-def mark_streaks(store: Store, report: CycleReport, now: datetime) -> None:
-    """Say how long each failing source has been failing; note each one that recovered."""
-    for index, (name, reason) in enumerate(report.failures):
-        before = failing_since(store, name)
-        if before is not None:
-            since, count = before
-            report.failures[index] = (name, f"failing since {since:%Y-%m-%d}, {count + 1} "
-                                      f"cycles: {reason}")
-    for name in report.succeeded:
-        before = failing_since(store, name)
-        if before is not None:
-            since, count = before
-            note = (f"{name}: recovered after {count} failed cycle{'s' if count != 1 else ''} "
-                    f"(failing since {since:%Y-%m-%d})")
-            report.notices.append(note)  # logged with the cycle, printed, and in the scheduler's log
-
-
-def current_failures(store: Store) -> list[tuple[str, datetime, int, str]]:
-    """Every source whose last cycle failed: (source, failing since, cycles, last reason)."""
-    latest: dict[str, str | None] = {}
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.cycles.c.report).where(t.cycles.c.status != "running")
-                            .order_by(t.cycles.c.id.desc()))
+    def current_failures(self) -> list[tuple[str, datetime, int, str]]:
+        """Every source whose last cycle failed: (source, failing since, cycles, last reason)."""
+        latest: dict[str, str | None] = {}
+        rows = self.conn.execute(select(t.cycles.c.report).where(t.cycles.c.status != CycleStatus.RUNNING)
+                                 .order_by(t.cycles.c.id.desc()))
         for (raw,) in rows:
-            try:
-                report = json.loads(raw or "{}")
-            except ValueError:
+            report = _report(raw)
+            if report is None:
                 continue
             for name in report.get("succeeded", ()):
                 latest.setdefault(name, None)
             for name, reason, *_ in report.get("failures", ()):
                 latest.setdefault(name, reason)
-    found = []
-    for name, reason in latest.items():
-        streak = failing_since(store, name) if reason is not None and name != "cycle" else None
-        if streak is not None and reason is not None:
-            found.append((name, streak[0], streak[1], reason))
-    return found
+        found = []
+        for name, reason in latest.items():
+            streak = self.failing_since(name) if reason is not None and name != "cycle" else None
+            if streak is not None and reason is not None:
+                found.append((name, streak[0], streak[1], reason))
+        return found
+
+    def last_completed(self) -> datetime | None:
+        """When the last cycle that ran to its end (ok or failed) started."""
+        started = self.conn.scalar(select(func.max(t.cycles.c.started_at))
+                                   .where(t.cycles.c.status != CycleStatus.RUNNING))
+        return aware(started) if started else None
+
+    def history(self) -> list[CycleRecord]:
+        """Every cycle recorded, oldest first."""
+        rows = self.conn.execute(select(t.cycles).order_by(t.cycles.c.id))
+        return [CycleRecord(id=row.id, started_at=aware(row.started_at),
+                            status=CycleStatus(row.status), new=row.new, sent=row.sent,
+                            notices=tuple((_report(row.report) or {}).get("notices", ())))
+                for row in rows]
+
+    def alerted(self, source: str, day: date) -> bool:
+        """True when the operator was told about this source on `day`."""
+        return self.conn.scalar(select(t.alerts.c.source).where(
+            t.alerts.c.source == source, t.alerts.c.day == day)) is not None
+
+    def record_alert(self, source: str, day: date, reason: str) -> None:
+        """Note that the operator was told about this source on `day`."""
+        self.conn.execute(insert(t.alerts).values(source=source, day=day, reason=reason[:1000]))
+
+
+def _report(raw: str | None) -> dict[str, Any] | None:
+    try:
+        report = json.loads(raw or "{}")
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def start(store: Store, now: datetime) -> int:
+    """Record a cycle as running, in its own transaction; returns its id."""
+    with store.transaction() as tx:
+        return tx.cycles.start(now)
+
+
+def finish(store: Store, cycle_id: int, report: CycleReport, now: datetime) -> None:
+    """Record how the cycle ended, in its own transaction."""
+    with store.transaction() as tx:
+        tx.cycles.finish(cycle_id, report, now)
+
+
+def mark_streaks(store: Store, report: CycleReport, now: datetime) -> None:
+    """Say how long each failing source has been failing; note each one that recovered."""
+    with store.read() as tx:
+        for index, (name, reason) in enumerate(report.failures):
+            before = tx.cycles.failing_since(name)
+            if before is not None:
+                since, count = before
+                report.failures[index] = (name, f"failing since {since:%Y-%m-%d}, {count + 1} "
+                                          f"cycles: {reason}")
+        for name in report.succeeded:
+            before = tx.cycles.failing_since(name)
+            if before is not None:
+                since, count = before
+                note = (f"{name}: recovered after {count} failed cycle{'s' if count != 1 else ''} "
+                        f"(failing since {since:%Y-%m-%d})")
+                report.notices.append(note)  # logged with the cycle, printed, and in the scheduler's log
+
+
+def current_failures(store: Store) -> list[tuple[str, datetime, int, str]]:
+    """Every source whose last cycle failed: (source, failing since, cycles, last reason)."""
+    with store.read() as tx:
+        return tx.cycles.current_failures()
 
 
 def last_completed(store: Store) -> datetime | None:
     """When the last cycle that ran to its end (ok or failed) started."""
-    with store.engine.connect() as conn:
-        started = conn.scalar(select(func.max(t.cycles.c.started_at))
-                              .where(t.cycles.c.status != "running"))
-    return aware(started) if started else None
+    with store.read() as tx:
+        return tx.cycles.last_completed()

@@ -15,6 +15,7 @@ import hmac
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -195,7 +196,7 @@ def create_app(store: Store, settings: Settings, *,
             stored, seen = found
             html = env.get_template("paper.html").render(
                 site=site, paper=paper_view(stored), sightings=[
-                    {**s, "captured_at": f"{s['captured_at']:%Y-%m-%d %H:%M}"} for s in seen],
+                    {**asdict(s), "captured_at": f"{s.captured_at:%Y-%m-%d %H:%M}"} for s in seen],
                 first_seen=f"{stored.first_seen:%Y-%m-%d}", digest=stored.digest,
                 digest_url=link(f"digests/{stored.digest}.html") if stored.digest else "",
                 chart=history_chart(seen), index_url=link(""), feed_url=link("feed.xml"),
