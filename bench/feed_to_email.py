@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -102,8 +103,12 @@ def digest_rounds(state: Path, location: str, smtp_port: int) -> tuple[float, fl
         '[site]\nbase_url = "https://papers.example.org"\n'
         f'[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\nsmtp_security = "none"\n'
         'from = "Bench <bench@example.org>"\nmax_new = 100000\n'
+        # No arXiv look-ups: rss2email has none, and a benchmark stays off the network.
+        '[enrich]\narxiv = false\n'
         f'[[sources]]\nname = "bench"\nlocation = "{location}"\nformat = "feed"\n')
     env = {"PATH": str(BIN), "DIGEST_SECRET": "bench-secret-" + "x" * 40, "HOME": str(state)}
+    if "PYTHONPATH" in os.environ:  # another checkout's code, to measure a before and an after
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     digest = str(BIN / "digest")
     subprocess.run([digest, "subscribers", "add", "reader@example.org"], cwd=state, env=env,
                    check=True, capture_output=True)

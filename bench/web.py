@@ -2,11 +2,14 @@
 
     python bench/web.py                 # 5 alternating rounds of 300 requests per case
     python bench/web.py --rounds 9 --requests 500
+    python bench/web.py --same-headers  # the floor also sends digest's other header lines
 
 A store gets one synthetic snapshot (a 121-paper digest); `digest serve`
 runs on it under uvicorn on 127.0.0.1. Every benchmarked URL is fetched once from it, and
 those exact bytes (and ETags) are served by a bare Starlette app under the same uvicorn
 settings in its own process: the floor for answering that request over HTTP in Python.
+With --same-headers the floor also sends the other header lines digest sent (security
+headers, Cache-Control, Last-Modified): what is left is the app's own work.
 One keep-alive client then alternates between the two, round after round, and the
 medians of requests per second are compared (the ratio is digest's rate / the floor's).
 
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,15 +47,16 @@ from starlette.routing import Route
 import uvicorn
 
 manifest = json.loads(Path(sys.argv[1]).read_text())
-answers = {unquote(path): (Path(entry["file"]).read_bytes(), entry["type"], entry["etag"])
+answers = {unquote(path): (Path(entry["file"]).read_bytes(), entry["type"], entry["etag"],
+                           entry["extra"], entry["extra_304"])
            for path, entry in manifest.items()}
 
 async def serve(request):
-    body, media, etag = answers[request.scope["path"]]
+    body, media, etag, extra, extra_304 = answers[request.scope["path"]]
     headers = {"ETag": etag} if etag else {}
     if etag and request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media, headers=headers)
+        return Response(status_code=304, headers={**headers, **extra_304})
+    return Response(body, media_type=media, headers={**headers, **extra})
 
 app = Starlette(routes=[Route("/{any:path}", serve)])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
@@ -86,10 +91,20 @@ def rate(client: httpx.Client, url: str, n: int, etag: str | None) -> float:
     return n / (time.perf_counter() - start)
 
 
+_OWN = {"date", "server", "content-length", "content-type", "etag", "set-cookie"}
+
+
+def _extra(headers: httpx.Headers) -> dict[str, str]:
+    """The header lines an answer carries beyond what the floor sends of its own."""
+    return {name: value for name, value in headers.items() if name.lower() not in _OWN}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--same-headers", action="store_true",
+                        help="the floor sends digest's other header lines too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
     env = {**os.environ, "DIGEST_SECRET": "bench-" + "s" * 40}
@@ -108,14 +123,19 @@ def main() -> None:
         paper = re.search(r'href="(/papers/[^"#]+)"', page)
         paths = ["/feed.xml", "/atom.xml", "/digests/2026-03-13", "/"]
         paths += [paper.group(1)] if paper else []
-        manifest: dict[str, dict[str, str | None]] = {}
+        manifest: dict[str, dict[str, Any]] = {}
         for index, path in enumerate(paths):
             answer = httpx.get(base + path)
             answer.raise_for_status()
             file = work / f"answer-{index}"
             file.write_bytes(answer.content)
+            etag = answer.headers.get("etag")
+            again = httpx.get(base + path, headers={"If-None-Match": etag}) if etag else None
             manifest[path] = {"file": str(file), "type": answer.headers["content-type"],
-                              "etag": answer.headers.get("etag")}
+                              "etag": etag, "extra": {}, "extra_304": {}}
+            if args.same_headers:
+                manifest[path]["extra"] = _extra(answer.headers)
+                manifest[path]["extra_304"] = _extra(again.headers) if again else {}
         (work / "manifest.json").write_text(json.dumps(manifest))
         bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(work / "manifest.json"),
                                  str(bare_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,8 +157,8 @@ def main() -> None:
                 results[label] = {"digest_rps": round(statistics.median(mine)),
                                   "bare_rps": round(statistics.median(theirs)),
                                   "ratio": round(statistics.median(mine) / statistics.median(theirs), 2)}
-        print(json.dumps({"rounds": args.rounds, "requests": args.requests, "results": results},
-                         indent=2))
+        print(json.dumps({"rounds": args.rounds, "requests": args.requests,
+                          "same_headers": args.same_headers, "results": results}, indent=2))
     finally:
         app.terminate()
         if bare:

@@ -7,8 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.config import SourceSettings, is_url
 from digest.errors import ParseError, SourceError
@@ -18,6 +17,9 @@ from digest.sources.fetch import DEFAULT_LIMITS, FetchLimits, fetch
 from digest.sources.files import expand_paths, parse_page_snapshot, parse_snapshot, read_snapshot
 from digest.store import Store
 from digest.store.fetches import last_fetch, record_fetch
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def collect(store: Store, source: SourceSettings, now: datetime,

@@ -460,16 +460,17 @@ def _email_settings(values: _Values, env: Mapping[str, str]) -> EmailSettings:
 
 
 def _web_settings(values: _Values) -> WebSettings:
-    from limits import parse
-
     rates = {"subscribe_rate": WebSettings.subscribe_rate, "confirm_rate": WebSettings.confirm_rate}
     for key, default in rates.items():
         rate = values.text("web", key) or default
-        try:
-            parse(rate)
-        except ValueError:
-            raise ConfigError(values.get("web", key)[1], f"{rate!r} is not a rate",
-                              'write it like "5 per 10 minutes" or "1 per hour"') from None
+        if rate != default:  # the defaults are tested: no `limits` import for them
+            from limits import parse
+
+            try:
+                parse(rate)
+            except ValueError:
+                raise ConfigError(values.get("web", key)[1], f"{rate!r} is not a rate",
+                                  'write it like "5 per 10 minutes" or "1 per hour"') from None
         rates[key] = rate
     proxies, where = values.get("web", "trusted_proxies")
     proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
@@ -514,7 +515,8 @@ def _schedule_settings(values: _Values) -> ScheduleSettings:
         raise ConfigError(values.get("schedule", "timezone")[1], f"{timezone!r} is not a time zone",
                           "use a name like UTC or Europe/Paris") from None
     cron = text("schedule", "cron") or ScheduleSettings.cron
-    problem = check_cron(cron, timezone)
+    # The default is tested (and the time zone checked above): no APScheduler import for it.
+    problem = check_cron(cron, timezone) if cron != ScheduleSettings.cron else None
     if problem:
         raise ConfigError(values.get("schedule", "cron")[1],
                           f'"{cron}" is not a valid cron expression ({problem})',

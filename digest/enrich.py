@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import feedparser
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.config import EnrichSettings
 from digest.models import normalize_arxiv_id, normalize_title
 from digest.store import Store
 from digest.store.enrichment import Lookup
+
+if TYPE_CHECKING:
+    import httpx
 
 # arXiv's search treats these as syntax inside a phrase; words are what the match needs.
 _QUERY_NOISE = re.compile(r'["\\$^{}()\[\]:]+')
@@ -69,6 +70,8 @@ def request_params(titles: Sequence[str]) -> dict[str, str]:
 
 def parse_answer(body: bytes) -> list[Found]:
     """The entries of an arXiv API (Atom) answer; entries without a usable id are skipped."""
+    import feedparser
+
     parsed = feedparser.parse(body)
     if parsed.bozo and not parsed.entries and not parsed.feed:
         raise ValueError(f"not an arXiv API answer ({parsed.get('bozo_exception')})")
@@ -101,6 +104,8 @@ def enrich(store: Store, settings: EnrichSettings, now: datetime, *, keys: Seque
     report = EnrichReport(left=len(pending))
     if not pending:
         return report
+    import httpx  # only with titles to look up: a cycle with nothing new never loads it
+
     deadline = clock() + settings.budget
     last_request: float | None = None
     own_client = client is None

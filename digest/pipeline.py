@@ -10,33 +10,27 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from digest.collect import collect
 from digest.config import Settings, SourceSettings, link_problem
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError
-from digest.mail.alerts import alert_operator
-from digest.mail.deliver import Sender, Summary
-from digest.mail.transport import make_transport
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.publish.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
 from digest.publish.output import discard, install, remove_stray_temps, stage, write_atomic
-from digest.publish.render import (
-    PaperView,
-    paper_view,
-    render_email,
-    render_index,
-    render_markdown,
-    render_page,
-)
 from digest.publish.template_check import check_templates, template_errors
-from digest.sources.files import expand_paths, read_snapshot
 from digest.store import Store, cycle_log
 from digest.store.ingest import out_of_order
 from digest.store.lock import cycle_lock
 from digest.topics import parse_topics
+
+# Rendering, feeds, mail and snapshot parsing are imported where they are used: a steady
+# cycle (nothing new) needs none of them, and importing them costs more than its work.
+if TYPE_CHECKING:
+    import httpx
+
+    from digest.mail.deliver import Sender, Summary
+    from digest.publish.render import PaperView
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +39,8 @@ def prepare(paths: Sequence[str | Path], captured_at: datetime | None,
             now: datetime) -> list[Snapshot]:
     """Read every snapshot file (raising on the first bad one, so a bad call changes
     nothing), in capture order."""
+    from digest.sources.files import expand_paths, read_snapshot
+
     return _in_order([read_snapshot(path, captured_at, now) for path in expand_paths(paths)])
 
 
@@ -119,6 +115,8 @@ class Staged:
         digest = next((r.digest for r in results if r.digest), None)
         if digest is None:
             return
+        from digest.publish.render import render_index
+
         with template_errors():  # the streamed outputs render as they are staged
             older = next((d.name for d in self.store.digests() if d.name != digest.name), None)
             for path, content in digest_outputs(self.settings, digest, papers, older=older).items():
@@ -146,6 +144,9 @@ def make_sender(store: Store, settings: Settings, *, preview: bool = False,
     Real sends by SMTP need DIGEST_SECRET and site.base_url (else every email's links are
     broken); the outbox and previews (`send --to`) go on without, the CLI warning.
     """
+    from digest.mail.deliver import Sender
+    from digest.mail.transport import make_transport
+
     if settings.email.smtp_host:
         settings.email.require_secret()
         problem = link_problem(settings)
@@ -168,6 +169,8 @@ def digest_outputs(settings: Settings, info: DigestInfo, papers: Sequence[Stored
                    ) -> dict[Path, str | Iterator[str]]:
     """A digest's Markdown, web page (linking the `older` and `newer` digests by name) and
     email bodies, by path (the big ones streamed)."""
+    from digest.publish.render import paper_view, render_email, render_markdown
+
     views = [paper_view(p) for p in papers]
     site, templates = settings.site, settings.templates
     with template_errors():
@@ -183,6 +186,8 @@ def digest_outputs(settings: Settings, info: DigestInfo, papers: Sequence[Stored
 
 def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],
               older: str | None, newer: str | None) -> Iterator[str]:
+    from digest.publish.render import render_page
+
     here = f"digests/{info.name}.html"
     return render_page(
         settings.site, info, views, settings.templates,
@@ -263,6 +268,9 @@ def _sha256(path: Path) -> str:
 
 def publish_site(store: Store, settings: Settings) -> None:
     """Rewrite the feeds and the archive page (left untouched when nothing changed)."""
+    from digest.publish.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
+    from digest.publish.render import render_index
+
     rss, atom = build_feeds(settings.site, store.feed_papers(settings.feed_size))
     write_atomic(settings.out_dir / "feed.xml", rss)
     write_atomic(settings.out_dir / "atom.xml", atom)
@@ -463,8 +471,10 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
             cycle_log.mark_streaks(store, report, now)
             if sender is not None:
                 report.sent = sender.run()
-            for name, reason in report.failures:
-                alert_operator(store, settings, name, reason, now)
+            if report.failures:
+                from digest.mail.alerts import alert_operator
+                for name, reason in report.failures:
+                    alert_operator(store, settings, name, reason, now)
         except BaseException as exc:  # recorded, then raised again: never swallowed
             report.failures.append(("cycle", str(exc) or type(exc).__name__))
             raise

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, FIXTURES, entry, page
+from http_server import FixtureServer, Route
 
 from digest.cli.main import main
 from digest.store import open_store
@@ -185,6 +186,60 @@ def test_help_loads_click_alone(args: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]", f"digest {' '.join(args)} imported {done.stdout}"
+
+
+# What a cycle with nothing new never needs: it renders, parses and schedules nothing.
+_STEADY_UNUSED = ("feedgen", "markdown", "lxml", "feedparser", "limits", "apscheduler",
+                  "sqlalchemy.dialects.postgresql", "digest.store.schema_m001")
+
+
+def _steady_run_modules(kind: str, tmp_path: Path, server: FixtureServer) -> list[str]:
+    """Run `digest run` twice on one feed (a file, or over http with an ETag) in a fresh
+    interpreter; the modules the second run, which finds nothing new, loaded."""
+    feed = (FIXTURES / "sources" / "journal.rss").read_bytes()
+    if kind == "file":
+        location = str(tmp_path / "journal.rss")
+        Path(location).write_bytes(feed)
+    else:
+        server.routes["/journal"] = Route(feed, "application/rss+xml", etag='"v1"')
+        location = server.url("/journal")
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "d.sqlite3"}"\n'
+                      f'[output]\ndir = "{tmp_path / "out"}"\n'
+                      f'[[sources]]\nname = "journal"\nlocation = "{location}"\nformat = "feed"\n')
+    command = [sys.executable, "-c", "import sys, runpy\n"
+               f"sys.argv = ['digest', '--config', {str(config)!r}, 'run']\n"
+               "try:\n    runpy.run_module('digest', run_name='__main__')\n"
+               "except SystemExit as stop:\n    assert stop.code in (0, None), stop.code\n"
+               "import json\nprint(json.dumps(sorted(sys.modules)))\n"]
+    first = subprocess.run(command, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "journal: 1 new snapshot" in first.stdout
+    steady = subprocess.run(command, capture_output=True, text=True)
+    assert steady.returncode == 0, steady.stderr
+    assert "journal: 0 new snapshots" in steady.stdout
+    if kind == "http":
+        assert [hit.status for hit in server.hits] == [200, 304]
+    loaded: list[str] = json.loads(steady.stdout.splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize("kind", ["file", "http"])
+def test_a_steady_run_loads_no_renderer_parser_or_scheduler(kind: str, tmp_path: Path,
+                                                            server: FixtureServer) -> None:
+    """Issue 12: a cron job that finds nothing new pays for start-up, so a steady cycle
+    imports only what it uses (and a file source no HTTP client)."""
+    loaded = _steady_run_modules(kind, tmp_path, server)
+    unused = (*_STEADY_UNUSED, "httpx") if kind == "file" else _STEADY_UNUSED
+    assert [m for m in unused if m in loaded] == []
+    assert "sqlalchemy" in loaded and "digest.publish.feeds" not in loaded
+
+
+@pytest.mark.xfail(strict=True, reason="config and mail/message take Site from publish.render, "
+                   "which imports Jinja2 and css_inline; moving Site to its own module fixes it")
+def test_a_steady_run_loads_no_template_engine(tmp_path: Path, server: FixtureServer) -> None:
+    loaded = _steady_run_modules("file", tmp_path, server)
+    assert [m for m in ("jinja2", "css_inline") if m in loaded] == []
 
 
 def test_captured_at_with_a_folder_of_several_snapshots_is_refused() -> None:

@@ -53,6 +53,8 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
     ("", {"DIGEST_SCHEDULE_CRON": "0 8 * *"}, 'error: DIGEST_SCHEDULE_CRON: "0 8 * *" is not a valid '
      'cron expression (has 4 fields, not 5 (minute hour day month weekday)) — use five fields, e.g. '
      '"0 8 * * *" for 08:00 every day'),
+    ('[web]\nsubscribe_rate = "5 every 10 minutes"\n', {}, "error: digest.toml: web.subscribe_rate: "
+     "'5 every 10 minutes' is not a rate — write it like \"5 per 10 minutes\" or \"1 per hour\""),
     ('[schedule]\ntimezone = "Mars/Olympus"\n', {}, "error: digest.toml: schedule.timezone: "
      "'Mars/Olympus' is not a time zone — use a name like UTC or Europe/Paris"),
     ("[sitee]\ntitle = 'x'\n", {}, "error: digest.toml: unknown section [sitee] — use one of: "
@@ -133,3 +135,15 @@ def test_the_init_example_holds_the_defaults(tmp_path: Path) -> None:
     assert settings.email.max_new == default.email.max_new
     assert settings.email.from_name == default.site.title == "Daily Papers"
     assert 'cron = "0 8 * * *"' in example_config()
+
+
+def test_the_default_rates_and_cron_are_valid() -> None:
+    """Settings parse a rate or a cron expression only when one is given (a steady cycle then
+    never imports `limits` or APScheduler): the defaults are checked here instead."""
+    from limits import parse
+
+    from digest.config import ScheduleSettings, WebSettings, check_cron
+
+    for rate in (WebSettings.subscribe_rate, WebSettings.confirm_rate):
+        assert parse(rate).amount >= 1
+    assert check_cron(ScheduleSettings.cron, ScheduleSettings.timezone) is None

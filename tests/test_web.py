@@ -101,6 +101,13 @@ def test_feeds_with_etag_and_304(world: tuple[Store, Settings, TestClient, dict[
         assert f'href="https://papers.example.org{path}" rel="self"' in first.text
         again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
+        # RFC 9110 §15.4.5: the validators and caching of the 200, no other metadata beside an ETag.
+        assert (again.headers["etag"], again.headers["cache-control"]) == (
+            first.headers["etag"], first.headers["cache-control"])
+        assert "last-modified" not in again.headers and "content-type" not in again.headers
+        assert again.headers["content-security-policy"] == first.headers["content-security-policy"]
+        repeat = client.get(path)  # served from the encoded header lines: the same answer
+        assert (repeat.content, repeat.headers) == (first.content, first.headers)
 
 
 def test_double_opt_in(world: tuple[Store, Settings, TestClient, dict[str, float]]) -> None:

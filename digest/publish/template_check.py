@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-import jinja2
-
 from digest.errors import TemplateError
-from digest.publish.render import environment
+
+# Jinja2 and the renderer are imported in the functions: a cycle with nothing to render
+# (the bundled templates, nothing new) never loads them.
 
 FIX = "fix the template (or remove the override to use the bundled one)"
 
@@ -24,6 +24,8 @@ def check_templates(user_templates: str | None) -> None:
     cycle's work."""
     if user_templates is None:
         return
+    from digest.publish.render import environment
+
     env = environment(user_templates)
     with template_errors():
         for name in env.list_templates(filter_func=_is_template):
@@ -33,6 +35,8 @@ def check_templates(user_templates: str | None) -> None:
 @contextmanager
 def template_errors() -> Iterator[None]:
     """Turn a Jinja2 error (syntax, undefined name, missing include) into TemplateError."""
+    import jinja2
+
     try:
         yield
     except jinja2.TemplateSyntaxError as exc:

@@ -18,13 +18,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import httpx
 
 from digest import __version__
 from digest.errors import SourceError
+
+# httpx is imported by the functions that fetch: settings and file sources use FetchLimits
+# alone, and a cycle over files only should not pay for loading an HTTP client.
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = f"paper-digest/{__version__} (+https://pypi.org/project/paper-digest/)"
 RETRY_DELAYS = (1.0, 2.0, 4.0)
@@ -73,6 +76,8 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Fetched:
     """GET `url`, conditionally, within `limits`; raise SourceError (one line, with the
     reason and the fix) when it cannot be had."""
+    import httpx
+
     _check_scheme(url, url)
     # Only what _decoded inflates within limits (httpx would offer br/zstd when installed).
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
@@ -113,6 +118,8 @@ def fetch(url: str, *, etag: str | None = None, last_modified: str | None = None
 def _get(http: httpx.Client, url: str, headers: dict[str, str], limits: FetchLimits,
          deadline: float, now: Callable[[], datetime]) -> Fetched:
     """One try: follow up to `limits.max_redirects` redirects, then read the body."""
+    import httpx
+
     moved_to: str | None = None
     permanent = True
     for _hop in range(limits.max_redirects + 1):
@@ -162,6 +169,8 @@ def _get(http: httpx.Client, url: str, headers: dict[str, str], limits: FetchLim
 
 def _read(response: httpx.Response, url: str, limits: FetchLimits, deadline: float) -> bytes:
     """The decoded body, stopped at the size limit or the deadline, whichever comes first."""
+    import httpx
+
     chunks: list[bytes] = []
     size = 0
     try:

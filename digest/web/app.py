@@ -423,13 +423,20 @@ def _with_csrf_cookie(response: Response, request: Request, token: str) -> Respo
     return response
 
 
+class _Ready(Response):
+    """A cached page's answer, its header lines encoded when the page was cached."""
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code, self.body, self.background = status, body, None
+        self.raw_headers = list(raw_headers)  # a copy: a cookie set later must not stick
+
+
 def _answer(request: Request, cached: CachedPage) -> Response:
     """A cached page, or 304 when the client already holds these bytes."""
     if not_modified(request.headers.get("if-none-match"), request.headers.get("if-modified-since"),
                     cached):
-        return Response(status_code=304, headers=cached.headers)
-    return Response(cached.body, status_code=cached.status, media_type=cached.media_type,
-                    headers=cached.headers)
+        return _Ready(304, cached.raw_not_modified)
+    return _Ready(cached.status, cached.raw_headers, cached.body)
 
 
 def _feed_page(kind: str, body: bytes, papers: Sequence[StoredPaper]) -> CachedPage:

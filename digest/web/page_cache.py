@@ -18,10 +18,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from pathlib import Path
+
+from starlette.responses import Response
 
 DEFAULT_TTL = 30.0  # seconds a page is kept when the output folder cannot tell a publish
 DEFAULT_SIZE = 1024  # pages kept at most (paper histories are many; the oldest go first)
+# What a 304 carries of the 200's headers (RFC 9110 §15.4.5): no Last-Modified beside an ETag.
+NOT_MODIFIED_HEADERS = ("ETag", "Cache-Control", "Expires", "Vary", "Content-Location")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,19 @@ class CachedPage:
            headers: dict[str, str] | None = None) -> CachedPage:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return cls(body, media_type, {"ETag": etag, **(headers or {})}, status)
+
+    # Header lines encoded once per cached page, exactly as Starlette's Response encodes them:
+    # a repeat or a 304 then costs no encoding.
+    @cached_property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The full answer's header lines."""
+        return Response(self.body, self.status, self.headers, self.media_type).raw_headers
+
+    @cached_property
+    def raw_not_modified(self) -> list[tuple[bytes, bytes]]:
+        """A 304's header lines."""
+        kept = {k: v for k, v in self.headers.items() if k in NOT_MODIFIED_HEADERS}
+        return Response(status_code=304, headers=kept).raw_headers
 
 
 class PageCache:
