@@ -85,7 +85,7 @@ def run_send(url: str, port: int, out: str) -> dict[str, float]:
     from digest.config import EmailSettings, Settings
     from digest.mail.deliver import Sender
     from digest.mail.transport import SmtpTransport
-    from digest.publish.render import Site
+    from digest.publish.site import Site
     from digest.store import open_store
 
     email = EmailSettings(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",

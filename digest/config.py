@@ -23,7 +23,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest import CONFIG_NAME
 from digest.errors import ConfigError, raise_all
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.sources.detect import FORMATS
 from digest.sources.fetch import FetchLimits
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL

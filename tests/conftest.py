@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,9 @@ def pg_server() -> str:
     return url
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+@contextmanager
+def _fresh_schema(pg_server: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_server)
     with admin.begin() as conn:
@@ -107,6 +108,20 @@ def pg_url(pg_server: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"drop schema {schema} cascade"))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A store of its own on the test server: a fresh schema, dropped after the test."""
+    with _fresh_schema(pg_server) as url:
+        yield url
+
+
+@pytest.fixture
+def other_pg_url(pg_server: str) -> Iterator[str]:
+    """A second store in the same database (another schema), for tests of what they share."""
+    with _fresh_schema(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -20,7 +20,7 @@ from digest.errors import ConfigError
 from digest.mail import subscribers as book
 from digest.mail.transport import SmtpTransport
 from digest.pipeline import make_sender
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import open_store
 from digest.web.app import create_app
 

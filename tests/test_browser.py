@@ -25,7 +25,8 @@ from digest.mail.deliver import Sender
 from digest.mail.transport import SmtpTransport
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare
-from digest.publish.render import PaperView, Site, paper_view, render_email
+from digest.publish.render import PaperView, paper_view, render_email
+from digest.publish.site import Site
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
 from digest.topics import topic_pattern

@@ -235,8 +235,6 @@ def test_a_steady_run_loads_no_renderer_parser_or_scheduler(kind: str, tmp_path:
     assert "sqlalchemy" in loaded and "digest.publish.feeds" not in loaded
 
 
-@pytest.mark.xfail(strict=True, reason="config and mail/message take Site from publish.render, "
-                   "which imports Jinja2 and css_inline; moving Site to its own module fixes it")
 def test_a_steady_run_loads_no_template_engine(tmp_path: Path, server: FixtureServer) -> None:
     loaded = _steady_run_modules("file", tmp_path, server)
     assert [m for m in ("jinja2", "css_inline") if m in loaded] == []

@@ -18,7 +18,7 @@ from digest.cli.main import main
 from digest.config import EmailSettings, Settings, WebSettings
 from digest.mail import subscribers as book
 from digest.mail.tokens import preferences_token, unsubscribe_token
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import Store, open_store
 from digest.web.app import create_app
 

@@ -27,7 +27,8 @@ from digest.mail.deliver import Sender
 from digest.mail.tokens import read_unsubscribe_token
 from digest.mail.transport import OutboxTransport, SmtpTransport
 from digest.pipeline import ingest, make_sender, prepare
-from digest.publish.render import Site, paper_view
+from digest.publish.render import paper_view
+from digest.publish.site import Site
 from digest.store import Store, open_store
 
 HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",

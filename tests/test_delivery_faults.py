@@ -19,7 +19,7 @@ from digest.mail import subscribers as book
 from digest.mail.deliver import Sender
 from digest.mail.transport import SmtpTransport
 from digest.pipeline import ingest, prepare
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

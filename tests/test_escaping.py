@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 
 from digest.models import Paper, StoredPaper
 from digest.publish.feeds import build_feeds
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.sources.files import read_snapshot
 from digest.text import md_escape, md_escape_block
 

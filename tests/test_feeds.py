@@ -17,7 +17,7 @@ from digest.config import EmailSettings, Settings
 from digest.models import Paper, StoredPaper
 from digest.pipeline import ingest, prepare
 from digest.publish.feeds import build_feeds, topic_slug, topics_from_slug
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import open_store
 from digest.web.app import create_app
 

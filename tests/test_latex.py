@@ -9,7 +9,8 @@ import pytest
 from digest.models import Paper, StoredPaper
 from digest.publish.feeds import build_feeds
 from digest.publish.latex import tex_to_unicode
-from digest.publish.render import Site, paper_view
+from digest.publish.render import paper_view
+from digest.publish.site import Site
 from digest.topics import topic_pattern
 
 

@@ -9,7 +9,8 @@ from conftest import SHARED_SNAPSHOTS
 
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.publish.links import Link, link_label, paper_links, title_link
-from digest.publish.render import Site, paper_view, render_page
+from digest.publish.render import paper_view, render_page
+from digest.publish.site import Site
 from digest.sources.files import read_snapshot
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)

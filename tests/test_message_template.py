@@ -20,7 +20,7 @@ from digest.mail.message import (
     message_id,
 )
 from digest.models import DigestInfo
-from digest.publish.render import EmailBody, Site
+from digest.publish.site import EmailBody, Site
 
 SITE = Site(title="Daily Papers", base_url="https://papers.example.org")
 INFO = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC), paper_count=3)

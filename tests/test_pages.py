@@ -18,7 +18,7 @@ from digest.mail.tokens import preferences_token
 from digest.models import Sighting
 from digest.pipeline import ingest, prepare
 from digest.publish.chart import history_chart
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import Store, open_store
 from digest.web.app import create_app
 

@@ -18,7 +18,8 @@ from digest.config import Settings
 from digest.models import DigestInfo, Paper, StoredPaper
 from digest.pipeline import ingest, prepare, render_all
 from digest.publish.feeds import build_feeds, paper_guid
-from digest.publish.render import EMAIL_BUDGET, Site, most_that_fit, paper_view, render_email
+from digest.publish.render import EMAIL_BUDGET, most_that_fit, paper_view, render_email
+from digest.publish.site import Site
 from digest.store import Store, open_store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -272,6 +272,19 @@ def test_run_lock_on_postgres(pg_url: str) -> None:
         second.close()
 
 
+def test_run_locks_of_two_stores_in_one_postgres_database_are_apart(
+        pg_url: str, other_pg_url: str) -> None:
+    """Two stores in one database (two schemas) run their cycles side by side: the advisory
+    lock is keyed by the store's schema, not one key for the whole server."""
+    first, second = open_store(pg_url), open_store(other_pg_url)
+    try:
+        with cycle_lock(first), cycle_lock(second, wait=0.3):
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
 def test_run_command_output_and_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 

@@ -18,7 +18,7 @@ from digest.config import EmailSettings, Settings
 from digest.mail import subscribers as book
 from digest.mail.tokens import confirm_token, preferences_token, unsubscribe_token
 from digest.pipeline import ingest, prepare
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import Store, open_store
 from digest.web.app import create_app
 

@@ -24,7 +24,7 @@ from web_server import WebServer
 from digest.config import EmailSettings, Settings, WebSettings
 from digest.mail import subscribers as book
 from digest.mail.transport import SmtpTransport
-from digest.publish.render import Site
+from digest.publish.site import Site
 from digest.store import Store, open_store
 from digest.web.app import create_app
 from digest.web.safety import SECURITY_HEADERS

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.errors import DeliveryError
@@ -34,10 +35,12 @@ from digest.mail.subscribers import find, normalize_address, parse_topics, topic
 from digest.mail.tokens import preferences_token, unsubscribe_token
 from digest.mail.transport import Permanent, Transient, Transport, Unknown
 from digest.models import DigestInfo
-from digest.publish.render import PaperView, paper_view, render_email
 from digest.statuses import ACTIVE, PENDING, DeliveryStatus
 from digest.store import Store
 from digest.store.deliveries import Delivery, Outcome
+
+if TYPE_CHECKING:  # rendering is imported when a digest is sent: a steady cycle sends none
+    from digest.publish.render import PaperView
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
 NOTHING_MATCHES = "no new paper matches the subscriber's topics"
@@ -296,6 +299,8 @@ class Sender:
             info = self.store.digest(name)
             if info is None:
                 raise DeliveryError(name, "no such digest", "see `digest history` for digest names")
+            from digest.publish.render import paper_view
+
             views = [paper_view(p) for p in self.store.digest_papers(name)]
             self.editions[name] = _Edition(info=info, views=views)
         return self.editions[name]
@@ -317,6 +322,8 @@ class Sender:
         pattern = topic_pattern(topics)
         key = (topics, list_others and pattern is not None)
         if key not in edition.bodies:
+            from digest.publish.render import render_email
+
             views = edition.views if pattern is None else [
                 v for v in edition.views if pattern.search(v.title) or pattern.search(v.abstract)]
             shown = {v.key for v in views}

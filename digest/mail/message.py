@@ -23,7 +23,7 @@ from email.utils import format_datetime
 from markupsafe import escape
 
 from digest.models import DigestInfo
-from digest.publish.render import EmailBody, Site, long_date
+from digest.publish.site import EmailBody, Site, long_date
 from digest.text import one_line, shorten
 
 # Fold only where RFC 5322 forces it (998), so URLs in headers stay intact and unencoded.

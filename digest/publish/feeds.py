@@ -19,7 +19,8 @@ from feedgen.feed import FeedGenerator
 
 from digest import __version__
 from digest.models import StoredPaper
-from digest.publish.render import PaperView, Site, paper_view
+from digest.publish.render import PaperView, paper_view
+from digest.publish.site import Site
 from digest.text import clean, md_escape_block
 from digest.topics import parse_topics, topic_pattern
 

@@ -29,6 +29,7 @@ from digest.capture import MONTH_NAMES
 from digest.models import DigestInfo, StoredPaper
 from digest.publish.latex import tex_to_unicode
 from digest.publish.links import Link, paper_links, title_link
+from digest.publish.site import EmailBody, Site, long_date
 from digest.text import (
     linkify,
     mark,
@@ -47,23 +48,6 @@ from digest.text import (
 EMAIL_BUDGET = 90_000
 # Email cards show the abstract's first two sentences, cut to this many characters.
 EMAIL_SHORT_ABSTRACT = 300
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where the outputs will live: the title and, when public, the base URL for links."""
-
-    title: str = "Daily Papers"
-    base_url: str | None = None
-    source_url: str = "https://huggingface.co/papers"
-    topic_feeds: tuple[str, ...] = ()  # topic lists to write feeds for: `reasoning`, `diffusion, video`
-
-    def link(self, path: str, relative_to: str = "") -> str:
-        """An absolute link under the base URL, else a path relative to the output file."""
-        if self.base_url:
-            return f"{self.base_url.rstrip('/')}/{path}"
-        depth = relative_to.count("/")
-        return "../" * depth + path
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +108,6 @@ def author_line(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
     names = [one_line(a) for a in authors if a.strip()]
     line = ", ".join(names[:shown])
     return f"{line} +{len(names) - shown}" if len(names) > shown else line
-
-
-def long_date(info: DigestInfo) -> str:
-    """`Mar 13, 2026`"""
-    moment = info.captured_at
-    return f"{MONTH_NAMES[moment.month - 1]} {moment.day}, {moment.year}"
 
 
 def default_templates() -> Path:
@@ -205,17 +183,6 @@ def render_index(site: Site, digests: Sequence[DigestInfo], templates: str | Non
         site=site, digests=digests, long_date=long_date,
         feed_url=site.link("feed.xml", "index.html"), atom_url=site.link("atom.xml", "index.html"),
     )
-
-
-@dataclass(frozen=True)
-class EmailBody:
-    """The email body in both forms, and how many papers it shows as cards."""
-
-    html: str
-    text: str
-    shown: int
-    total: int
-    first_title: str = ""  # for the subject line
 
 
 def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],

@@ -21,8 +21,10 @@ from sqlalchemy import text
 from digest.errors import StoreError
 from digest.store import Store
 
-# pg_advisory_lock takes a bigint: a fixed number that reads "paper-digest".
-PG_LOCK_KEY = 0x70617065725F6467
+# pg_advisory_lock(int, int): a fixed number that reads "pdig", and the store's schema
+# hashed, so two stores in one database (two schemas) never wait for each other.
+PG_LOCK_KEY = 0x70646967
+PG_TRY_LOCK = text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))")
 
 
 @contextmanager
@@ -32,7 +34,7 @@ def cycle_lock(store: Store, wait: float = 10.0, poll: float = 0.2) -> Iterator[
     if store.engine.dialect.name == "postgresql":
         conn = store.engine.connect()
         try:
-            while not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_KEY}):
+            while not conn.scalar(PG_TRY_LOCK, {"k": PG_LOCK_KEY}):
                 conn.rollback()
                 if time.monotonic() >= deadline:
                     raise _busy(wait)

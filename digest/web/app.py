@@ -51,7 +51,8 @@ from digest.publish.feeds import (
     topic_slug,
     topics_from_slug,
 )
-from digest.publish.render import environment, long_date, paper_view, render_page
+from digest.publish.render import environment, paper_view, render_page
+from digest.publish.site import long_date
 from digest.store import Store
 from digest.web.page_cache import CachedPage, PageCache, not_modified
 from digest.web.safety import BodyLimit, Mailer, RateLimits, SecurityHeaders
