@@ -1,28 +1,28 @@
-"""The orchestrator: snapshot files -> store/diff -> rendered outputs. Every command goes here."""
+"""The cycle every command goes through: gather snapshots (fetched, or the files given),
+ingest what is new as one transaction with its outputs staged, then what follows the commit
+(arXiv look-ups, site, repairs, sending). What is written to out/ lives in digest.outputs."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest import outputs
 from digest.collect import collect
 from digest.config import Settings, SourceSettings, link_problem
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.publish.output import discard, install, remove_stray_temps, stage, write_atomic
+from digest.publish.output import discard, install, stage
 from digest.publish.template_check import check_templates, template_errors
 from digest.store import Store, cycle_log
 from digest.store.ingest import out_of_order
 from digest.store.lock import cycle_lock
-from digest.topics import parse_topics
 
 # Rendering, feeds, mail and snapshot parsing are imported where they are used: a steady
 # cycle (nothing new) needs none of them, and importing them costs more than its work.
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     import httpx
 
     from digest.mail.deliver import Sender, Summary
-    from digest.publish.render import PaperView
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def commit_cycle(store: Store, settings: Settings, snapshots: Sequence[Snapshot]
     enriched = None
     if digest is not None:
         enriched = after_commit(store, settings, digest, published, now, enrich_arxiv, client)
-        record_published(settings, digest.name)
+        outputs.record_published(settings, digest.name)
     return results, digest, enriched
 
 
@@ -95,11 +94,11 @@ def after_commit(store: Store, settings: Settings, info: DigestInfo, papers: Seq
     if enrich_arxiv:
         report = enrich(store, settings.enrich, now, keys=[p.key for p in papers], client=client)
         if report.gained:
-            republish(store, settings, info)
+            outputs.republish(store, settings, info)
     names = [d.name for d in store.digests()]  # newest first
-    older, _ = _neighbours(names, names.index(info.name))
+    older, _ = outputs.neighbours(names, names.index(info.name))
     if older is not None:
-        republish(store, settings, store.digest(older) or info)
+        outputs.republish(store, settings, store.digest(older) or info)
     return report
 
 
@@ -119,7 +118,8 @@ class Staged:
 
         with template_errors():  # the streamed outputs render as they are staged
             older = next((d.name for d in self.store.digests() if d.name != digest.name), None)
-            for path, content in digest_outputs(self.settings, digest, papers, older=older).items():
+            rendered = outputs.digest_outputs(self.settings, digest, papers, older=older)
+            for path, content in rendered.items():
                 temp = stage(path, content)
                 if temp is not None:
                     self.files.append((temp, path))
@@ -154,173 +154,6 @@ def make_sender(store: Store, settings: Settings, *, preview: bool = False,
             raise problem
     transport = make_transport(settings.email, settings.out_dir / "outbox")
     return Sender(store, settings, transport, delays=settings.email.retry_delays, progress=progress)
-
-
-def digest_path(settings: Settings, name: str, suffix: str) -> Path:
-    """Where a digest's file of one kind lives: `out/digests/2026-03-13.md`."""
-    return settings.out_dir / "digests" / f"{name}{suffix}"
-
-
-OUTPUT_SUFFIXES = (".md", ".html", ".email.html", ".email.txt")
-
-
-def digest_outputs(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
-                   older: str | None = None, newer: str | None = None
-                   ) -> dict[Path, str | Iterator[str]]:
-    """A digest's Markdown, web page (linking the `older` and `newer` digests by name) and
-    email bodies, by path (the big ones streamed)."""
-    from digest.publish.render import paper_view, render_email, render_markdown
-
-    views = [paper_view(p) for p in papers]
-    site, templates = settings.site, settings.templates
-    with template_errors():
-        email = render_email(site, info, views, templates)
-        outputs: dict[str, str | Iterator[str]] = {
-            ".md": render_markdown(site, info, views, templates),
-            ".html": _web_page(settings, info, views, older, newer),
-            ".email.html": email.html,
-            ".email.txt": email.text,
-        }
-    return {digest_path(settings, info.name, suffix): content for suffix, content in outputs.items()}
-
-
-def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],
-              older: str | None, newer: str | None) -> Iterator[str]:
-    from digest.publish.render import render_page
-
-    here = f"digests/{info.name}.html"
-    return render_page(
-        settings.site, info, views, settings.templates,
-        older=settings.site.link(f"digests/{older}.html", here) if older else None,
-        newer=settings.site.link(f"digests/{newer}.html", here) if newer else None)
-
-
-def publish_digest(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
-                   older: str | None = None, newer: str | None = None) -> list[Path]:
-    """Write a digest's Markdown, web page and email bodies (files already right are left)."""
-    written = []
-    for path, content in digest_outputs(settings, info, papers, older, newer).items():
-        with template_errors():  # the streamed ones render as they are written
-            write_atomic(path, content)
-        written.append(path)
-    return written
-
-
-def _neighbours(names: Sequence[str], at: int) -> tuple[str | None, str | None]:
-    """The older and the newer digest beside `names[at]` (names newest first)."""
-    return (names[at + 1] if at + 1 < len(names) else None, names[at - 1] if at > 0 else None)
-
-
-def republish(store: Store, settings: Settings, info: DigestInfo) -> None:
-    """Rewrite one digest's outputs from the store, linked to its neighbours."""
-    names = [d.name for d in store.digests()]  # newest first
-    at = names.index(info.name)
-    publish_digest(settings, info, store.digest_papers(info.name), *_neighbours(names, at))
-
-
-def repair_outputs(store: Store, settings: Settings) -> list[str]:
-    """Rewrite every digest whose outputs are missing, and the newest one if stale; remove
-    temp files a killed run left behind. Returns the digests rewritten."""
-    for folder in (settings.out_dir, settings.out_dir / "digests"):
-        remove_stray_temps(folder)
-    repaired = []
-    digests = store.digests()  # newest first
-    names = [d.name for d in digests]
-    for index, info in enumerate(digests):
-        missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
-        if missing or (index == 0 and not _published_intact(settings, info.name)):
-            publish_digest(settings, info, store.digest_papers(info.name),
-                           *_neighbours(names, index))
-            if index == 0:
-                record_published(settings, info.name)
-            if missing:
-                repaired.append(info.name)
-    return repaired
-
-
-def _manifest(settings: Settings) -> Path:
-    return settings.out_dir / "digests" / ".published.json"
-
-
-def record_published(settings: Settings, name: str) -> None:
-    """Note the newest digest's outputs as complete (written last, after every step that
-    changes them), so the next run can tell them intact without rendering them again."""
-    hashes = {suffix: _sha256(digest_path(settings, name, suffix)) for suffix in OUTPUT_SUFFIXES}
-    write_atomic(_manifest(settings), json.dumps({"digest": name, "sha256": hashes}, indent=1))
-
-
-def _published_intact(settings: Settings, name: str) -> bool:
-    """True when the newest digest's files are the ones its last complete publish wrote: a
-    run killed before that (or a file changed since) renders them again."""
-    try:
-        noted = json.loads(_manifest(settings).read_text())
-        return bool(noted["digest"] == name and all(
-            _sha256(digest_path(settings, name, suffix)) == noted["sha256"][suffix]
-            for suffix in OUTPUT_SUFFIXES))
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def publish_site(store: Store, settings: Settings) -> None:
-    """Rewrite the feeds and the archive page (left untouched when nothing changed)."""
-    from digest.publish.feeds import TOPIC_FEED_WINDOW, FeedPlace, build_feeds, matching, topic_slug
-    from digest.publish.render import render_index
-
-    rss, atom = build_feeds(settings.site, store.feed_papers(settings.feed_size))
-    write_atomic(settings.out_dir / "feed.xml", rss)
-    write_atomic(settings.out_dir / "atom.xml", atom)
-    if settings.site.topic_feeds:
-        wider = store.feed_papers(settings.feed_size * TOPIC_FEED_WINDOW)
-        for entry in settings.site.topic_feeds:
-            topics = parse_topics(entry)
-            slug = topic_slug(topics)
-            rss, atom = build_feeds(settings.site, matching(wider, topics, settings.feed_size),
-                                    FeedPlace(f"topics/{slug}.xml", f"topics/{slug}.atom",
-                                              f": {', '.join(topics)}"))
-            write_atomic(settings.out_dir / "topics" / f"{slug}.xml", rss)
-            write_atomic(settings.out_dir / "topics" / f"{slug}.atom", atom)
-    digests = store.digests()
-    with template_errors():
-        index = render_index(settings.site, digests, settings.templates)
-    write_atomic(settings.out_dir / "index.html", index)
-    write_atomic(_site_marker(settings), digests[0].name if digests else "")
-
-
-def _site_marker(settings: Settings) -> Path:
-    return settings.out_dir / ".site-published"
-
-
-def _site_current(store: Store, settings: Settings) -> bool:
-    """True when the feeds and the archive were last written with the store's newest digest
-    (and are there): a cycle that ingests nothing then leaves them alone, without building a
-    feed to find it unchanged. A cycle killed before writing them leaves the marker behind."""
-    newest = store.digests()
-    try:
-        marked = _site_marker(settings).read_text()
-    except OSError:
-        return False
-    return (marked == (newest[0].name if newest else "")
-            and all((settings.out_dir / name).is_file() for name in ("index.html", "feed.xml",
-                                                                      "atom.xml")))
-
-
-def render_all(store: Store, settings: Settings) -> list[DigestInfo]:
-    """Rebuild every output from the store (and remove temp files a killed run left)."""
-    for folder in (settings.out_dir, settings.out_dir / "digests"):
-        remove_stray_temps(folder)
-    digests = store.digests()  # newest first
-    names = [d.name for d in digests]
-    for at, info in enumerate(digests):
-        publish_digest(settings, info, store.digest_papers(info.name), *_neighbours(names, at))
-    if digests:
-        record_published(settings, digests[0].name)
-    publish_site(store, settings)
-    return digests
 
 
 @dataclass
@@ -410,7 +243,7 @@ def _ingest_given(store: Store, settings: Settings, snapshots: Sequence[Snapshot
         earlier = store.find_snapshot(snapshot.sha256)
         if earlier is not None:
             if earlier.digest is not None:  # rewrite what is missing or stale
-                republish(store, settings, earlier.digest)
+                outputs.republish(store, settings, earlier.digest)
             report.results.append(IngestResult(
                 path=snapshot.path, captured_at=earlier.captured_at, papers=earlier.papers,
                 new=earlier.new, digest=earlier.digest, status="already ingested"))
@@ -463,9 +296,9 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
             else:
                 changed = _ingest_given(store, settings, given, now, baseline, enrich_arxiv,
                                         report)
-            if changed or not _site_current(store, settings):
-                publish_site(store, settings)
-            repaired = repair_outputs(store, settings)
+            if changed or not outputs.site_current(store, settings):
+                outputs.publish_site(store, settings)
+            repaired = outputs.repair_outputs(store, settings)
             if repaired:
                 report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")
             cycle_log.mark_streaks(store, report, now)

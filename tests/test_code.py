@@ -47,7 +47,8 @@ LAYERS = (
     ("digest.publish",),                            # pages, Markdown, feeds, atomic output
     ("digest.config",),                             # settings, in the stages' own types
     ("digest.mail",),                               # subscribers, message, transport, delivery log
-    ("digest.collect", "digest.enrich", "digest.pipeline", "digest.schedule"),  # orchestration
+    ("digest.collect", "digest.enrich", "digest.outputs", "digest.pipeline",
+     "digest.schedule"),                            # orchestration
     ("digest.web", "digest.cli", "digest.__main__"),  # the two front doors
 )
 

@@ -135,7 +135,7 @@ def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
     """The newest digest's files are checked against what its last complete publish wrote
     (hashes), and the feeds and archive against the newest digest they were written with,
     not rendered again on every cycle; a file changed or missing since is rewritten."""
-    import digest.pipeline
+    import digest.outputs
 
     folder = tmp_path / "captures"
     folder.mkdir()
@@ -144,13 +144,13 @@ def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
     assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
     good = tree(tmp_path / "out")
     rendered: list[str] = []
-    real = digest.pipeline.publish_digest
-    monkeypatch.setattr(digest.pipeline, "publish_digest",
+    real = digest.outputs.publish_digest
+    monkeypatch.setattr(digest.outputs, "publish_digest",
                         lambda settings, info, *a, **k: rendered.append(info.name) or real(
                             settings, info, *a, **k))
     sites: list[int] = []
-    real_site = digest.pipeline.publish_site
-    monkeypatch.setattr(digest.pipeline, "publish_site",
+    real_site = digest.outputs.publish_site
+    monkeypatch.setattr(digest.outputs, "publish_site",
                         lambda store, settings: sites.append(1) or real_site(store, settings))
     assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
     assert rendered == [] and sites == [] and tree(tmp_path / "out") == good

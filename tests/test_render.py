@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from digest.config import Settings
 from digest.models import DigestInfo, Paper, StoredPaper
-from digest.pipeline import ingest, prepare, render_all
+from digest.outputs import render_all
+from digest.pipeline import ingest, prepare
 from digest.publish.feeds import build_feeds, paper_guid
 from digest.publish.render import EMAIL_BUDGET, most_that_fit, paper_view, render_email
 from digest.publish.site import Site

@@ -125,7 +125,7 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
 
 def _ingest_line(settings: Settings, result: IngestResult, as_json: bool) -> None:
     """Say what `digest ingest` did with one snapshot."""
-    from digest.pipeline import digest_path
+    from digest.outputs import digest_path
 
     fresh = result.status == "ingested"
     md = digest_path(settings, result.digest.name, ".md") if result.digest and fresh else None
@@ -165,8 +165,8 @@ def enrich(budget: int | None, db: str | None, out: str | None, templates: str |
       digest enrich
       digest enrich --budget 600
     """
-    from digest import pipeline
     from digest.enrich import enrich as run_enrich
+    from digest.outputs import render_all
     from digest.store.lock import cycle_lock
 
     with user_errors(), opened(db, out, templates) as (store, settings):
@@ -174,7 +174,7 @@ def enrich(budget: int | None, db: str | None, out: str | None, templates: str |
         with cycle_lock(store):
             report = run_enrich(store, options, datetime.now(UTC))
             if report.gained:
-                pipeline.render_all(store, settings)
+                render_all(store, settings)
         click.echo(report.line())
         if report.errors:
             sys.exit(1)
@@ -191,11 +191,11 @@ def render(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest render --out public/
     """
-    from digest import pipeline
+    from digest.outputs import render_all
     from digest.store.lock import cycle_lock
 
     with user_errors(), opened(db, out, templates) as (store, settings), cycle_lock(store):
-        digests = pipeline.render_all(store, settings)
+        digests = render_all(store, settings)
         click.echo(f"rendered {len(digests)} digests, feeds and index into {settings.out_dir}/")
 
 
@@ -352,6 +352,7 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
       digest run --source hf-daily --no-send
     """
     from digest import pipeline
+    from digest.outputs import digest_path
 
     with user_errors(), opened(db, out, templates) as (store, settings):
         report = pipeline.run_cycle(store, settings, datetime.now(UTC), only=only,
@@ -365,7 +366,7 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
         for note in report.notices:
             click.echo(note, err=True)
         if report.digest:
-            md = pipeline.digest_path(settings, report.digest.name, ".md")
+            md = digest_path(settings, report.digest.name, ".md")
             click.echo(f"{report.digest.name}  {report.digest.paper_count} new  → {md}")
             if report.digest.held_reason:
                 click.echo(held_line(report.digest.name, report.digest.held_reason), err=True)
