@@ -162,8 +162,8 @@ class Case:
     def __init__(self, kind: str, n: int, h: int, folder: Path, pg: str | None = None) -> None:
         self.kind, self.n, self.h, self.pg = kind, n, h, pg
         self.label = f"{kind:<5} N={n:>6} H={h:>9} {'postgresql' if pg else 'sqlite':<10}"
-        self.folder = folder / f"{kind}-{n}-{h}-{'pg' if pg else 'sqlite'}"
-        self.folder.mkdir()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{kind}-{n}-{h}-{'pg' if pg else 'sqlite'}-",
+                                            dir=folder))
         self.snapshot = self.folder / "2026-03-13.txt"
         synth_snapshot(self.snapshot, n)
         self.template = self.folder / "template.sqlite3"
