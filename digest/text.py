@@ -33,7 +33,9 @@ _TRAILING = ".,;:!?*'\""
 
 def clean(text: str) -> str:
     """Drop characters no output format may carry (controls, lone surrogates)."""
-    return _FORBIDDEN.sub("", text) if _FORBIDDEN.search(text) else text
+    if text.isprintable() or not _FORBIDDEN.search(text):  # isprintable: one C scan, no regex
+        return text
+    return _FORBIDDEN.sub("", text)
 
 
 def one_line(text: str) -> str:

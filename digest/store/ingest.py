@@ -153,25 +153,40 @@ def _insert_id(conn: Connection, statement: Insert) -> int:
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows at once. Same as `conn.execute(insert(table), rows)`, but on SQLite
-    the per-row parameter processing of SQLAlchemy (half the cost of a 50,000-paper ingest)
-    is done here once per column, and the rows go to the driver's executemany as tuples."""
+    """Insert many rows at once: the same rows as `conn.execute(insert(table), rows)`, at a
+    fraction of its cost. PostgreSQL takes them by COPY (psycopg's executemany sends one
+    INSERT per row); on SQLite each column's value conversion is done once per distinct
+    value, and the rows go to the driver's executemany as tuples."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), rows)  # PostgreSQL: insertmanyvalues batches already
-        return
     names = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, names, rows)
+        return
     columns = [table.c[name] for name in names]
     processors = [col.type._cached_bind_processor(conn.dialect) for col in columns]
     statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
                  f"VALUES ({', '.join('?' * len(names))})")
-    if any(processors):
-        values = [tuple(row[name] if proc is None or row[name] is None else proc(row[name])
-                        for name, proc in zip(names, processors, strict=True)) for row in rows]
-    else:
-        values = [tuple(row.values()) for row in rows]
+    values: list[tuple[Any, ...]] = [tuple(row.values()) for row in rows]
+    if any(processors):  # dates and times: convert each distinct value once, by column
+        by_column = list(zip(*values, strict=True))
+        for index, proc in enumerate(processors):
+            if proc is not None:
+                done = {value: proc(value) for value in set(by_column[index]) - {None}}
+                done[None] = None
+                by_column[index] = tuple(map(done.__getitem__, by_column[index]))
+        values = list(zip(*by_column, strict=True))
     conn.exec_driver_sql(statement, values)
+
+
+def _copy(conn: Connection, table: Table, names: list[str], rows: list[dict[str, Any]]) -> None:
+    """COPY `rows` into `table` on the transaction's own psycopg connection."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(
+            f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(row.values()))
 
 
 def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
