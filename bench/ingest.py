@@ -49,7 +49,8 @@ def synth_snapshot(path: Path, n: int, seed: int = 7) -> None:
     parts = ["new", "Get trending papers in your email inbox!", "Subscribe",
              "byAK and the research community", "Mar 13"]
     for i in range(n):
-        title = f"Synthetic Paper {seed}-{i}: " + " ".join(rnd.choice(WORDS).title() for _ in range(7))
+        # Random words first: new titles land all over the title indexes, as real ones do.
+        title = " ".join(rnd.choice(WORDS).title() for _ in range(7)) + f": Synthetic Paper {seed}-{i}"
         abstract = " ".join(rnd.choice(WORDS) for _ in range(150)) + (
             f". Code: https://github.com/example/p{i}." if i % 3 == 0 else ".")
         parts += [title, abstract]
@@ -67,6 +68,7 @@ def preload(db_url: str, h: int) -> None:
     from digest.store import open_store
     from digest.store import schema as t
 
+    rnd = random.Random(h)
     store = open_store(db_url)
     with store.engine.begin() as conn:
         sid = conn.execute(insert(t.snapshots).values(
@@ -75,10 +77,11 @@ def preload(db_url: str, h: int) -> None:
         )).inserted_primary_key[0]
         batch = 50_000
         for start in range(0, h, batch):
-            rows = [{"id": i + 1, "key": f"title:preloaded paper {i}",
-                     "title_key": f"preloaded paper {i}", "title": f"Preloaded paper {i}",
+            titles = [" ".join(rnd.choice(WORDS) for _ in range(7)) + f" preloaded {i}"
+                      for i in range(start, min(h, start + batch))]
+            rows = [{"id": i + 1, "key": f"title:{title}", "title_key": title, "title": title,
                      "abstract": "x" * 200, "links": "", "first_snapshot_id": sid,
-                     "first_seen_at": datetime(2026, 1, 1)} for i in range(start, min(h, start + batch))]
+                     "first_seen_at": datetime(2026, 1, 1)} for i, title in enumerate(titles, start)]
             conn.execute(insert(t.papers), rows)
             conn.execute(insert(t.sightings), [
                 {"snapshot_id": sid, "paper_id": r["id"], "rank": r["id"]} for r in rows])

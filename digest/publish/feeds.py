@@ -50,7 +50,9 @@ class FeedPlace:
 def build_feeds(site: Site, papers: Sequence[StoredPaper],
                 place: FeedPlace = FeedPlace()) -> tuple[bytes, bytes]:
     """Return (RSS 2.0, Atom) documents for `papers`, newest first as given."""
-    views = [(stored, paper_view(stored)) for stored in papers]
+    # Each entry's HTML description once for both documents: it runs Python-Markdown.
+    views = [(stored, view, _description(view)) for stored in papers
+             for view in (paper_view(stored),)]
     rss_self = place.rss_url or (site.link(place.rss_path) if site.base_url else None)
     atom_self = place.atom_url or (site.link(place.atom_path) if site.base_url else None)
     rss = _generator(site, views, place, rss_self, atom_self).rss_str(pretty=True)
@@ -105,7 +107,7 @@ def _abstract_html(abstract: str) -> str:
     return str(_MARKDOWN.convert(md_escape_block(abstract)))
 
 
-def _generator(site: Site, views: Sequence[tuple[StoredPaper, PaperView]], place: FeedPlace,
+def _generator(site: Site, views: Sequence[tuple[StoredPaper, PaperView, str]], place: FeedPlace,
                self_url: str | None, atom_url: str | None) -> FeedGenerator:
     feed = FeedGenerator()
     feed.load_extension("dc", atom=False, rss=True)
@@ -120,10 +122,10 @@ def _generator(site: Site, views: Sequence[tuple[StoredPaper, PaperView]], place
     feed.link(href=site.link("") if site.base_url else site.source_url, rel="alternate")
     feed.language("en")
     feed.generator("paper-digest", __version__, "https://pypi.org/project/paper-digest/")
-    newest = max((stored.first_seen for stored, _ in views), default=_EPOCH)
+    newest = max((stored.first_seen for stored, _, _ in views), default=_EPOCH)
     feed.updated(newest)
     feed.lastBuildDate(newest)
-    for stored, view in views:
+    for stored, view, description in views:
         entry = feed.add_entry(order="append")
         entry.id(paper_guid(stored.key))
         entry.title(view.title or "(untitled)")
@@ -136,7 +138,7 @@ def _generator(site: Site, views: Sequence[tuple[StoredPaper, PaperView]], place
             entry.category(term=clean(stored.source))
         # RSS readers take <description> as HTML: the abstract goes in as HTML text (an
         # `<img onerror>` in an abstract shows as text), escaped once more by the XML itself.
-        entry.summary(_description(view), type="html")
+        entry.summary(description, type="html")
         entry.published(stored.first_seen)
         entry.updated(stored.first_seen)
     return feed
