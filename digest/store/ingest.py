@@ -7,7 +7,20 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Table,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
@@ -196,10 +209,17 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
     other_keys = [p.key for p in page if not p.key.startswith(TITLE_PREFIX)]
     arxiv_ids = [p.arxiv_id for p in page if p.arxiv_id]
     for chunk in _chunks(title_keys):
-        for pid, title_key in conn.execute(
-            select(t.papers.c.id, t.papers.c.title_key).where(t.papers.c.title_key.in_(chunk))
-        ):
-            known.setdefault(TITLE_PREFIX + title_key, pid)
+        # A title shared by several papers (rare) is the first one's, by both indexes.
+        by_title: dict[str, int] = {}
+        for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
+                t.papers.c.key.in_([TITLE_PREFIX + title_key for title_key in chunk]))):
+            by_title[key] = pid
+        for pid, title_key in conn.execute(select(t.papers.c.id, t.papers.c.title_key).where(
+                t.papers.c.title_key.in_(chunk), text(t.OTHER_KEYS))):
+            key = TITLE_PREFIX + title_key
+            by_title[key] = min(pid, by_title.get(key, pid))
+        for key, pid in by_title.items():
+            known.setdefault(key, pid)
     for chunk in _chunks(other_keys):
         for pid, key in conn.execute(
             select(t.papers.c.id, t.papers.c.key).where(t.papers.c.key.in_(chunk))
@@ -211,6 +231,12 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
         ):
             known[ARXIV_PREFIX + arxiv_id] = pid
     return known
+
+
+def with_title(title_key: str) -> ColumnElement[bool]:
+    """The papers whose normalised title is `title_key`, by the indexes that hold it."""
+    return or_(t.papers.c.key == TITLE_PREFIX + title_key,
+               and_(t.papers.c.title_key == title_key, text(t.OTHER_KEYS)))
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
