@@ -206,8 +206,11 @@ class Case:
         return values[len(values) // 2]
 
     def line(self) -> str:
-        return (f"{self.label} {self.median('seconds'):7.2f} s  written "
-                f"{self.median('written_mb'):7.1f} MB  peak {self.median('peak_mb'):5.0f} MB "
+        spread = sorted(r["seconds"] for r in self.runs)
+        return (f"{self.label} {self.median('seconds'):7.2f} s ({spread[0]:.2f}-{spread[-1]:.2f})  "
+                f"written "
+                f"{self.median('written_mb'):6.1f} MB ({min(r['written_mb'] for r in self.runs):.0f}-"
+                f"{max(r['written_mb'] for r in self.runs):.0f})  peak {self.median('peak_mb'):5.0f} MB "
                 f"(+{self.median('added_mb'):.0f} MB)  snapshot "
                 f"{self.snapshot.stat().st_size / 2**20:.1f} MB")
 
