@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from digest.models import Paper
@@ -54,7 +55,13 @@ def quote_plus(text: str) -> str:
 
 
 def _percent(run: re.Match[str]) -> str:
-    return "".join(f"%{byte:02X}" for byte in run.group().encode())
+    return _percent_encoded(run.group())
+
+
+@lru_cache(maxsize=4096)
+def _percent_encoded(run: str) -> str:
+    """`: ` and the like recur in most titles: each run is encoded once."""
+    return "".join(f"%{byte:02X}" for byte in run.encode())
 
 
 def title_link(paper: Paper, title: str | None = None) -> TitleLink:
