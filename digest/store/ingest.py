@@ -85,7 +85,7 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             # faster than INSERT ... RETURNING, which SQLite runs row by row to keep order.
             start = len(published)
             last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
-            bulk_insert(conn, t.papers, [
+            bulk_insert(conn, t.papers, _PAPER_COLUMNS, [
                 _paper_row(p, snapshot_id, captured, digest_id, start + pos)
                 for pos, p in enumerate(new, 1)])
             ids = {key: pid for key, pid in conn.execute(
@@ -97,9 +97,8 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
                                           digest=name, position=start + pos, source=snapshot.source)
                               for pos, p in enumerate(new, 1)]
         if seen:
-            bulk_insert(conn, t.sightings, [
-                {"snapshot_id": snapshot_id, "paper_id": pid, "rank": p.rank,
-                 "comments": p.comments, "upvotes": p.upvotes} for p, pid in seen])
+            bulk_insert(conn, t.sightings, ("snapshot_id", "paper_id", "rank", "comments", "upvotes"),
+                        [(snapshot_id, pid, p.rank, p.comments, p.upvotes) for p, pid in seen])
         results.append((snapshot, len(page), len(new)))
 
     digest = None
@@ -170,41 +169,40 @@ def _insert_id(conn: Connection, statement: Insert) -> int:
     return int(key[0])
 
 
-def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows at once: the same rows as `conn.execute(insert(table), rows)`, at a
-    fraction of its cost. PostgreSQL takes them by COPY (psycopg's executemany sends one
-    INSERT per row); on SQLite each column's value conversion is done once per distinct
-    value, and the rows go to the driver's executemany as tuples."""
+def bulk_insert(conn: Connection, table: Table, names: Sequence[str],
+                rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows (tuples of the `names` columns) at once: the same rows as
+    `conn.execute(insert(table), ...)`, at a fraction of its cost. PostgreSQL takes them by
+    COPY (psycopg's executemany sends one INSERT per row); on SQLite each column's value
+    conversion is done once per distinct value, and the rows go to the driver's executemany."""
     if not rows:
         return
-    names = list(rows[0])
     if conn.dialect.name == "postgresql":
         _copy(conn, table, names, rows)
         return
-    columns = [table.c[name] for name in names]
-    processors = [col.type._cached_bind_processor(conn.dialect) for col in columns]
+    processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in names]
     statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
                  f"VALUES ({', '.join('?' * len(names))})")
-    values: list[tuple[Any, ...]] = [tuple(row.values()) for row in rows]
     if any(processors):  # dates and times: convert each distinct value once, by column
-        by_column = list(zip(*values, strict=True))
+        by_column = list(zip(*rows, strict=True))
         for index, proc in enumerate(processors):
             if proc is not None:
                 done = {value: proc(value) for value in set(by_column[index]) - {None}}
                 done[None] = None
                 by_column[index] = tuple(map(done.__getitem__, by_column[index]))
-        values = list(zip(*by_column, strict=True))
-    conn.exec_driver_sql(statement, values)
+        rows = list(zip(*by_column, strict=True))
+    conn.exec_driver_sql(statement, rows)
 
 
-def _copy(conn: Connection, table: Table, names: list[str], rows: list[dict[str, Any]]) -> None:
+def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+          ) -> None:
     """COPY `rows` into `table` on the transaction's own psycopg connection."""
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(
             f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row(tuple(row.values()))
+            copy.write_row(row)
 
 
 def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
@@ -273,16 +271,19 @@ def _clean(text: str | None) -> str | None:
     return clean(text) if text is not None else None
 
 
+_PAPER_COLUMNS = ("key", "title_key", "arxiv_id", "title", "abstract", "published", "org_handle",
+                  "org_name", "author_count", "authors", "page_url", "links", "first_snapshot_id",
+                  "first_seen_at", "digest_id", "digest_position")
+
+
 def _paper_row(paper: Paper, snapshot_id: int, captured: datetime, digest_id: int | None,
-               position: int) -> dict[str, Any]:
+               position: int) -> tuple[Any, ...]:
+    """A new paper's values, in the order of `_PAPER_COLUMNS`."""
     # PostgreSQL's text cannot hold NUL, and no output may carry controls: `clean` drops them
     # here, on both backends alike.
-    return {
-        "key": paper.key, "title_key": paper.title_key, "arxiv_id": paper.arxiv_id,
-        "title": _clean(paper.title), "abstract": _clean(paper.abstract), "published": paper.published,
-        "org_handle": _clean(paper.org_handle), "org_name": _clean(paper.org_name),
-        "author_count": paper.author_count, "authors": clean("\n".join(paper.authors)),
-        "page_url": _clean(paper.page_url), "links": clean("\n".join(paper.links)),
-        "first_snapshot_id": snapshot_id, "first_seen_at": captured,
-        "digest_id": digest_id, "digest_position": position if digest_id else None,
-    }
+    return (
+        paper.key, paper.title_key, paper.arxiv_id, _clean(paper.title), _clean(paper.abstract),
+        paper.published, _clean(paper.org_handle), _clean(paper.org_name), paper.author_count,
+        clean("\n".join(paper.authors)), _clean(paper.page_url), clean("\n".join(paper.links)),
+        snapshot_id, captured, digest_id, position if digest_id else None,
+    )
