@@ -3,6 +3,7 @@ make one digest of what was never seen before (planning its deliveries with it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,35 +216,38 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
         # A title shared by several papers (rare) is the first one's, by both indexes.
         by_title: dict[str, int] = {}
         for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
-                _among(conn, t.papers.c.key, [TITLE_PREFIX + title_key for title_key in chunk]))):
+                among(conn, t.papers.c.key, [TITLE_PREFIX + title_key for title_key in chunk]))):
             by_title[key] = pid
         for pid, title_key in conn.execute(select(t.papers.c.id, t.papers.c.title_key).where(
-                _among(conn, t.papers.c.title_key, chunk), text(t.OTHER_KEYS))):
+                among(conn, t.papers.c.title_key, chunk), text(t.OTHER_KEYS))):
             key = TITLE_PREFIX + title_key
             by_title[key] = min(pid, by_title.get(key, pid))
         for key, pid in by_title.items():
             known.setdefault(key, pid)
     for chunk in _chunks(other_keys):
         for pid, key in conn.execute(
-            select(t.papers.c.id, t.papers.c.key).where(_among(conn, t.papers.c.key, chunk))
+            select(t.papers.c.id, t.papers.c.key).where(among(conn, t.papers.c.key, chunk))
         ):
             known[key] = pid
     for chunk in _chunks(arxiv_ids):
         for pid, arxiv_id in conn.execute(
             select(t.papers.c.id, t.papers.c.arxiv_id).where(
-                _among(conn, t.papers.c.arxiv_id, chunk))
+                among(conn, t.papers.c.arxiv_id, chunk))
         ):
             known[ARXIV_PREFIX + arxiv_id] = pid
     return known
 
 
-def _among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
+def among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
            ) -> ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands
-    (psycopg parses a query of 5,000 placeholders in Python, each time it is run)."""
+    """`column IN (values)` with the values as one parameter, not thousands (SQLAlchemy
+    renders, and psycopg parses, each placeholder in Python, each time): an array on
+    PostgreSQL (`= ANY`), a JSON list on SQLite (`IN (SELECT value FROM json_each(?))`);
+    both still look each value up in the column's index."""
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
-    return column.in_(values)
+    each = func.json_each(json.dumps(list(values))).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def with_title(title_key: str) -> ColumnElement[bool]:
