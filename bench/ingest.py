@@ -17,8 +17,8 @@ keep what it saw) in one indexed SQLite insert batch, and write a minimal Markdo
 an escaped HTML list of the papers. So the ratios are machine-independent.
 
 PostgreSQL runs in a fresh schema made for each run and dropped after it (nothing else in
-that database is touched); `store` is the store part alone (`Store.ingest`), `full` the
-whole `digest ingest` with every output.
+that database is touched; bytes written there are the server's, not counted); `store` is
+the store part alone (`Store.ingest`), `full` the whole `digest ingest` with every output.
 
 Targets (issue 12): N=50,000 full within 2.5x of the floor; N=2,000 at H=1,000,000 within
 1.15x of H=0 and at most 2x its bytes written; PostgreSQL within 1.2x of SQLite at N=50,000;
