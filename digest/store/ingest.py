@@ -9,15 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
+    JSON,
     ColumnElement,
     Connection,
     Insert,
+    String,
     Table,
-    Text,
     and_,
-    any_,
-    bindparam,
+    cast,
     func,
     insert,
     literal,
@@ -240,13 +239,16 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
 
 def among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
            ) -> ColumnElement[bool]:
-    """`column IN (values)` with the values as one parameter, not thousands (SQLAlchemy
-    renders, and psycopg parses, each placeholder in Python, each time): an array on
-    PostgreSQL (`= ANY`), a JSON list on SQLite (`IN (SELECT value FROM json_each(?))`);
-    both still look each value up in the column's index."""
+    """`column IN (values)` with the values as one JSON parameter, not thousands of
+    placeholders (SQLAlchemy renders, and psycopg parses, each one in Python, each time; a
+    psycopg array escapes each value by regex): `IN (SELECT value FROM json_each(?))` on
+    SQLite, `IN (SELECT json_array_elements_text(%s::json))` on PostgreSQL. Both still
+    look each value up in the column's index."""
+    listed = json.dumps(list(values))
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
-    each = func.json_each(json.dumps(list(values))).table_valued("value")
+        elements = func.json_array_elements_text(cast(literal(listed, String()), JSON))
+        return column.in_(select(elements))
+    each = func.json_each(listed).table_valued("value")
     return column.in_(select(each.c.value))
 
 
