@@ -10,9 +10,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     Connection,
+    Date,
+    DateTime,
     Insert,
+    Integer,
     String,
     Table,
     and_,
@@ -25,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.types import TypeEngine
 
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
@@ -194,13 +199,26 @@ def bulk_insert(conn: Connection, table: Table, names: Sequence[str],
     conn.exec_driver_sql(statement, rows)
 
 
+# The binary COPY type of each column type (checked in order: Text is a String).
+_BINARY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (Integer, "int4"), (String, "text"), (DateTime, "timestamp"), (Date, "date"),
+    (Boolean, "bool"))
+
+
 def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
           ) -> None:
-    """COPY `rows` into `table` on the transaction's own psycopg connection."""
+    """COPY `rows` into `table` on the transaction's own psycopg connection, in the binary
+    format (the server reads it in about half the time of text)."""
     driver = conn.connection.driver_connection
     assert driver is not None
+    types = [next((name for kind, name in _BINARY_TYPES
+                   if isinstance(table.c[column].type, kind)), None) for column in names]
+    binary = None not in types
     with driver.cursor() as cursor, cursor.copy(
-            f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+            + (" (FORMAT BINARY)" if binary else "")) as copy:
+        if binary:
+            copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
