@@ -33,11 +33,17 @@ _TRAILING = ".,;:!?*'\""
 
 def clean(text: str) -> str:
     """Drop characters no output format may carry (controls, lone surrogates)."""
-    return _FORBIDDEN.sub("", text) if _FORBIDDEN.search(text) else text
+    if text.isprintable() or not _FORBIDDEN.search(text):  # isprintable: one C scan, no regex
+        return text
+    return _FORBIDDEN.sub("", text)
 
 
 def one_line(text: str) -> str:
     """Collapse all whitespace (CR/LF included) to single spaces: for titles and headers."""
+    # The common case in one C scan: printable text holds nothing `clean` drops and no
+    # whitespace but the plain space (no control, line or paragraph separator, no NBSP).
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
     text = clean(text)
     if any(mark in text for mark in _BREAKS) or text[:1].isspace() or text[-1:].isspace():
         return " ".join(text.split())
@@ -51,6 +57,8 @@ def is_safe_url(url: str) -> bool:
 
 def linkify(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
     """Escape `text` for HTML, turn its http(s) URLs into links, and <mark> `highlight` hits."""
+    if "http" not in text:  # no URL (as in `split_urls`): one escape, no pieces to join
+        return mark(text, highlight)
     return Markup("".join(
         f'<a href="{escape(piece)}">{escape(piece)}</a>' if is_url else str(mark(piece, highlight))
         for piece, is_url in split_urls(text)

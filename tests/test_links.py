@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from datetime import UTC, datetime
 
 import pytest
 from conftest import SHARED_SNAPSHOTS
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from digest.models import DigestInfo, Paper, StoredPaper
-from digest.publish.links import Link, link_label, paper_links, title_link
+from digest.publish.links import Link, link_label, paper_links, quote_plus, title_link
 from digest.publish.render import paper_view, render_page
 from digest.publish.site import Site
 from digest.sources.files import read_snapshot
+from digest.text import clean, one_line
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -77,3 +82,30 @@ def test_every_title_of_the_real_captures_leads_somewhere() -> None:
     linked = [v for v in views if v.url.startswith("https://") and (v.url_is_search or "arxiv" in v.url
                                                                     or "huggingface.co/papers" in v.url)]
     assert len(papers) > 0 and len(linked) == len(papers)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",))))
+def test_title_search_quotes_exactly_as_quote_plus(title: str) -> None:
+    """Issue 12: the regex quoting is urllib's quote_plus byte for byte (`: `, `%`, `+`, UTF-8)."""
+    assert quote_plus(title) == urllib.parse.quote_plus(title)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*"ab .-~:%+/&é³", "\t", "\n", "\r", "\x00", "\x0b", "\x1c", "\x7f",
+                                "\x85", "\u00a0", "\u2028", "\u2029", "\u200b", "\ufffe"])))
+@example("a  b")
+@example(" a")
+@example("a ")
+@example("a\u00a0 b")
+@example("a\x00b")
+@example("a\x1cb")
+def test_one_line_and_clean_keep_their_meaning_on_the_fast_path(text: str) -> None:
+    """Issue 12: the printable-text shortcut gives what the full rules give."""
+    cleaned = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]", "", text)
+    assert clean(text) == cleaned
+    breaks = ("\n", "\r", "  ", "\t", "\x85", "\u2028", "\u2029")
+    if any(mark in cleaned for mark in breaks) or cleaned[:1].isspace() or cleaned[-1:].isspace():
+        assert one_line(text) == " ".join(cleaned.split())
+    else:
+        assert one_line(text) == cleaned

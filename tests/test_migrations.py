@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from sqlalchemy import Column, Connection, Text, create_engine, inspect, select,
 
 from digest.cli.main import main
 from digest.mail import subscribers as book
+from digest.models import Paper, Snapshot
 from digest.statuses import PAUSED, DeliveryStatus, SubscriberStatus
 from digest.store import open_store, schema
+from digest.store.ingest import among, with_title
 
 
 def columns(url: str) -> dict[str, set[str]]:
@@ -103,7 +106,7 @@ def test_a_store_from_before_migration_3_upgrades_with_list_others_off(
         assert on.list_others is True
         with upgraded.engine.connect() as conn:
             assert list(conn.execute(text("SELECT version FROM schema_migrations ORDER BY version"))
-                        .scalars()) == [1, 2, 3]
+                        .scalars()) == [version for version, _, _ in schema.MIGRATIONS]
     finally:
         upgraded.close()
 
@@ -132,3 +135,64 @@ def test_statuses_are_the_stored_strings(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.scalar(select(schema.subscribers.c.status)) == "paused"
     engine.dispose()
+
+
+def indexes(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {index["name"] for index in inspect(engine).get_indexes(table)}
+    finally:
+        engine.dispose()
+
+
+def test_a_store_from_before_migration_4_upgrades_and_still_knows_its_papers(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: migration 4 swaps the full title index for one of the papers not keyed by
+    their title; every paper is still recognised by its title after the upgrade."""
+    by_title = Paper(title="Scaling Laws: A Survey", abstract="About scaling.", rank=1)
+    by_id = Paper(title="Sparse Attention Revisited", abstract="About sparsity.", rank=2,
+                  arxiv_id="2501.01234")
+    with monkeypatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 4])
+        old = open_store(store_url)
+        old.ingest(snapshot("a" * 64, datetime(2026, 3, 12, tzinfo=UTC), by_title, by_id))
+        old.close()
+    assert "ix_papers_title_key" in indexes(store_url, "papers")
+    upgraded = open_store(store_url)
+    try:
+        found = indexes(store_url, "papers")
+        assert "ix_papers_title_key" not in found and "ix_papers_title_other" in found
+        # The same titles again, one now with an id, the other now without: nothing is new.
+        again = (Paper(title="Scaling laws: a survey", abstract="Again.", rank=1,
+                       arxiv_id="2502.00001"),
+                 Paper(title="Sparse Attention Revisited", abstract="Again.", rank=2))
+        result, _ = upgraded.ingest(snapshot("b" * 64, datetime(2026, 3, 13, tzinfo=UTC), *again))
+        assert (result.papers, result.new) == (2, 0)
+        assert upgraded.counts()["papers"] == 2
+    finally:
+        upgraded.close()
+
+
+def test_title_lookups_use_an_index(tmp_path: Path) -> None:
+    """The partial index is used only when a query repeats its condition word for word."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    store = open_store(url)
+    papers = schema.papers
+    try:
+        with store.engine.connect() as conn:
+            lookups = [select(papers.c.id).where(with_title("x")),
+                       select(papers.c.id).where(among(conn, papers.c.title_key, ["x", "y"]),
+                                                 text(schema.OTHER_KEYS)),
+                       select(papers.c.id).where(among(conn, papers.c.key, ["title:x"]))]
+            for query in lookups:
+                plan = " ".join(str(row[-1]) for row in conn.execute(
+                    text("EXPLAIN QUERY PLAN " + str(query.compile(
+                        dialect=conn.dialect, compile_kwargs={"literal_binds": True})))))
+                assert "SCAN papers" not in plan and "USING" in plan, plan
+    finally:
+        store.close()
+
+
+def snapshot(sha256: str, captured: datetime, *papers: Paper) -> Snapshot:
+    return Snapshot(path=f"{sha256[:4]}.txt", source="test", captured_at=captured,
+                    sha256=sha256, papers=papers)

@@ -13,7 +13,7 @@ from conftest import EXAMPLES, entry, page
 from digest.config import Settings
 from digest.diff import split_new, unique_papers
 from digest.errors import StoreError
-from digest.models import Paper, normalize_arxiv_id, normalize_title
+from digest.models import Paper, Snapshot, normalize_arxiv_id, normalize_title
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
@@ -204,3 +204,24 @@ def test_a_feed_entry_read_back_keeps_its_identity(store: Store) -> None:
     assert back["guid:jes-editorial-2026-11"].ident == "guid:jes-editorial-2026-11"
     assert not back["guid:jes-editorial-2026-11"].matches_by_title
     assert back[research.key].ident is None and back[research.key].matches_by_title
+
+
+def test_bulk_inserts_keep_every_value_as_given(store: Store) -> None:
+    """Issue 12: papers go in as one batch (COPY on PostgreSQL): tabs, backslashes, `\\N`,
+    quotes, non-ASCII, dates and empty values come back exactly as they went in."""
+    tricky = Paper(title="Tabs\tand \\N and \\ back\\slashes: «MedS³»", rank=1,
+                   abstract="Line one\nline two\r\n\"quoted\" 'single' \\. end; NULL \\N",
+                   published=datetime(2025, 2, 28).date(), org_handle="lab\\x", org_name="",
+                   author_count=0, comments=3, upvotes=0, links=("https://a.example/x\ty",),
+                   authors=("Ada \\ Lovelace", "Ω Grace"), page_url=None)
+    plain = Paper(title="Plain", abstract="Nothing special.", rank=2)
+    snapshot = Snapshot(path="x.txt", source="test", captured_at=NOW, sha256="c" * 64,
+                        papers=(tricky, plain))
+    result, _ = store.ingest(snapshot, now=NOW)
+    [digest] = store.digests()
+    back = [stored.paper for stored in store.digest_papers(digest.name)]
+    assert result.new == 2
+    for sent, got in zip((tricky, plain), back, strict=True):
+        for field in ("title", "abstract", "published", "org_handle", "org_name", "author_count",
+                      "comments", "upvotes", "links", "authors", "page_url", "rank"):
+            assert getattr(got, field) == getattr(sent, field), field

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from digest.store import schema as t
+from digest.store.ingest import with_title
 from digest.store.times import naive_utc
 
 MISS_RETRY = timedelta(days=7)
@@ -79,7 +80,7 @@ class Enrichment:
                 values.update(authors="\n".join(found.authors), author_count=len(found.authors))
             # A title shared by several papers (rare): the id goes to the first, as it can only once.
             paper_id = conn.scalar(select(func.min(t.papers.c.id)).where(
-                t.papers.c.title_key == found.title_key, t.papers.c.arxiv_id.is_(None)))
+                with_title(found.title_key), t.papers.c.arxiv_id.is_(None)))
             if paper_id is not None:
                 conn.execute(update(t.papers).where(t.papers.c.id == paper_id).values(**values))
                 gained += 1
