@@ -180,6 +180,9 @@ def test_one_digest_for_all_sources_each_paper_once(tmp_path: Path, server: Fixt
         ("journal", "Tidal Patterns in <E"), ("journal", "Editorial: Weekly Up")]
     page = (settings.out_dir / "digests" / f"{report.digest.name}.html").read_text()
     assert page.index(">hf<") < page.index(">arxiv<") < page.index(">journal<")
+    # `digest history` credits every source's snapshot with the digest its papers went into.
+    assert {(h.source, h.digest) for h in store.history()} == {
+        ("hf", report.digest.name), ("arxiv", report.digest.name), ("journal", report.digest.name)}
     again = cycle(store, settings, send=False, now=datetime(2026, 3, 13, 9, tzinfo=UTC))
     assert again.ok and again.new == 0 and store.counts()["digests"] == 1
 

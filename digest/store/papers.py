@@ -116,19 +116,38 @@ class Papers:
         return stored, seen
 
     def history(self) -> list[SnapshotRecord]:
-        """Return every snapshot, oldest first, with its counts and digest name."""
+        """Return every snapshot, oldest first, with its counts and digest name.
+
+        A digest names one snapshot of its cycle; another snapshot of the same cycle (a
+        second source) is credited with the digest its new papers went into.
+        """
         query = (
             select(t.snapshots, t.digests.c.name.label("digest"))
             .select_from(t.snapshots.outerjoin(t.digests,
                                                t.digests.c.snapshot_id == t.snapshots.c.id))
             .order_by(t.snapshots.c.captured_at, t.snapshots.c.id)
         )
-        return [SnapshotRecord(id=row.id, path=row.path, source=row.source, sha256=row.sha256,
-                               captured_at=aware(row.captured_at),
-                               ingested_at=aware(row.ingested_at), paper_count=row.paper_count,
-                               new_count=row.new_count, baseline=bool(row.baseline),
-                               digest=row.digest)
-                for row in self.conn.execute(query)]
+        records = []
+        for row in self.conn.execute(query).all():
+            digest = row.digest
+            if digest is None and row.new_count and not row.baseline:
+                digest = self._digest_of_new_papers(row.id)
+            records.append(SnapshotRecord(
+                id=row.id, path=row.path, source=row.source, sha256=row.sha256,
+                captured_at=aware(row.captured_at), ingested_at=aware(row.ingested_at),
+                paper_count=row.paper_count, new_count=row.new_count,
+                baseline=bool(row.baseline), digest=digest))
+        return records
+
+    def _digest_of_new_papers(self, snapshot_id: int) -> str | None:
+        """The digest that took the papers first seen in this snapshot (by its sightings)."""
+        first_seen_here = (t.papers.c.id == t.sightings.c.paper_id) & (
+            t.papers.c.first_snapshot_id == t.sightings.c.snapshot_id)
+        return self.conn.scalar(
+            select(t.digests.c.name)
+            .select_from(t.sightings.join(t.papers, first_seen_here)
+                         .join(t.digests, t.digests.c.id == t.papers.c.digest_id))
+            .where(t.sightings.c.snapshot_id == snapshot_id).limit(1))
 
     def counts(self) -> dict[str, int]:
         """Return the number of rows in each table (for status lines and tests)."""
