@@ -64,9 +64,13 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
     ("[email]\nsmtp_password = 'hunter2'\n", {}, "error: digest.toml: email.smtp_password: secrets "
      "are read from the environment only — remove it and set DIGEST_EMAIL_SMTP_PASSWORD"),
     ("[site]\nfeed_size = 0\n", {}, "error: digest.toml: site.feed_size: 0 is not a positive whole "
+     "number — set it like feed_size = 200 under [site]"),
+    ("", {"DIGEST_SITE_FEED_SIZE": "0"}, "error: DIGEST_SITE_FEED_SIZE: '0' is not a positive whole "
      "number — set it like DIGEST_SITE_FEED_SIZE=200"),
     ("[email]\nmax_new = [1]\n", {}, "error: digest.toml: email.max_new: [1] is not a positive "
-     "whole number — set it like DIGEST_EMAIL_MAX_NEW=300"),
+     "whole number — set it like max_new = 300 under [email]"),
+    ("[email]\nretries = -1\n", {}, "error: digest.toml: email.retries: -1 is not a whole number, "
+     "0 or more — set it like retries = 4 under [email]"),
     ("[site\n", {}, "error: digest.toml: not valid TOML (Expected ']' at the end of a table "
      "declaration (at line 1, column 6)) — fix the syntax at that line"),
     ("[[sources]]\nname = 'a'\n", {}, "error: digest.toml: sources[1].location: missing — set a "
@@ -84,6 +88,31 @@ def test_config_errors_are_one_line_before_anything_runs(isolated: Path, toml: s
     assert (code, out, err) == (2, "", message + "\n")
     code, _, err = invoke("ingest", "missing.txt", env=env)
     assert code == 2 and err == message + "\n"
+    assert not (isolated / "digest.sqlite3").exists()
+
+
+def test_every_bad_setting_is_reported_not_just_the_first_of_its_section(isolated: Path) -> None:
+    """Two bad values in one section, an unknown key beside bad values, a duplicate source
+    name beside a missing folder: one line for each, exit 2."""
+    write(isolated / "e2.toml", '[email]\nsmtp_security = "ssl"\nmax_new = "lots"\n')
+    code, out, err = invoke("--config", "e2.toml", "config", "check")
+    assert (code, out) == (2, "") and err.splitlines() == [
+        "error: e2.toml: email.smtp_security: 'ssl' is not a security mode — use none, starttls "
+        "or tls",
+        "error: e2.toml: email.max_new: 'lots' is not a positive whole number — set it like "
+        "max_new = 300 under [email]"]
+    write(isolated / "digest.toml", '[site]\ntitel = "x"\nfeed_size = 0\n[enrich]\nbudget = "a"\n'
+          'batch = 0\n[[sources]]\nname = "a"\nlocation = "https://example.org/a"\n'
+          '[[sources]]\nname = "a"\nlocation = "no-such-folder"\n')
+    code, _, err = invoke("config", "check", env={"DIGEST_EMAIL_RETRIES": "-2"})
+    assert code == 2 and [line.split(" — ")[0] for line in err.splitlines()] == [
+        "error: digest.toml: site.titel: unknown setting",
+        "error: digest.toml: site.feed_size: 0 is not a positive whole number",
+        "error: DIGEST_EMAIL_RETRIES: '-2' is not a whole number, 0 or more",
+        "error: digest.toml: enrich.budget: 'a' is not a positive whole number",
+        "error: digest.toml: enrich.batch: 0 is not a positive whole number",
+        "error: digest.toml: sources[2].name: 'a' is used twice",
+        "error: digest.toml: sources[2].location: 'no-such-folder': no such file or folder"]
     assert not (isolated / "digest.sqlite3").exists()
 
 

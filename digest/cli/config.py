@@ -153,12 +153,10 @@ def check() -> None:
     Example:
       DIGEST_EMAIL_SMTP_HOST=smtp.example.org digest config check
     """
-    from digest.config import check_locations, link_problem
-    from digest.errors import raise_all
+    from digest.config import link_problem
 
     with user_errors():
-        settings = settings_for()
-        raise_all(check_locations(settings))
+        settings = settings_for(locations=True)
         source = settings.config_path or "(no digest.toml: defaults and environment)"
         click.echo(f"# settings from {source}")
         for name, value in _flatten(settings):

@@ -65,13 +65,14 @@ def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
 
 
 def settings_for(db: str | None = None, out: str | None = None,
-                 templates: str | None = None) -> Settings:
-    """The settings, taking `digest --config FILE` from the command group."""
+                 templates: str | None = None, locations: bool = False) -> Settings:
+    """The settings, taking `digest --config FILE` from the command group (`locations`: also
+    check that the sources' files and folders exist)."""
     from digest.config import load_settings
 
     context = click.get_current_context(silent=True)
     config = context.find_root().params.get("config") if context else None
-    return load_settings(db=db, out=out, templates=templates, config=config)
+    return load_settings(db=db, out=out, templates=templates, config=config, locations=locations)
 
 
 @contextmanager
