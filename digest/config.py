@@ -200,6 +200,36 @@ SECRETS = {("email", "smtp_password"): "DIGEST_EMAIL_SMTP_PASSWORD",
            ("email", "secret"): "DIGEST_SECRET", ("site", "secret"): "DIGEST_SECRET"}
 
 
+# Where a file setting lives on Settings when it is not `settings.<section>.<key>`.
+_ATTRIBUTES = {("store", "url"): "db_url", ("output", "dir"): "out_dir",
+               ("output", "templates"): "templates", ("site", "feed_size"): "feed_size",
+               ("alerts", "email"): "alerts_email"}
+
+
+def effective(settings: Settings) -> list[tuple[str, str]]:
+    """Every file setting's value by its name in digest.toml (`store.url`, `email.from`),
+    whether each secret is set (by its variable), then the sources: `digest config check`."""
+    def shown(value: object) -> str:
+        return repr(str(value)) if isinstance(value, Path) else repr(value)
+
+    rows: list[tuple[str, str]] = []
+    for section, key in KEYS:
+        if (section, key) == ("email", "from"):
+            value: object = f"{settings.email.from_name} <{settings.email.from_address}>"
+        elif (section, key) in _ATTRIBUTES:
+            value = getattr(settings, _ATTRIBUTES[(section, key)])
+        else:
+            value = getattr(getattr(settings, section), key)
+        rows.append((f"{section}.{key}", shown(value)))
+    for name, secret in (("DIGEST_EMAIL_SMTP_PASSWORD", settings.email.smtp_password),
+                         ("DIGEST_SECRET", settings.email.secret)):
+        rows.append((name, "(set)" if secret else "(not set)"))
+    for index, source in enumerate(settings.sources, 1):
+        rows += [(f"sources[{index}].{key}", shown(getattr(source, key)))
+                 for key in ("name", "location", "format")]
+    return rows
+
+
 def either(names: Iterable[str]) -> str:
     """`a, b or c`: the choices of a setting, for its help and its errors."""
     *most, last = names

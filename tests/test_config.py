@@ -124,8 +124,25 @@ def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> 
                                                    "DIGEST_EMAIL_SMTP_PASSWORD": "pw-value"})
     assert code == 0 and out.endswith("ok\n")
     assert "s3cret-value" not in out and "pw-value" not in out
-    assert "email.secret = (set)" in out and "email.smtp_password = (set)" in out
+    assert "DIGEST_SECRET = (set)" in out and "DIGEST_EMAIL_SMTP_PASSWORD = (set)" in out
     assert "sources[1].location = 'https://huggingface.co/api/daily_papers'" in out
+
+
+def test_check_prints_the_names_the_file_uses(isolated: Path) -> None:
+    """Each line is a digest.toml key (or a secret's variable, or a source's key), never an
+    internal field name like db_url or from_address, nor a value that cannot be set."""
+    from digest.config import KEYS
+
+    write(isolated / "digest.toml", '[store]\nurl = "sqlite:///x.sqlite3"\n[email]\n'
+          'from = "Papers <p@example.org>"\n[[sources]]\nname = "hf"\n'
+          'location = "https://example.org/a"\n')
+    code, out, _ = invoke("config", "check", env={})
+    names = [line.split(" = ")[0] for line in out.splitlines()[1:-2]]
+    assert code == 0 and names == [f"{s}.{k}" for s, k in KEYS] + [
+        "DIGEST_EMAIL_SMTP_PASSWORD", "DIGEST_SECRET", "sources[1].name", "sources[1].location",
+        "sources[1].format"]
+    assert "store.url = 'sqlite:///x.sqlite3'" in out
+    assert "email.from = 'Papers <p@example.org>'" in out and "output.dir = 'out'" in out
 
 
 def test_config_option_and_variable(isolated: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import click
@@ -83,7 +82,6 @@ format = {source.format}
 # location = "https://huggingface.co/api/papers/search?q=slow+fast+thinking"
 """
 
-_SECRET_FIELDS = {"smtp_password", "secret"}
 _COMMENT_COLUMN = 29
 _PLACE = re.compile(r"\{([a-z_]+)(?:\.([a-z_]+))?\}")
 
@@ -153,13 +151,13 @@ def check() -> None:
     Example:
       DIGEST_EMAIL_SMTP_HOST=smtp.example.org digest config check
     """
-    from digest.config import link_problem
+    from digest.config import effective, link_problem
 
     with user_errors():
         settings = settings_for(locations=True)
         source = settings.config_path or "(no digest.toml: defaults and environment)"
         click.echo(f"# settings from {source}")
-        for name, value in _flatten(settings):
+        for name, value in effective(settings):
             click.echo(f"{name} = {value}")
         problem = link_problem(settings)
         if problem is not None and settings.email.smtp_host:
@@ -167,23 +165,6 @@ def check() -> None:
         if problem is not None:
             click.echo(f"warning: {problem.message}")
         click.echo("ok")
-
-
-def _flatten(value: object, prefix: str = "") -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    if is_dataclass(value) and not isinstance(value, type):
-        for field in fields(value):
-            rows += _flatten(getattr(value, field.name),
-                             f"{prefix}.{field.name}" if prefix else field.name)
-        return rows
-    if isinstance(value, tuple) and value and is_dataclass(value[0]):
-        for index, item in enumerate(value, 1):
-            rows += _flatten(item, f"{prefix}[{index}]")
-        return rows
-    leaf = prefix.rsplit(".", 1)[-1]
-    if leaf in _SECRET_FIELDS:
-        return [(prefix, "(set)" if value else "(not set)")]
-    return [(prefix, repr(str(value)) if isinstance(value, Path) else repr(value))]
 
 
 @click.command(context_settings=CONTEXT)
