@@ -183,6 +183,33 @@ def test_the_init_example_holds_the_defaults(tmp_path: Path) -> None:
     assert 'cron = "0 8 * * *"' in example_config()
 
 
+def test_the_init_example_names_every_setting(tmp_path: Path) -> None:
+    """Every key of config.KEYS is in `digest init`'s file, under its own section (commented
+    where the default is best left alone), and the file with those lines uncommented loads."""
+    import re
+
+    from digest.cli.config import example_config
+    from digest.config import KEYS
+
+    settings_part = example_config().split("# One [[sources]]")[0]
+    found, section = set(), None
+    for line in settings_part.splitlines():
+        if match := re.match(r"#? ?\[(\w+)\]", line):
+            section = match[1]
+        elif match := re.match(r"#? ?(\w+) = ", line):
+            found.add((section, match[1]))
+    assert found == set(KEYS)
+    uncommented = re.sub(r"(?m)^# (\[\w+\]|\w+ = )", r"\1", settings_part)
+    path = tmp_path / "all.toml"
+    path.write_text(uncommented)
+    (tmp_path / "my-templates").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        settings = load_settings(config=str(path), env={})
+    assert settings.fetch.deadline == 120 and settings.enrich.batch == 20
+    assert settings.email.smtp_host == "smtp.example.org"
+
+
 def test_the_default_rates_and_cron_are_valid() -> None:
     """Settings parse a rate or a cron expression only when one is given (a steady cycle then
     never imports `limits` or APScheduler): the defaults are checked here instead."""

@@ -66,6 +66,13 @@ arxiv = {enrich.arxiv}                 # look papers without an arXiv id up by e
 budget = {enrich.budget}                  # seconds of look-ups per cycle; the rest wait for the next cycle
 timeout = {enrich.timeout}                 # seconds per request
 interval = {enrich.interval}                 # seconds between requests (arXiv asks for 3)
+batch = {enrich.batch}                   # titles per request (one OR query)
+# api_url = {enrich.api_url}
+
+# [fetch]                    # limits of one fetch of an http(s) source
+# max_bytes = {fetch.max_bytes}     # largest body, counted decoded
+# deadline = {fetch.deadline}            # seconds for the whole fetch: tries, redirects, waits
+# max_redirects = {fetch.max_redirects}         # redirects followed per try
 
 # One [[sources]] block per listing: a file, a folder of captures, or an http(s) URL.
 # format: {formats}.
