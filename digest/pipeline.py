@@ -23,6 +23,7 @@ from digest.publish.template_check import check_templates, template_errors
 from digest.store import Store, cycle_log
 from digest.store.ingest import out_of_order
 from digest.store.lock import cycle_lock
+from digest.text import plural
 
 # Rendering, feeds, mail and snapshot parsing are imported where they are used: a steady
 # cycle (nothing new) needs none of them, and importing them costs more than its work.
@@ -184,9 +185,10 @@ class CycleReport:
 
     def line(self) -> str:
         sent = self.sent.line() if self.sent else "not sent"
-        return (f"cycle {'ok' if self.ok else 'FAILED'}: {sum(self.fetched.values())} snapshots, "
-                f"{self.new} new papers, {sent}, {len(self.failures)} sources failed, "
-                f"{self.seconds:.1f} s")
+        return (f"cycle {'ok' if self.ok else 'FAILED'}: "
+                f"{plural(sum(self.fetched.values()), 'snapshot')}, "
+                f"{plural(self.new, 'new paper')}, {sent}, "
+                f"{plural(len(self.failures), 'source')} failed, {self.seconds:.1f} s")
 
 
 def _fetch(store: Store, settings: Settings, sources: Sequence[SourceSettings], now: datetime,

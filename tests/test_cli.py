@@ -76,7 +76,7 @@ def test_captured_at_option(isolated: Path) -> None:
     path = isolated / "capture.txt"
     path.write_text(page(entry("T")))
     code, out, err = invoke("ingest", "--captured-at", "2026-03-13", str(path))
-    assert code == 0 and out.startswith("2026-03-13  1 papers  1 new") and err == ""
+    assert code == 0 and out.startswith("2026-03-13  1 paper  1 new") and err == ""
 
 
 def test_inferred_date_warns_on_stderr(isolated: Path) -> None:
@@ -138,6 +138,19 @@ def test_unreachable_postgres_is_one_line(isolated: Path) -> None:
     code, out, err = invoke("history", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert err.startswith("error: postgresql+psycopg://nobody@127.0.0.1:1/none: cannot open the store")
+
+
+def test_counts_of_one_are_singular(isolated: Path) -> None:
+    """`1 snapshot`, `1 source failed`: the cycle line and the history totals."""
+    from digest.pipeline import CycleReport
+
+    report = CycleReport(fetched={"hf": 1}, failures=[("feed", "timed out")], seconds=0.5)
+    assert report.line() == "cycle FAILED: 1 snapshot, 0 new papers, not sent, 1 source failed, 0.5 s"
+    report = CycleReport(fetched={"hf": 2, "feed": 0})
+    assert report.line() == "cycle ok: 2 snapshots, 0 new papers, not sent, 0 sources failed, 0.0 s"
+    invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))
+    code, out, _ = invoke("history")
+    assert code == 0 and out.splitlines()[-1] == "1 snapshot, 1 digest, 7 papers"
 
 
 def test_render_and_history(isolated: Path) -> None:

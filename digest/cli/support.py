@@ -131,12 +131,12 @@ def send_progress() -> Callable[[int, int], None]:
 
 def report_send(summary: Summary, dry_run: bool = False) -> None:
     """Print what a send run did (or would do) and exit 1 when anything went wrong."""
+    from digest.text import plural
     for name, reason in summary.held:
         click.echo(held_line(name, reason))
     if dry_run:
         for name, sends, skips in summary.planned:
-            plural = "s" if sends != 1 else ""
-            click.echo(f"would send {name} to {sends} subscriber{plural} ({skips} skipped)")
+            click.echo(f"would send {name} to {plural(sends, 'subscriber')} ({skips} skipped)")
         if not summary.planned:
             click.echo("nothing to send")
         return
