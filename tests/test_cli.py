@@ -260,3 +260,23 @@ def test_captured_at_with_a_folder_of_several_snapshots_is_refused() -> None:
     assert err == ("error: --captured-at: applies to one snapshot, but 3 were given — ingest "
                    "them one at a time, or put dates in the file names\n")
     assert not Path("digest.sqlite3").exists()
+
+
+def test_a_folder_stands_for_its_captures_of_every_format(isolated: Path) -> None:
+    """A JSON capture in a folder is ingested like a .txt one; a folder without captures
+    says which endings count (the list README gives)."""
+    from digest.sources.files import SNAPSHOT_SUFFIXES
+
+    folder = isolated / "captures"
+    folder.mkdir()
+    (folder / "2026-03-13.json").write_bytes((FIXTURES / "sources/daily_papers.json").read_bytes())
+    (folder / "notes.md").write_text("not a capture\n")
+    code, out, _ = invoke("ingest", str(folder))
+    assert code == 0 and out.startswith("2026-03-13  ") and len(out.splitlines()) == 1
+    (isolated / "empty").mkdir()
+    code, _, err = invoke("ingest", str(isolated / "empty"))
+    assert code == 2 and err == (f"error: {isolated / 'empty'}: folder holds no captures (.txt, "
+                                 ".json, .html, .xml, .rss, .atom) — pass snapshot files, or a "
+                                 "folder that holds some\n")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert ", ".join(f"`{s}`" for s in SNAPSHOT_SUFFIXES[:-1]) + f" or `{SNAPSHOT_SUFFIXES[-1]}`" in readme

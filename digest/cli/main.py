@@ -77,9 +77,9 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
            templates: str | None) -> None:
     """Ingest snapshots, diff them against everything seen, render digests of new papers.
 
-    PATH is a snapshot file or a folder of *.txt snapshots. Several snapshots are
-    processed in capture order, whatever the order given. Re-ingesting the same bytes
-    changes nothing.
+    PATH is a snapshot file or a folder of captures (page text, JSON, HTML, RSS or Atom
+    files). Several snapshots are processed in capture order, whatever the order given.
+    Re-ingesting the same bytes changes nothing.
 
     \b
     Examples:
