@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from digest import outputs
 from digest.collect import collect
-from digest.config import Settings, SourceSettings, link_problem
+from digest.config import Settings, SourceSettings, is_url, link_problem
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
@@ -215,8 +215,9 @@ def _fetch(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
                                     f"{str(exc)[:200] or 'no detail'} — report this as a bug"))
         late = _late(found, newest)
         if late and newest is not None:
-            report.failures.append((source.name, out_of_order(late[0].path, late[0].captured_at,
-                                                              newest).message))
+            report.failures.append((source.name, out_of_order(
+                late[0].path, late[0].captured_at, newest,
+                archive=not is_url(source.location)).message))
         fresh = []
         for snapshot in found:
             twin = next((s for s in snapshots if s.sha256 == snapshot.sha256), None)

@@ -130,8 +130,8 @@ def test_out_of_order_snapshot_is_refused(isolated: Path) -> None:
     assert code == 2 and out == ""
     assert err == (f"error: {EXAMPLES / '2026-03-11.txt'}: captured 2026-03-11 00:00 but the store "
                    "already holds a snapshot from 2026-03-12 00:00; snapshots must be ingested in "
-                   "capture order — check its date (file name or --captured-at), or ingest it into "
-                   "a fresh store\n")
+                   "capture order — check its date (file name or --captured-at); older captures "
+                   "go in before newer ones, or into a store of their own\n")
 
 
 def test_unreachable_postgres_is_one_line(isolated: Path) -> None:
