@@ -620,23 +620,23 @@ def _sources(values: _Values, raw: object, label: str,
 
 
 def _source(table: object, where: str) -> SourceSettings:
+    """One [[sources]] table; each of its problems reported, not just the first."""
     if not isinstance(table, dict):
         raise ConfigError(where, "must be a table", "write it as [[sources]]")
-    unknown = set(table) - {"name", "location", "format"}
-    if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown setting",
-                          "a source takes: name, location, format")
+    problems = [ConfigError(f"{where}.{key}", "unknown setting", "a source takes: name, location, format")
+                for key in sorted(set(table) - {"name", "location", "format"})]
     name, location = table.get("name"), table.get("location")
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}.name", "missing", 'give every source a name = "..."')
+        problems.append(ConfigError(f"{where}.name", "missing", 'give every source a name = "..."'))
     if not isinstance(location, str) or not location.strip():
-        raise ConfigError(f"{where}.location", "missing", "set a file, a folder or an http(s) URL")
-    scheme = urlsplit(location).scheme.lower()
-    if "://" in location and scheme not in ("http", "https"):
-        raise ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
-                          "use a file, a folder or an http(s) URL")
+        problems.append(ConfigError(f"{where}.location", "missing",
+                                    "set a file, a folder or an http(s) URL"))
+    elif "://" in location and (scheme := urlsplit(location).scheme.lower()) not in ("http", "https"):
+        problems.append(ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
+                                    "use a file, a folder or an http(s) URL"))
     fmt = table.get("format", SourceSettings.format)
     if fmt not in SOURCE_FORMATS:
-        raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
-                          f"use one of: {', '.join(SOURCE_FORMATS)}")
-    return SourceSettings(name=name, location=location, format=fmt)
+        problems.append(ConfigError(f"{where}.format", f"{fmt!r} is not a format",
+                                    f"use one of: {', '.join(SOURCE_FORMATS)}"))
+    raise_all(problems)
+    return SourceSettings(name=str(name), location=str(location), format=str(fmt))

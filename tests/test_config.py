@@ -114,6 +114,13 @@ def test_every_bad_setting_is_reported_not_just_the_first_of_its_section(isolate
         "error: digest.toml: sources[2].name: 'a' is used twice",
         "error: digest.toml: sources[2].location: 'no-such-folder': no such file or folder"]
     assert not (isolated / "digest.sqlite3").exists()
+    write(isolated / "digest.toml", '[[sources]]\nurl = "x"\nlocation = "ftp://x"\nformat = "pdf"\n')
+    code, _, err = invoke("config", "check", env={})
+    assert code == 2 and [line.split(" — ")[0] for line in err.splitlines()] == [
+        "error: digest.toml: sources[1].url: unknown setting",
+        "error: digest.toml: sources[1].name: missing",
+        "error: digest.toml: sources[1].location: 'ftp://x': ftp:// is not supported",
+        "error: digest.toml: sources[1].format: 'pdf' is not a format"]
 
 
 def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> None:
