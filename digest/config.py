@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import partial
 from ipaddress import ip_network
 from pathlib import Path
 from typing import TypeVar
@@ -199,6 +200,36 @@ SECRETS = {("email", "smtp_password"): "DIGEST_EMAIL_SMTP_PASSWORD",
            ("email", "secret"): "DIGEST_SECRET", ("site", "secret"): "DIGEST_SECRET"}
 
 
+# Where a file setting lives on Settings when it is not `settings.<section>.<key>`.
+_ATTRIBUTES = {("store", "url"): "db_url", ("output", "dir"): "out_dir",
+               ("output", "templates"): "templates", ("site", "feed_size"): "feed_size",
+               ("alerts", "email"): "alerts_email"}
+
+
+def effective(settings: Settings) -> list[tuple[str, str]]:
+    """Every file setting's value by its name in digest.toml (`store.url`, `email.from`),
+    whether each secret is set (by its variable), then the sources: `digest config check`."""
+    def shown(value: object) -> str:
+        return repr(str(value)) if isinstance(value, Path) else repr(value)
+
+    rows: list[tuple[str, str]] = []
+    for section, key in KEYS:
+        if (section, key) == ("email", "from"):
+            value: object = f"{settings.email.from_name} <{settings.email.from_address}>"
+        elif (section, key) in _ATTRIBUTES:
+            value = getattr(settings, _ATTRIBUTES[(section, key)])
+        else:
+            value = getattr(getattr(settings, section), key)
+        rows.append((f"{section}.{key}", shown(value)))
+    for name, secret in (("DIGEST_EMAIL_SMTP_PASSWORD", settings.email.smtp_password),
+                         ("DIGEST_SECRET", settings.email.secret)):
+        rows.append((name, "(set)" if secret else "(not set)"))
+    for index, source in enumerate(settings.sources, 1):
+        rows += [(f"sources[{index}].{key}", shown(getattr(source, key)))
+                 for key in ("name", "location", "format")]
+    return rows
+
+
 def either(names: Iterable[str]) -> str:
     """`a, b or c`: the choices of a setting, for its help and its errors."""
     *most, last = names
@@ -210,11 +241,21 @@ def env_name(section: str, key: str) -> str:
 
 
 class _Values:
-    """Raw values by (section, key), each with where it came from, for error messages."""
+    """Raw values by (section, key), each with where it came from, for error messages; and
+    the problems found so far, so that every bad setting is reported, not just the first."""
 
     def __init__(self, file_values: Mapping[str, object], file_label: str,
                  env: Mapping[str, str]) -> None:
         self.file, self.file_label, self.env = file_values, file_label, env
+        self.problems: list[ConfigError] = []
+
+    def checked(self, compute: Callable[[], T], fallback: T) -> T:
+        """The setting, or (noting the problem) its fallback: every problem gets reported."""
+        try:
+            return compute()
+        except ConfigError as exc:
+            self.problems.extend(getattr(exc, "problems", [exc]))
+            return fallback
 
     def get(self, section: str, key: str) -> tuple[object, str]:
         names = [env_name(section, key)]
@@ -227,6 +268,13 @@ class _Values:
         if isinstance(table, dict) and key in table:
             return table[key], f"{self.file_label}: {section}.{key}"
         return KEYS[(section, key)], f"{section}.{key}"
+
+    def example(self, section: str, key: str, value: object) -> str:
+        """`set it like ...` in the form the value was given: a variable or a file line."""
+        where = self.get(section, key)[1]
+        if where.startswith("DIGEST_"):
+            return f"set it like {where}={value}"
+        return f"set it like {key} = {value} under [{section}]"
 
     def text(self, section: str, key: str) -> str | None:
         """The setting as text; None when unset or empty."""
@@ -249,13 +297,15 @@ class _Values:
             if result < least:
                 raise ValueError
         except ValueError:
-            raise ConfigError(where, f"{value!r} is not a positive whole number",
-                              f"set it like {env_name(section, key)}={default or 1}") from None
+            kind = "a positive whole number" if least == 1 else f"a whole number, {least} or more"
+            raise ConfigError(where, f"{value!r} is not {kind}",
+                              self.example(section, key, default or least)) from None
         return result
 
 
-def read_config_file(path: Path) -> dict[str, object]:
-    """Parse digest.toml, rejecting unknown sections and keys, and secrets in the file."""
+def read_config_file(path: Path) -> tuple[dict[str, object], list[ConfigError]]:
+    """Parse digest.toml; its unknown sections and keys, and secrets in it, are problems
+    (returned, so that they are reported with the bad values of the keys that are known)."""
     label = str(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -288,8 +338,7 @@ def read_config_file(path: Path) -> dict[str, object]:
                 known = ", ".join(k for s, k in KEYS if s == section)
                 problems.append(ConfigError(f"{label}: {section}.{key}", "unknown setting",
                                             f"[{section}] takes: {known}"))
-    raise_all(problems)
-    return data
+    return data, problems
 
 
 def load_settings(
@@ -298,34 +347,18 @@ def load_settings(
     templates: str | None = None,
     env: Mapping[str, str] | None = None,
     config: str | None = None,
+    locations: bool = False,
 ) -> Settings:
-    """Resolve every setting: options, then DIGEST_* variables, then digest.toml, then defaults."""
+    """Resolve every setting: options, then DIGEST_* variables, then digest.toml, then defaults.
+    Every problem is reported, each setting on its own line; `locations` also checks that
+    the sources' files and folders exist."""
     env = os.environ if env is None else env
     explicit = config or env.get("DIGEST_CONFIG")
     path = Path(explicit) if explicit else Path(CONFIG_NAME)
-    file_values = read_config_file(path) if explicit or path.is_file() else {}
+    file_values, problems = read_config_file(path) if explicit or path.is_file() else ({}, [])
     values = _Values(file_values, str(path), env)
-    text, number = values.text, values.number
-
-    problems: list[ConfigError] = []
-
-    def checked(compute: Callable[[], T], fallback: T) -> T:
-        """The setting, or (noting the problem) its fallback: every problem gets reported."""
-        try:
-            return compute()
-        except ConfigError as exc:
-            problems.extend(getattr(exc, "problems", [exc]))
-            return fallback
-
-    def fetch_limits() -> FetchLimits:
-        return FetchLimits(
-            max_bytes=checked(lambda: number("fetch", "max_bytes", FetchLimits.max_bytes),
-                              FetchLimits.max_bytes),
-            deadline=float(checked(lambda: number("fetch", "deadline", int(FetchLimits.deadline)),
-                                   FetchLimits.deadline)),
-            max_redirects=checked(lambda: number("fetch", "max_redirects",
-                                                 FetchLimits.max_redirects),
-                                  FetchLimits.max_redirects))
+    values.problems += problems
+    text, number, checked = values.text, values.number, values.checked
 
     settings = Settings(
         db_url=checked(lambda: db or text("store", "url") or DEFAULT_URL, DEFAULT_URL),
@@ -336,17 +369,23 @@ def load_settings(
                   base_url=checked(lambda: _base_url(values, text("site", "base_url")), None),
                   topic_feeds=checked(lambda: _topic_feeds(values), ())),
         feed_size=checked(lambda: number("site", "feed_size", Settings.feed_size), Settings.feed_size),
-        email=checked(lambda: _email_settings(values, env), EmailSettings()),
-        schedule=checked(lambda: _schedule_settings(values), ScheduleSettings()),
-        enrich=checked(lambda: _enrich_settings(values), EnrichSettings()),
-        web=checked(lambda: _web_settings(values), WebSettings()),
-        sources=checked(lambda: _sources(file_values.get("sources", []), str(path)), ()),
+        email=_email_settings(values, env),
+        schedule=_schedule_settings(values),
+        enrich=_enrich_settings(values),
+        web=_web_settings(values),
+        sources=_sources(values, file_values.get("sources", []), str(path), locations),
         alerts_email=checked(lambda: _address(values, "alerts", "email", text("alerts", "email")),
                              None),
-        fetch=fetch_limits(),
+        fetch=FetchLimits(
+            max_bytes=checked(lambda: number("fetch", "max_bytes", FetchLimits.max_bytes),
+                              FetchLimits.max_bytes),
+            deadline=float(checked(lambda: number("fetch", "deadline", int(FetchLimits.deadline)),
+                                   FetchLimits.deadline)),
+            max_redirects=checked(lambda: number("fetch", "max_redirects", FetchLimits.max_redirects),
+                                  FetchLimits.max_redirects)),
         config_path=path if file_values else None,
     )
-    raise_all(problems)
+    raise_all(values.problems)
     return settings
 
 
@@ -368,18 +407,6 @@ def _templates(values: _Values, templates: str | None, given: bool) -> str | Non
     return templates
 
 
-def check_locations(settings: Settings) -> list[ConfigError]:
-    """Problems with where the sources point that only show on disk: a file or folder that
-    does not exist (`digest config check` reports them; a run fails just that source)."""
-    problems = []
-    for index, source in enumerate(settings.sources, 1):
-        if not is_url(source.location) and not Path(source.location).exists():
-            where = f"{settings.config_path or CONFIG_NAME}: sources[{index}].location"
-            problems.append(ConfigError(where, f"{source.location!r}: no such file or folder",
-                                        "create it, or fix the path"))
-    return problems
-
-
 def is_url(location: str) -> bool:
     """An http(s) URL, as opposed to a file or folder."""
     return location.lower().startswith(("http://", "https://"))
@@ -398,22 +425,30 @@ def _topic_feeds(values: _Values) -> tuple[str, ...]:
 
 
 def _enrich_settings(values: _Values) -> EnrichSettings:
-    text, number = values.text, values.number
-    raw, where = values.get("enrich", "arxiv")
-    flag = str(raw).strip().lower()
-    if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise ConfigError(where, f"{raw!r} is not true or false", "set it like arxiv = false")
-    api_url = text("enrich", "api_url") or EnrichSettings.api_url
-    if urlsplit(api_url).scheme not in ("http", "https"):
-        raise ConfigError(values.get("enrich", "api_url")[1], f"{api_url!r} is not an http(s) URL",
-                          f"leave it unset for {EnrichSettings.api_url}")
-    defaults = EnrichSettings()
+    number, checked, defaults = values.number, values.checked, EnrichSettings()
+
+    def arxiv() -> bool:
+        raw, where = values.get("enrich", "arxiv")
+        flag = str(raw).strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ConfigError(where, f"{raw!r} is not true or false", "set it like arxiv = false")
+        return flag in ("true", "1", "yes", "on")
+
+    def api_url() -> str:
+        url = values.text("enrich", "api_url") or EnrichSettings.api_url
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigError(values.get("enrich", "api_url")[1], f"{url!r} is not an http(s) URL",
+                              f"leave it unset for {EnrichSettings.api_url}")
+        return url
+
+    def count(key: str) -> int:
+        default: int = getattr(defaults, key)
+        return checked(lambda: number("enrich", key, default), default)
+
     return EnrichSettings(
-        arxiv=flag in ("true", "1", "yes", "on"), api_url=api_url,
-        budget=number("enrich", "budget", defaults.budget),
-        timeout=number("enrich", "timeout", defaults.timeout),
-        interval=number("enrich", "interval", defaults.interval),
-        batch=number("enrich", "batch", defaults.batch),
+        arxiv=checked(arxiv, defaults.arxiv), api_url=checked(api_url, defaults.api_url),
+        budget=count("budget"), timeout=count("timeout"), interval=count("interval"),
+        batch=count("batch"),
     )
 
 
@@ -428,40 +463,52 @@ def _address(values: _Values, section: str, key: str, raw: str | None) -> str | 
 
 
 def _email_settings(values: _Values, env: Mapping[str, str]) -> EmailSettings:
-    text, number = values.text, values.number
-    security = (text("email", "smtp_security") or EmailSettings.smtp_security).lower()
-    if security not in SECURITY_PORTS:
-        raise ConfigError(values.get("email", "smtp_security")[1],
-                          f"{security!r} is not a security mode", f"use {either(SECURITY_PORTS)}")
-    from_name, from_address = EmailSettings.from_name, EmailSettings.from_address
-    raw_from = text("email", "from")
-    if raw_from:
+    text, number, checked = values.text, values.number, values.checked
+
+    def security() -> str:
+        mode = (text("email", "smtp_security") or EmailSettings.smtp_security).lower()
+        if mode not in SECURITY_PORTS:
+            raise ConfigError(values.get("email", "smtp_security")[1],
+                              f"{mode!r} is not a security mode", f"use {either(SECURITY_PORTS)}")
+        return mode
+
+    def sender() -> tuple[str, str]:
+        raw_from = text("email", "from")
+        if not raw_from:
+            return EmailSettings.from_name, EmailSettings.from_address
         name, address = parseaddr(raw_from)
         try:
-            from_address = validate_email(address, check_deliverability=False).normalized
+            address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError:
             raise ConfigError(values.get("email", "from")[1], f"{raw_from!r} has no valid address",
                               f"set it like: {EXAMPLE_FROM}") from None
-        from_name = " ".join(name.split()) or from_name
+        return " ".join(name.split()) or EmailSettings.from_name, address
+
+    def count(key: str, least: int = 1) -> int:
+        default: int = getattr(EmailSettings, key)
+        return checked(lambda: number("email", key, default, least), default)
+
+    mode = checked(security, EmailSettings.smtp_security)
+    from_name, from_address = checked(sender, (EmailSettings.from_name, EmailSettings.from_address))
+    port = SECURITY_PORTS[mode]
     return EmailSettings(
-        smtp_host=text("email", "smtp_host"),
-        smtp_port=number("email", "smtp_port", SECURITY_PORTS[security]),
-        smtp_security=security,
-        smtp_user=text("email", "smtp_user"),
+        smtp_host=checked(lambda: text("email", "smtp_host"), None),
+        smtp_port=checked(lambda: number("email", "smtp_port", port), port),
+        smtp_security=mode,
+        smtp_user=checked(lambda: text("email", "smtp_user"), None),
         smtp_password=env.get("DIGEST_EMAIL_SMTP_PASSWORD") or None,
         from_name=from_name,
         from_address=from_address,
-        secret=_secret(env.get("DIGEST_SECRET") or None),
-        max_new=number("email", "max_new", EmailSettings.max_new),
-        smtp_timeout=number("email", "smtp_timeout", EmailSettings.smtp_timeout),
-        final_reply_timeout=number("email", "final_reply_timeout", EmailSettings.final_reply_timeout),
-        retries=min(number("email", "retries", EmailSettings.retries, least=0) or 0, 8),
+        secret=checked(lambda: _secret(env.get("DIGEST_SECRET") or None), None),
+        max_new=count("max_new"),
+        smtp_timeout=count("smtp_timeout"),
+        final_reply_timeout=count("final_reply_timeout"),
+        retries=min(count("retries", least=0), 8),
     )
 
 
 def _web_settings(values: _Values) -> WebSettings:
-    rates = {"subscribe_rate": WebSettings.subscribe_rate, "confirm_rate": WebSettings.confirm_rate}
-    for key, default in rates.items():
+    def rate(key: str, default: str) -> str:
         rate = values.text("web", key) or default
         if rate != default:  # the defaults are tested: no `limits` import for them
             from limits import parse
@@ -471,18 +518,28 @@ def _web_settings(values: _Values) -> WebSettings:
             except ValueError:
                 raise ConfigError(values.get("web", key)[1], f"{rate!r} is not a rate",
                                   'write it like "5 per 10 minutes" or "1 per hour"') from None
-        rates[key] = rate
-    proxies, where = values.get("web", "trusted_proxies")
-    proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
-    for host in filter(None, (h.strip() for h in proxies.split(","))):
-        try:
-            ip_network(host, strict=False)
-        except ValueError:
-            raise ConfigError(where, f"{host!r} is not an IP address or network",
-                              'list proxies like "127.0.0.1, 10.0.0.0/8", or "none"') from None
-    return WebSettings(max_body=values.number("web", "max_body", WebSettings.max_body),
-                       trusted_proxies=proxies,
-                       **rates)
+        return rate
+
+    def trusted_proxies() -> str:
+        proxies, where = values.get("web", "trusted_proxies")
+        proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
+        for host in filter(None, (h.strip() for h in proxies.split(","))):
+            try:
+                ip_network(host, strict=False)
+            except ValueError:
+                raise ConfigError(where, f"{host!r} is not an IP address or network",
+                                  'list proxies like "127.0.0.1, 10.0.0.0/8", or "none"') from None
+        return proxies
+
+    checked = values.checked
+    return WebSettings(
+        max_body=checked(lambda: values.number("web", "max_body", WebSettings.max_body),
+                         WebSettings.max_body),
+        trusted_proxies=checked(trusted_proxies, WebSettings.trusted_proxies),
+        subscribe_rate=checked(lambda: rate("subscribe_rate", WebSettings.subscribe_rate),
+                               WebSettings.subscribe_rate),
+        confirm_rate=checked(lambda: rate("confirm_rate", WebSettings.confirm_rate),
+                             WebSettings.confirm_rate))
 
 
 def _secret(value: str | None) -> str | None:
@@ -507,63 +564,79 @@ def check_cron(expression: str, timezone: str) -> str | None:
 
 
 def _schedule_settings(values: _Values) -> ScheduleSettings:
-    text, number = values.text, values.number
-    timezone = text("schedule", "timezone") or ScheduleSettings.timezone
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(values.get("schedule", "timezone")[1], f"{timezone!r} is not a time zone",
-                          "use a name like UTC or Europe/Paris") from None
-    cron = text("schedule", "cron") or ScheduleSettings.cron
-    # The default is tested (and the time zone checked above): no APScheduler import for it.
-    problem = check_cron(cron, timezone) if cron != ScheduleSettings.cron else None
-    if problem:
-        raise ConfigError(values.get("schedule", "cron")[1],
-                          f'"{cron}" is not a valid cron expression ({problem})',
-                          f'use five fields, e.g. "{ScheduleSettings.cron}" for 08:00 every day')
-    return ScheduleSettings(cron=cron, timezone=timezone,
-                            misfire_grace=number("schedule", "misfire_grace", ScheduleSettings.misfire_grace))
+    text, checked = values.text, values.checked
 
-
-def _sources(raw: object, label: str) -> tuple[SourceSettings, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(f"{label}: sources", "must be a list of tables",
-                          'write each as [[sources]] with name = "..." and location = "..."')
-    found: list[SourceSettings] = []
-    problems: list[ConfigError] = []
-    for index, table in enumerate(raw, 1):
+    def timezone() -> str:
+        zone = text("schedule", "timezone") or ScheduleSettings.timezone
         try:
-            source = _source(table, f"{label}: sources[{index}]")
-        except ConfigError as exc:
-            problems.append(exc)
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(values.get("schedule", "timezone")[1], f"{zone!r} is not a time zone",
+                              "use a name like UTC or Europe/Paris") from None
+        return zone
+
+    def cron(zone: str) -> str:
+        expression = text("schedule", "cron") or ScheduleSettings.cron
+        # The default is tested (and the time zone checked): no APScheduler import for it.
+        problem = check_cron(expression, zone) if expression != ScheduleSettings.cron else None
+        if problem:
+            raise ConfigError(values.get("schedule", "cron")[1],
+                              f'"{expression}" is not a valid cron expression ({problem})',
+                              f'use five fields, e.g. "{ScheduleSettings.cron}" for 08:00 every day')
+        return expression
+
+    zone = checked(timezone, ScheduleSettings.timezone)
+    grace = ScheduleSettings.misfire_grace
+    return ScheduleSettings(
+        cron=checked(lambda: cron(zone), ScheduleSettings.cron), timezone=zone,
+        misfire_grace=checked(lambda: values.number("schedule", "misfire_grace", grace), grace))
+
+
+def _sources(values: _Values, raw: object, label: str,
+             locations: bool) -> tuple[SourceSettings, ...]:
+    """The sources; with `locations`, a file or folder that does not exist is a problem too
+    (`digest config check` reports it; a run fails just that source)."""
+    if not isinstance(raw, list):
+        values.problems.append(ConfigError(
+            f"{label}: sources", "must be a list of tables",
+            'write each as [[sources]] with name = "..." and location = "..."'))
+        return ()
+    found: list[SourceSettings] = []
+    for index, table in enumerate(raw, 1):
+        where = f"{label}: sources[{index}]"
+        source: SourceSettings | None = values.checked(partial(_source, table, where), None)
+        if source is None:
             continue
         if any(s.name == source.name for s in found):
-            problems.append(ConfigError(f"{label}: sources[{index}].name",
-                                        f"{source.name!r} is used twice",
-                                        "give each source its own name"))
+            values.problems.append(ConfigError(f"{label}: sources[{index}].name",
+                                               f"{source.name!r} is used twice",
+                                               "give each source its own name"))
+        if locations and not is_url(source.location) and not Path(source.location).exists():
+            values.problems.append(ConfigError(f"{where}.location",
+                                               f"{source.location!r}: no such file or folder",
+                                               "create it, or fix the path"))
         found.append(source)
-    raise_all(problems)
     return tuple(found)
 
 
 def _source(table: object, where: str) -> SourceSettings:
+    """One [[sources]] table; each of its problems reported, not just the first."""
     if not isinstance(table, dict):
         raise ConfigError(where, "must be a table", "write it as [[sources]]")
-    unknown = set(table) - {"name", "location", "format"}
-    if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown setting",
-                          "a source takes: name, location, format")
+    problems = [ConfigError(f"{where}.{key}", "unknown setting", "a source takes: name, location, format")
+                for key in sorted(set(table) - {"name", "location", "format"})]
     name, location = table.get("name"), table.get("location")
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}.name", "missing", 'give every source a name = "..."')
+        problems.append(ConfigError(f"{where}.name", "missing", 'give every source a name = "..."'))
     if not isinstance(location, str) or not location.strip():
-        raise ConfigError(f"{where}.location", "missing", "set a file, a folder or an http(s) URL")
-    scheme = urlsplit(location).scheme.lower()
-    if "://" in location and scheme not in ("http", "https"):
-        raise ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
-                          "use a file, a folder or an http(s) URL")
+        problems.append(ConfigError(f"{where}.location", "missing",
+                                    "set a file, a folder or an http(s) URL"))
+    elif "://" in location and (scheme := urlsplit(location).scheme.lower()) not in ("http", "https"):
+        problems.append(ConfigError(f"{where}.location", f"{location!r}: {scheme}:// is not supported",
+                                    "use a file, a folder or an http(s) URL"))
     fmt = table.get("format", SourceSettings.format)
     if fmt not in SOURCE_FORMATS:
-        raise ConfigError(f"{where}.format", f"{fmt!r} is not a format",
-                          f"use one of: {', '.join(SOURCE_FORMATS)}")
-    return SourceSettings(name=name, location=location, format=fmt)
+        problems.append(ConfigError(f"{where}.format", f"{fmt!r} is not a format",
+                                    f"use one of: {', '.join(SOURCE_FORMATS)}"))
+    raise_all(problems)
+    return SourceSettings(name=str(name), location=str(location), format=str(fmt))

@@ -20,6 +20,7 @@ from digest.config import EnrichSettings
 from digest.models import normalize_arxiv_id, normalize_title
 from digest.store import Store
 from digest.store.enrichment import Lookup
+from digest.text import plural
 
 if TYPE_CHECKING:
     import httpx
@@ -52,8 +53,9 @@ class EnrichReport:
 
     def line(self) -> str:
         tail = f"; stopped: {self.errors[0]}" if self.errors else ""
-        return (f"arXiv look-ups: {self.asked} titles in {self.requests} requests, {self.hits} found, "
-                f"{self.gained} papers gained an id, {self.left} left for the next run{tail}")
+        return (f"arXiv look-ups: {plural(self.asked, 'title')} in {plural(self.requests, 'request')}, "
+                f"{self.hits} found, "
+                f"{plural(self.gained, 'paper')} gained an id, {self.left} left for the next run{tail}")
 
 
 def search_query(titles: Sequence[str]) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from digest import outputs
 from digest.collect import collect
-from digest.config import Settings, SourceSettings, link_problem
+from digest.config import Settings, SourceSettings, is_url, link_problem
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
@@ -23,6 +23,7 @@ from digest.publish.template_check import check_templates, template_errors
 from digest.store import Store, cycle_log
 from digest.store.ingest import out_of_order
 from digest.store.lock import cycle_lock
+from digest.text import plural
 
 # Rendering, feeds, mail and snapshot parsing are imported where they are used: a steady
 # cycle (nothing new) needs none of them, and importing them costs more than its work.
@@ -184,9 +185,10 @@ class CycleReport:
 
     def line(self) -> str:
         sent = self.sent.line() if self.sent else "not sent"
-        return (f"cycle {'ok' if self.ok else 'FAILED'}: {sum(self.fetched.values())} snapshots, "
-                f"{self.new} new papers, {sent}, {len(self.failures)} sources failed, "
-                f"{self.seconds:.1f} s")
+        return (f"cycle {'ok' if self.ok else 'FAILED'}: "
+                f"{plural(sum(self.fetched.values()), 'snapshot')}, "
+                f"{plural(self.new, 'new paper')}, {sent}, "
+                f"{plural(len(self.failures), 'source')} failed, {self.seconds:.1f} s")
 
 
 def _fetch(store: Store, settings: Settings, sources: Sequence[SourceSettings], now: datetime,
@@ -213,8 +215,9 @@ def _fetch(store: Store, settings: Settings, sources: Sequence[SourceSettings], 
                                     f"{str(exc)[:200] or 'no detail'} — report this as a bug"))
         late = _late(found, newest)
         if late and newest is not None:
-            report.failures.append((source.name, out_of_order(late[0].path, late[0].captured_at,
-                                                              newest).message))
+            report.failures.append((source.name, out_of_order(
+                late[0].path, late[0].captured_at, newest,
+                archive=not is_url(source.location)).message))
         fresh = []
         for snapshot in found:
             twin = next((s for s in snapshots if s.sha256 == snapshot.sha256), None)

@@ -31,6 +31,11 @@ URL = re.compile(r"https?://[^\s<>\"'`{}|\\^\[\]]+")
 _TRAILING = ".,;:!?*'\""
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 snapshot`, `2 snapshots`, `0 snapshots`."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def clean(text: str) -> str:
     """Drop characters no output format may carry (controls, lone surrogates)."""
     if text.isprintable() or not _FORBIDDEN.search(text):  # isprintable: one C scan, no regex

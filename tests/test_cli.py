@@ -76,7 +76,7 @@ def test_captured_at_option(isolated: Path) -> None:
     path = isolated / "capture.txt"
     path.write_text(page(entry("T")))
     code, out, err = invoke("ingest", "--captured-at", "2026-03-13", str(path))
-    assert code == 0 and out.startswith("2026-03-13  1 papers  1 new") and err == ""
+    assert code == 0 and out.startswith("2026-03-13  1 paper  1 new") and err == ""
 
 
 def test_inferred_date_warns_on_stderr(isolated: Path) -> None:
@@ -130,14 +130,27 @@ def test_out_of_order_snapshot_is_refused(isolated: Path) -> None:
     assert code == 2 and out == ""
     assert err == (f"error: {EXAMPLES / '2026-03-11.txt'}: captured 2026-03-11 00:00 but the store "
                    "already holds a snapshot from 2026-03-12 00:00; snapshots must be ingested in "
-                   "capture order — check its date (file name or --captured-at), or ingest it into "
-                   "a fresh store\n")
+                   "capture order — check its date (file name or --captured-at); older captures "
+                   "go in before newer ones, or into a store of their own\n")
 
 
 def test_unreachable_postgres_is_one_line(isolated: Path) -> None:
     code, out, err = invoke("history", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert err.startswith("error: postgresql+psycopg://nobody@127.0.0.1:1/none: cannot open the store")
+
+
+def test_counts_of_one_are_singular(isolated: Path) -> None:
+    """`1 snapshot`, `1 source failed`: the cycle line and the history totals."""
+    from digest.pipeline import CycleReport
+
+    report = CycleReport(fetched={"hf": 1}, failures=[("feed", "timed out")], seconds=0.5)
+    assert report.line() == "cycle FAILED: 1 snapshot, 0 new papers, not sent, 1 source failed, 0.5 s"
+    report = CycleReport(fetched={"hf": 2, "feed": 0})
+    assert report.line() == "cycle ok: 2 snapshots, 0 new papers, not sent, 0 sources failed, 0.0 s"
+    invoke("ingest", str(EXAMPLES / "2026-03-11.txt"))
+    code, out, _ = invoke("history")
+    assert code == 0 and out.splitlines()[-1] == "1 snapshot, 1 digest, 7 papers"
 
 
 def test_render_and_history(isolated: Path) -> None:
@@ -247,3 +260,23 @@ def test_captured_at_with_a_folder_of_several_snapshots_is_refused() -> None:
     assert err == ("error: --captured-at: applies to one snapshot, but 3 were given — ingest "
                    "them one at a time, or put dates in the file names\n")
     assert not Path("digest.sqlite3").exists()
+
+
+def test_a_folder_stands_for_its_captures_of_every_format(isolated: Path) -> None:
+    """A JSON capture in a folder is ingested like a .txt one; a folder without captures
+    says which endings count (the list README gives)."""
+    from digest.sources.files import SNAPSHOT_SUFFIXES
+
+    folder = isolated / "captures"
+    folder.mkdir()
+    (folder / "2026-03-13.json").write_bytes((FIXTURES / "sources/daily_papers.json").read_bytes())
+    (folder / "notes.md").write_text("not a capture\n")
+    code, out, _ = invoke("ingest", str(folder))
+    assert code == 0 and out.startswith("2026-03-13  ") and len(out.splitlines()) == 1
+    (isolated / "empty").mkdir()
+    code, _, err = invoke("ingest", str(isolated / "empty"))
+    assert code == 2 and err == (f"error: {isolated / 'empty'}: folder holds no captures (.txt, "
+                                 ".json, .html, .xml, .rss, .atom) — pass snapshot files, or a "
+                                 "folder that holds some\n")
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert ", ".join(f"`{s}`" for s in SNAPSHOT_SUFFIXES[:-1]) + f" or `{SNAPSHOT_SUFFIXES[-1]}`" in readme

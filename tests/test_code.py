@@ -107,3 +107,13 @@ def test_no_test_module_imports_another() -> None:
 def _path(module: str) -> Path:
     path = ROOT / Path(*module.split("."))
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def test_the_readme_tree_names_every_module() -> None:
+    """The Development section's tree lists every module of the package (and docs/ when it
+    exists), so it cannot fall behind the code unnoticed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tree = readme.split("## Development", 1)[1].split("```", 2)[1]
+    modules = {p.name for p in (ROOT / "digest").rglob("*.py")} - {"__init__.py", "__main__.py"}
+    assert [name for name in sorted(modules) if name not in tree] == []
+    assert not (ROOT / "docs").is_dir() or "docs/" in tree

@@ -64,9 +64,13 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
     ("[email]\nsmtp_password = 'hunter2'\n", {}, "error: digest.toml: email.smtp_password: secrets "
      "are read from the environment only — remove it and set DIGEST_EMAIL_SMTP_PASSWORD"),
     ("[site]\nfeed_size = 0\n", {}, "error: digest.toml: site.feed_size: 0 is not a positive whole "
+     "number — set it like feed_size = 200 under [site]"),
+    ("", {"DIGEST_SITE_FEED_SIZE": "0"}, "error: DIGEST_SITE_FEED_SIZE: '0' is not a positive whole "
      "number — set it like DIGEST_SITE_FEED_SIZE=200"),
     ("[email]\nmax_new = [1]\n", {}, "error: digest.toml: email.max_new: [1] is not a positive "
-     "whole number — set it like DIGEST_EMAIL_MAX_NEW=300"),
+     "whole number — set it like max_new = 300 under [email]"),
+    ("[email]\nretries = -1\n", {}, "error: digest.toml: email.retries: -1 is not a whole number, "
+     "0 or more — set it like retries = 4 under [email]"),
     ("[site\n", {}, "error: digest.toml: not valid TOML (Expected ']' at the end of a table "
      "declaration (at line 1, column 6)) — fix the syntax at that line"),
     ("[[sources]]\nname = 'a'\n", {}, "error: digest.toml: sources[1].location: missing — set a "
@@ -87,6 +91,38 @@ def test_config_errors_are_one_line_before_anything_runs(isolated: Path, toml: s
     assert not (isolated / "digest.sqlite3").exists()
 
 
+def test_every_bad_setting_is_reported_not_just_the_first_of_its_section(isolated: Path) -> None:
+    """Two bad values in one section, an unknown key beside bad values, a duplicate source
+    name beside a missing folder: one line for each, exit 2."""
+    write(isolated / "e2.toml", '[email]\nsmtp_security = "ssl"\nmax_new = "lots"\n')
+    code, out, err = invoke("--config", "e2.toml", "config", "check")
+    assert (code, out) == (2, "") and err.splitlines() == [
+        "error: e2.toml: email.smtp_security: 'ssl' is not a security mode — use none, starttls "
+        "or tls",
+        "error: e2.toml: email.max_new: 'lots' is not a positive whole number — set it like "
+        "max_new = 300 under [email]"]
+    write(isolated / "digest.toml", '[site]\ntitel = "x"\nfeed_size = 0\n[enrich]\nbudget = "a"\n'
+          'batch = 0\n[[sources]]\nname = "a"\nlocation = "https://example.org/a"\n'
+          '[[sources]]\nname = "a"\nlocation = "no-such-folder"\n')
+    code, _, err = invoke("config", "check", env={"DIGEST_EMAIL_RETRIES": "-2"})
+    assert code == 2 and [line.split(" — ")[0] for line in err.splitlines()] == [
+        "error: digest.toml: site.titel: unknown setting",
+        "error: digest.toml: site.feed_size: 0 is not a positive whole number",
+        "error: DIGEST_EMAIL_RETRIES: '-2' is not a whole number, 0 or more",
+        "error: digest.toml: enrich.budget: 'a' is not a positive whole number",
+        "error: digest.toml: enrich.batch: 0 is not a positive whole number",
+        "error: digest.toml: sources[2].name: 'a' is used twice",
+        "error: digest.toml: sources[2].location: 'no-such-folder': no such file or folder"]
+    assert not (isolated / "digest.sqlite3").exists()
+    write(isolated / "digest.toml", '[[sources]]\nurl = "x"\nlocation = "ftp://x"\nformat = "pdf"\n')
+    code, _, err = invoke("config", "check", env={})
+    assert code == 2 and [line.split(" — ")[0] for line in err.splitlines()] == [
+        "error: digest.toml: sources[1].url: unknown setting",
+        "error: digest.toml: sources[1].name: missing",
+        "error: digest.toml: sources[1].location: 'ftp://x': ftp:// is not supported",
+        "error: digest.toml: sources[1].format: 'pdf' is not a format"]
+
+
 def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> None:
     code, out, _ = invoke("init")
     assert code == 0 and (isolated / "digest.toml").is_file()
@@ -95,8 +131,25 @@ def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> 
                                                    "DIGEST_EMAIL_SMTP_PASSWORD": "pw-value"})
     assert code == 0 and out.endswith("ok\n")
     assert "s3cret-value" not in out and "pw-value" not in out
-    assert "email.secret = (set)" in out and "email.smtp_password = (set)" in out
+    assert "DIGEST_SECRET = (set)" in out and "DIGEST_EMAIL_SMTP_PASSWORD = (set)" in out
     assert "sources[1].location = 'https://huggingface.co/api/daily_papers'" in out
+
+
+def test_check_prints_the_names_the_file_uses(isolated: Path) -> None:
+    """Each line is a digest.toml key (or a secret's variable, or a source's key), never an
+    internal field name like db_url or from_address, nor a value that cannot be set."""
+    from digest.config import KEYS
+
+    write(isolated / "digest.toml", '[store]\nurl = "sqlite:///x.sqlite3"\n[email]\n'
+          'from = "Papers <p@example.org>"\n[[sources]]\nname = "hf"\n'
+          'location = "https://example.org/a"\n')
+    code, out, _ = invoke("config", "check", env={})
+    names = [line.split(" = ")[0] for line in out.splitlines()[1:-2]]
+    assert code == 0 and names == [f"{s}.{k}" for s, k in KEYS] + [
+        "DIGEST_EMAIL_SMTP_PASSWORD", "DIGEST_SECRET", "sources[1].name", "sources[1].location",
+        "sources[1].format"]
+    assert "store.url = 'sqlite:///x.sqlite3'" in out
+    assert "email.from = 'Papers <p@example.org>'" in out and "output.dir = 'out'" in out
 
 
 def test_config_option_and_variable(isolated: Path) -> None:
@@ -135,6 +188,33 @@ def test_the_init_example_holds_the_defaults(tmp_path: Path) -> None:
     assert settings.email.max_new == default.email.max_new
     assert settings.email.from_name == default.site.title == "Daily Papers"
     assert 'cron = "0 8 * * *"' in example_config()
+
+
+def test_the_init_example_names_every_setting(tmp_path: Path) -> None:
+    """Every key of config.KEYS is in `digest init`'s file, under its own section (commented
+    where the default is best left alone), and the file with those lines uncommented loads."""
+    import re
+
+    from digest.cli.config import example_config
+    from digest.config import KEYS
+
+    settings_part = example_config().split("# One [[sources]]")[0]
+    found, section = set(), None
+    for line in settings_part.splitlines():
+        if match := re.match(r"#? ?\[(\w+)\]", line):
+            section = match[1]
+        elif match := re.match(r"#? ?(\w+) = ", line):
+            found.add((section, match[1]))
+    assert found == set(KEYS)
+    uncommented = re.sub(r"(?m)^# (\[\w+\]|\w+ = )", r"\1", settings_part)
+    path = tmp_path / "all.toml"
+    path.write_text(uncommented)
+    (tmp_path / "my-templates").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        settings = load_settings(config=str(path), env={})
+    assert settings.fetch.deadline == 120 and settings.enrich.batch == 20
+    assert settings.email.smtp_host == "smtp.example.org"
 
 
 def test_the_default_rates_and_cron_are_valid() -> None:

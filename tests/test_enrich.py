@@ -178,7 +178,7 @@ def test_the_enrich_and_ingest_commands(tmp_path: Path, server: FixtureServer,
     assert "huggingface.co/papers/2603.01234" not in md.read_text()
     done = runner.invoke(main, ["enrich"], catch_exceptions=False)
     assert done.exit_code == 0, done.output
-    assert "5 titles in 1 requests, 1 found, 1 papers gained an id" in done.output
+    assert "5 titles in 1 request, 1 found, 1 paper gained an id" in done.output
     assert "huggingface.co/papers/2603.01234" in md.read_text()  # re-rendered
     again = runner.invoke(main, ["enrich"], catch_exceptions=False)
     assert "0 titles in 0 requests" in again.output and len(server.hits) == 1

@@ -215,9 +215,30 @@ def test_a_late_snapshot_fails_its_source_with_the_capture_order_rule(tmp_path: 
                                        SourceSettings("fresh", str(fresh))), send=False)
     assert report.failures == [("late", f"{late / '2026-03-11.txt'}: captured 2026-03-11 00:00 "
                                 "but the store already holds a snapshot from 2026-03-12 00:00; "
-                                "snapshots must be ingested in capture order — check its date "
-                                "(file name or --captured-at), or ingest it into a fresh store")]
+                                "snapshots must be ingested in capture order — take it out of the "
+                                "source's folder: old captures go in with `digest ingest` before "
+                                "the live sources start, or into a store of their own")]
     assert report.digest is not None and report.fetched == {"fresh": 1}
+
+
+def test_an_archive_ingested_first_stays_quiet_beside_a_newer_source(tmp_path: Path,
+                                                                   store: Store) -> None:
+    """README's advice for a folder of old captures next to a live source: `digest ingest`
+    it first; the folder source then passes over its captures, however new the store is."""
+    archive, live = tmp_path / "archive", tmp_path / "live"
+    for folder in (archive, live):
+        folder.mkdir()
+    for day in ("2026-03-11", "2026-03-12"):
+        (archive / f"{day}.txt").write_bytes((EXAMPLES / f"{day}.txt").read_bytes())
+    given = [read_snapshot(path, None, NOW) for path in sorted(archive.iterdir())]
+    assert run_cycle(store, settings_for(tmp_path), NOW, given=given, send=False).new
+    (live / "2026-03-13.txt").write_bytes((EXAMPLES / "2026-03-13.txt").read_bytes())
+    settings = settings_for(tmp_path, SourceSettings("archive", str(archive)),
+                            SourceSettings("live", str(live)))
+    for _ in range(2):
+        report = cycle(store, settings, send=False)
+        assert report.failures == []
+    assert store.newest_capture() is not None and f"{store.newest_capture():%d}" == "13"
 
 
 def test_an_unchanged_file_source_is_hashed_not_parsed(tmp_path: Path, store: Store,

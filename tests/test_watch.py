@@ -82,11 +82,13 @@ def test_config_check_reports_every_problem(tmp_path: Path) -> None:
         "error: digest.toml: site.base_url: 'papers.example.org' is not an http(s) URL — set it "
         "like https://papers.example.org",
         "error: digest.toml: site.feed_size: 0 is not a positive whole number — set it like "
-        "DIGEST_SITE_FEED_SIZE=200",
+        "feed_size = 200 under [site]",
         "error: digest.toml: schedule.timezone: 'Mars/Olympus' is not a time zone — use a name "
         "like UTC or Europe/Paris",
         "error: digest.toml: sources[1].location: 'ftp://example.org/papers.json': ftp:// is not "
         "supported — use a file, a folder or an http(s) URL",
+        "error: digest.toml: sources[2].location: 'no-such-folder': no such file or folder — "
+        "create it, or fix the path",
     ]
     (tmp_path / "digest.toml").write_text(
         '[[sources]]\nname = "gone"\nlocation = "no-such-folder"\n')

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import click
@@ -67,6 +66,13 @@ arxiv = {enrich.arxiv}                 # look papers without an arXiv id up by e
 budget = {enrich.budget}                  # seconds of look-ups per cycle; the rest wait for the next cycle
 timeout = {enrich.timeout}                 # seconds per request
 interval = {enrich.interval}                 # seconds between requests (arXiv asks for 3)
+batch = {enrich.batch}                   # titles per request (one OR query)
+# api_url = {enrich.api_url}
+
+# [fetch]                    # limits of one fetch of an http(s) source
+# max_bytes = {fetch.max_bytes}     # largest body, counted decoded
+# deadline = {fetch.deadline}            # seconds for the whole fetch: tries, redirects, waits
+# max_redirects = {fetch.max_redirects}         # redirects followed per try
 
 # One [[sources]] block per listing: a file, a folder of captures, or an http(s) URL.
 # format: {formats}.
@@ -83,7 +89,6 @@ format = {source.format}
 # location = "https://huggingface.co/api/papers/search?q=slow+fast+thinking"
 """
 
-_SECRET_FIELDS = {"smtp_password", "secret"}
 _COMMENT_COLUMN = 29
 _PLACE = re.compile(r"\{([a-z_]+)(?:\.([a-z_]+))?\}")
 
@@ -153,15 +158,13 @@ def check() -> None:
     Example:
       DIGEST_EMAIL_SMTP_HOST=smtp.example.org digest config check
     """
-    from digest.config import check_locations, link_problem
-    from digest.errors import raise_all
+    from digest.config import effective, link_problem
 
     with user_errors():
-        settings = settings_for()
-        raise_all(check_locations(settings))
+        settings = settings_for(locations=True)
         source = settings.config_path or "(no digest.toml: defaults and environment)"
         click.echo(f"# settings from {source}")
-        for name, value in _flatten(settings):
+        for name, value in effective(settings):
             click.echo(f"{name} = {value}")
         problem = link_problem(settings)
         if problem is not None and settings.email.smtp_host:
@@ -169,23 +172,6 @@ def check() -> None:
         if problem is not None:
             click.echo(f"warning: {problem.message}")
         click.echo("ok")
-
-
-def _flatten(value: object, prefix: str = "") -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    if is_dataclass(value) and not isinstance(value, type):
-        for field in fields(value):
-            rows += _flatten(getattr(value, field.name),
-                             f"{prefix}.{field.name}" if prefix else field.name)
-        return rows
-    if isinstance(value, tuple) and value and is_dataclass(value[0]):
-        for index, item in enumerate(value, 1):
-            rows += _flatten(item, f"{prefix}[{index}]")
-        return rows
-    leaf = prefix.rsplit(".", 1)[-1]
-    if leaf in _SECRET_FIELDS:
-        return [(prefix, "(set)" if value else "(not set)")]
-    return [(prefix, repr(str(value)) if isinstance(value, Path) else repr(value))]
 
 
 @click.command(context_settings=CONTEXT)

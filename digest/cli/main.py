@@ -77,9 +77,9 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
            templates: str | None) -> None:
     """Ingest snapshots, diff them against everything seen, render digests of new papers.
 
-    PATH is a snapshot file or a folder of *.txt snapshots. Several snapshots are
-    processed in capture order, whatever the order given. Re-ingesting the same bytes
-    changes nothing.
+    PATH is a snapshot file or a folder of captures (page text, JSON, HTML, RSS or Atom
+    files). Several snapshots are processed in capture order, whatever the order given.
+    Re-ingesting the same bytes changes nothing.
 
     \b
     Examples:
@@ -126,6 +126,7 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
 def _ingest_line(settings: Settings, result: IngestResult, as_json: bool) -> None:
     """Say what `digest ingest` did with one snapshot."""
     from digest.outputs import digest_path
+    from digest.text import plural
 
     fresh = result.status == "ingested"
     md = digest_path(settings, result.digest.name, ".md") if result.digest and fresh else None
@@ -140,10 +141,10 @@ def _ingest_line(settings: Settings, result: IngestResult, as_json: bool) -> Non
             record["first_ingest"] = {"new": result.new, "digest": str(first) if first else None}
         click.echo(json.dumps(record))
     elif fresh:
-        line = f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  {result.new} new"
+        line = f"{result.captured_at:%Y-%m-%d}  {plural(result.papers, 'paper')}  {result.new} new"
         click.echo(line + (f"  → {md}" if md else ""))
     else:
-        click.echo(f"{result.captured_at:%Y-%m-%d}  {result.papers} papers  "
+        click.echo(f"{result.captured_at:%Y-%m-%d}  {plural(result.papers, 'paper')}  "
                    f"already ingested  ({result.path})")
     if result.digest and result.digest.held_reason and fresh:
         click.echo(held_line(result.digest.name, result.digest.held_reason), err=True)
@@ -210,6 +211,7 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
       digest history --db postgresql+psycopg://localhost/digest
     """
     from digest.store import cycle_log
+    from digest.text import plural
 
     with user_errors(), opened(db, out, templates, read_only=True) as (store, _settings):
         rows = store.history()
@@ -227,20 +229,21 @@ def history(as_json: bool, db: str | None, out: str | None, templates: str | Non
             _history_table(rows)
         for name, since, count, reason in cycle_log.current_failures(store):
             if not reason.startswith("failing since"):
-                cycles = f"{count} cycle{'s' if count != 1 else ''}"
+                cycles = plural(count, "cycle")
                 reason = f"failing since {since:%Y-%m-%d}, {cycles}: {reason}"
             click.echo(f"{name}: {reason}")
 
 
 def _history_table(rows: list[SnapshotRecord]) -> None:
     """The snapshots, one line each, and their totals."""
+    from digest.text import plural
     click.echo(f"{'captured':<17} {'papers':>6} {'new':>5}  {'digest':<13} path")
     for row in rows:
         click.echo(f"{row.captured_at:%Y-%m-%d %H:%M} {row.paper_count:>6} "
                    f"{row.new_count:>5}  {row.digest or '-':<13} {row.path}")
     digests = sum(1 for r in rows if r.digest)
-    click.echo(f"{len(rows)} snapshots, {digests} digests, "
-               f"{sum(r.new_count for r in rows)} papers")
+    click.echo(f"{plural(len(rows), 'snapshot')}, {plural(digests, 'digest')}, "
+               f"{plural(sum(r.new_count for r in rows), 'paper')}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -353,12 +356,13 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
     """
     from digest import pipeline
     from digest.outputs import digest_path
+    from digest.text import plural
 
     with user_errors(), opened(db, out, templates) as (store, settings):
         report = pipeline.run_cycle(store, settings, datetime.now(UTC), only=only,
                                     send=not no_send)
         for name, count in report.fetched.items():
-            click.echo(f"{name}: {count} new snapshot{'s' if count != 1 else ''}")
+            click.echo(f"{name}: {plural(count, 'new snapshot')}")
         for name, reason in report.failures:
             click.echo(f"{name}: failed: {reason}", err=True)
         if report.enriched and (report.enriched.asked or report.enriched.errors):

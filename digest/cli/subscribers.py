@@ -89,6 +89,7 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
       digest subscribers list --json
     """
     from digest.mail import subscribers as book
+    from digest.text import plural
 
     with user_errors(), opened(db, out, templates, read_only=True) as (store, _):
         everyone = book.all_subscribers(store)
@@ -105,7 +106,7 @@ def list_(as_json: bool, db: str | None, out: str | None, templates: str | None)
                 click.echo(f"{sub.status:<12} {sub.email:<40} {topics}")
         if not as_json:
             active = sum(1 for s in everyone if s.status == book.ACTIVE)
-            click.echo(f"{len(everyone)} subscriber{'s' if len(everyone) != 1 else ''}, {active} active")
+            click.echo(f"{plural(len(everyone), 'subscriber')}, {active} active")
 
 
 @subscribers.command(name="import", context_settings=CONTEXT)

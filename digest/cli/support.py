@@ -65,13 +65,14 @@ def progress(items: list[T], label: str) -> Iterator[Iterable[T]]:
 
 
 def settings_for(db: str | None = None, out: str | None = None,
-                 templates: str | None = None) -> Settings:
-    """The settings, taking `digest --config FILE` from the command group."""
+                 templates: str | None = None, locations: bool = False) -> Settings:
+    """The settings, taking `digest --config FILE` from the command group (`locations`: also
+    check that the sources' files and folders exist)."""
     from digest.config import load_settings
 
     context = click.get_current_context(silent=True)
     config = context.find_root().params.get("config") if context else None
-    return load_settings(db=db, out=out, templates=templates, config=config)
+    return load_settings(db=db, out=out, templates=templates, config=config, locations=locations)
 
 
 @contextmanager
@@ -130,12 +131,12 @@ def send_progress() -> Callable[[int, int], None]:
 
 def report_send(summary: Summary, dry_run: bool = False) -> None:
     """Print what a send run did (or would do) and exit 1 when anything went wrong."""
+    from digest.text import plural
     for name, reason in summary.held:
         click.echo(held_line(name, reason))
     if dry_run:
         for name, sends, skips in summary.planned:
-            plural = "s" if sends != 1 else ""
-            click.echo(f"would send {name} to {sends} subscriber{plural} ({skips} skipped)")
+            click.echo(f"would send {name} to {plural(sends, 'subscriber')} ({skips} skipped)")
         if not summary.planned:
             click.echo("nothing to send")
         return

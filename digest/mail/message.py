@@ -24,7 +24,7 @@ from markupsafe import escape
 
 from digest.models import DigestInfo
 from digest.publish.site import EmailBody, Site, long_date
-from digest.text import one_line, shorten
+from digest.text import one_line, plural, shorten
 
 # Fold only where RFC 5322 forces it (998), so URLs in headers stay intact and unencoded.
 POLICY = policy.SMTP.clone(max_line_length=998)
@@ -64,7 +64,7 @@ def subject(site: Site, info: DigestInfo, count: int, first_title: str = "") -> 
     """`Daily Papers, Mar 13: 6 new · MedS³: Towards Medical Small…`: the count, then as much
     of the first paper's title as fits in 78 characters."""
     day = long_date(info).rsplit(",", 1)[0]
-    head = header_text(f"{site.title}, {day}: {count} new paper{'s' if count != 1 else ''}")
+    head = header_text(f"{site.title}, {day}: {plural(count, 'new paper')}")
     title = header_text(first_title)
     if not title or len(head) + 3 + 12 > SUBJECT_LENGTH:
         return head

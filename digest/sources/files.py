@@ -15,6 +15,7 @@ from digest.sources.detect import detect, parser_for
 from digest.text import find_links
 
 SOURCE_NAME = "hf-daily-page"
+# What a folder of captures stands for: its files with these endings (README says which).
 SNAPSHOT_SUFFIXES = (".txt", ".json", ".html", ".xml", ".rss", ".atom")
 
 
@@ -26,8 +27,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in SNAPSHOT_SUFFIXES and p.is_file())
             if not found:
-                raise SourceError(str(path), "folder holds no .txt snapshots",
-                                  "pass snapshot files or a folder of captures (.txt, .json, .html, .xml)")
+                raise SourceError(str(path), f"folder holds no captures ({', '.join(SNAPSHOT_SUFFIXES)})",
+                                  "pass snapshot files, or a folder that holds some")
             files.extend(found)
         else:
             files.append(path)

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from digest.statuses import CycleStatus
 from digest.store import schema as t
 from digest.store.times import aware, naive_utc
+from digest.text import plural
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -191,7 +192,7 @@ def mark_streaks(store: Store, report: CycleReport, now: datetime) -> None:
             before = tx.cycles.failing_since(name)
             if before is not None:
                 since, count = before
-                note = (f"{name}: recovered after {count} failed cycle{'s' if count != 1 else ''} "
+                note = (f"{name}: recovered after {plural(count, 'failed cycle')} "
                         f"(failing since {since:%Y-%m-%d})")
                 report.notices.append(note)  # logged with the cycle, printed, and in the scheduler's log
 

@@ -136,13 +136,20 @@ def _check(conn: Connection, snapshot: Snapshot) -> datetime:
     return captured
 
 
-def out_of_order(path: str, captured: datetime, newest: datetime) -> StoreError:
-    """The capture-order rule: a snapshot older than the newest one stored is refused."""
+def out_of_order(path: str, captured: datetime, newest: datetime,
+                 archive: bool = False) -> StoreError:
+    """The capture-order rule: a snapshot older than the newest one stored is refused (by
+    any source: the rule spans the store). `archive`: it came from a file or folder source."""
+    fix = ("check its date (file name or --captured-at); older captures go in before newer "
+           "ones, or into a store of their own")
+    if archive:
+        fix = ("take it out of the source's folder: old captures go in with `digest ingest` "
+               "before the live sources start, or into a store of their own")
     return StoreError(
         path,
         f"captured {captured:%Y-%m-%d %H:%M} but the store already holds a "
         f"snapshot from {newest:%Y-%m-%d %H:%M}; snapshots must be ingested in capture order",
-        "check its date (file name or --captured-at), or ingest it into a fresh store",
+        fix,
     )
 
 
