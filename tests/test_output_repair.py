@@ -158,3 +158,28 @@ def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
     (tmp_path / "out/feed.xml").unlink()
     assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
     assert rendered == ["2026-03-11"] and sites == [1] and tree(tmp_path / "out") == good
+
+
+def test_the_publish_manifest_notes_the_hashes_of_the_files_as_they_are(tmp_path: Path) -> None:
+    """The manifest takes each file's hash as it was written (not read back): it must be the
+    hash of the file on disk, after a first ingest, a second, and a repair."""
+    import hashlib
+    import json
+
+    db = f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+    digests = tmp_path / "out" / "digests"
+
+    def noted_matches(name: str) -> None:
+        noted = json.loads((digests / ".published.json").read_text())
+        assert noted["digest"] == name
+        assert noted["sha256"] == {
+            suffix: hashlib.sha256((digests / f"{name}{suffix}").read_bytes()).hexdigest()
+            for suffix in (".md", ".html", ".email.html", ".email.txt")}
+
+    for day in (DAY1, DAY2):
+        result = CliRunner().invoke(main, ["ingest", str(day), "--db", db])
+        assert result.exit_code == 0, result.output
+        noted_matches(day.stem)
+    (digests / "2026-03-12.html").write_text("edited by hand")
+    assert CliRunner().invoke(main, ["ingest", str(DAY2), "--db", db]).exit_code == 0
+    noted_matches("2026-03-12")
