@@ -116,7 +116,7 @@ def _manifest(settings: Settings) -> Path:
 def record_published(settings: Settings, name: str) -> None:
     """Note the newest digest's outputs as complete (written last, after every step that
     changes them), so the next run can tell them intact without rendering them again."""
-    hashes = {suffix: _sha256(digest_path(settings, name, suffix), as_written=True)
+    hashes = {suffix: _sha256(digest_path(settings, name, suffix))
               for suffix in OUTPUT_SUFFIXES}
     write_atomic(_manifest(settings), json.dumps({"digest": name, "sha256": hashes}, indent=1))
 
@@ -133,9 +133,10 @@ def _published_intact(settings: Settings, name: str) -> bool:
         return False
 
 
-def _sha256(path: Path, as_written: bool = False) -> str:
-    """The file's SHA-256; `as_written`: as hashed when this process wrote it, if it did."""
-    if as_written and (known := written_sha256(path)) is not None:
+def _sha256(path: Path) -> str:
+    """The file's SHA-256: as hashed when this process wrote it, if the file is still the one
+    it wrote (a publish reads back none of the files it just wrote), else read."""
+    if (known := written_sha256(path)) is not None:
         return known
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()

@@ -183,3 +183,31 @@ def test_the_publish_manifest_notes_the_hashes_of_the_files_as_they_are(tmp_path
     (digests / "2026-03-12.html").write_text("edited by hand")
     assert CliRunner().invoke(main, ["ingest", str(DAY2), "--db", db]).exit_code == 0
     noted_matches("2026-03-12")
+
+
+def test_a_hash_taken_as_written_is_not_used_for_a_file_changed_since(tmp_path: Path) -> None:
+    """The hash kept from writing a file stands for it only while it is that file: an edit
+    in place (same size, mtime put back) or a file put in its place is read again."""
+    import hashlib
+    import time
+
+    from digest.publish.output import write_atomic, written_sha256
+
+    path = tmp_path / "page.html"
+    for content in (b"first version", "second version, a stream\n".splitlines(keepends=True)):
+        write_atomic(path, content)
+        assert written_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    before = path.stat()
+    time.sleep(0.02)
+    with path.open("r+b") as stream:  # same size, then the old mtime back
+        stream.write(b"S")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert written_sha256(path) is None
+    write_atomic(path, b"third")
+    assert written_sha256(path) == hashlib.sha256(b"third").hexdigest()
+    write_atomic(path, b"third")  # already there: not written, still known
+    assert written_sha256(path) == hashlib.sha256(b"third").hexdigest()
+    replacement = tmp_path / "other.html"
+    replacement.write_bytes(b"thirD")
+    os.replace(replacement, path)
+    assert written_sha256(path) is None

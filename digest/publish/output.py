@@ -14,15 +14,32 @@ from digest.errors import OutputError
 TEMP_SUFFIX = ".tmp"
 
 # The SHA-256 of the bytes this process last wrote to (or found in) each output file, taken
-# as they were written: the publish manifest notes them without reading the files again.
-# Staged temp files wait in `_staged` until installed.
-_written: dict[Path, str] = {}
+# as they were written, with the file's size, times and inode then: the publish manifest
+# notes and checks them without reading the files again. Staged temps wait in `_staged`.
+_written: dict[Path, tuple[str, tuple[int, int, int, int]]] = {}
 _staged: dict[Path, str] = {}
 
 
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    found = path.stat()  # ctime: a touch that puts the mtime back still changes it
+    return found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino
+
+
+def _note(path: Path, sha256: str) -> None:
+    try:
+        _written[path] = (sha256, _identity(path))
+    except OSError:
+        _written.pop(path, None)
+
+
 def written_sha256(path: Path) -> str | None:
-    """The SHA-256 of what this process last put at `path` (None: not written here)."""
-    return _written.get(path)
+    """The SHA-256 of what this process last put at `path`, if the file is still the one it
+    put there (same size, mtime, ctime and inode); else None: read it."""
+    known = _written.get(path)
+    try:
+        return known[0] if known is not None and _identity(path) == known[1] else None
+    except OSError:
+        return None
 
 
 def write_atomic(path: Path, content: str | bytes | Iterable[str]) -> bool:
@@ -46,7 +63,7 @@ def stage(path: Path, content: str | bytes | Iterable[str]) -> Path | None:
         if isinstance(content, str):
             content = content.encode("utf-8")
         if isinstance(content, bytes) and path.is_file() and path.read_bytes() == content:
-            _written[path] = hashlib.sha256(content).hexdigest()
+            _note(path, hashlib.sha256(content).hexdigest())
             return None
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     except OSError as exc:
@@ -93,7 +110,7 @@ def install(temp: Path, path: Path) -> None:
         temp.unlink(missing_ok=True)
         raise _output_error(path, exc) from None
     if sha256 is not None:
-        _written[path] = sha256
+        _note(path, sha256)
 
 
 def discard(temps: Iterable[Path]) -> None:
