@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.models import DigestInfo, StoredPaper
-from digest.publish.output import remove_stray_temps, write_atomic
+from digest.publish.output import remove_stray_temps, write_atomic, written_sha256
 from digest.publish.template_check import template_errors
 from digest.store import Store
 from digest.topics import parse_topics
@@ -116,7 +116,8 @@ def _manifest(settings: Settings) -> Path:
 def record_published(settings: Settings, name: str) -> None:
     """Note the newest digest's outputs as complete (written last, after every step that
     changes them), so the next run can tell them intact without rendering them again."""
-    hashes = {suffix: _sha256(digest_path(settings, name, suffix)) for suffix in OUTPUT_SUFFIXES}
+    hashes = {suffix: _sha256(digest_path(settings, name, suffix))
+              for suffix in OUTPUT_SUFFIXES}
     write_atomic(_manifest(settings), json.dumps({"digest": name, "sha256": hashes}, indent=1))
 
 
@@ -133,6 +134,10 @@ def _published_intact(settings: Settings, name: str) -> bool:
 
 
 def _sha256(path: Path) -> str:
+    """The file's SHA-256: as hashed when this process wrote it, if the file is still the one
+    it wrote (a publish reads back none of the files it just wrote), else read."""
+    if (known := written_sha256(path)) is not None:
+        return known
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 

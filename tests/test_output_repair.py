@@ -158,3 +158,56 @@ def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
     (tmp_path / "out/feed.xml").unlink()
     assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
     assert rendered == ["2026-03-11"] and sites == [1] and tree(tmp_path / "out") == good
+
+
+def test_the_publish_manifest_notes_the_hashes_of_the_files_as_they_are(tmp_path: Path) -> None:
+    """The manifest takes each file's hash as it was written (not read back): it must be the
+    hash of the file on disk, after a first ingest, a second, and a repair."""
+    import hashlib
+    import json
+
+    db = f"sqlite:///{tmp_path / 'digest.sqlite3'}"
+    digests = tmp_path / "out" / "digests"
+
+    def noted_matches(name: str) -> None:
+        noted = json.loads((digests / ".published.json").read_text())
+        assert noted["digest"] == name
+        assert noted["sha256"] == {
+            suffix: hashlib.sha256((digests / f"{name}{suffix}").read_bytes()).hexdigest()
+            for suffix in (".md", ".html", ".email.html", ".email.txt")}
+
+    for day in (DAY1, DAY2):
+        result = CliRunner().invoke(main, ["ingest", str(day), "--db", db])
+        assert result.exit_code == 0, result.output
+        noted_matches(day.stem)
+    (digests / "2026-03-12.html").write_text("edited by hand")
+    assert CliRunner().invoke(main, ["ingest", str(DAY2), "--db", db]).exit_code == 0
+    noted_matches("2026-03-12")
+
+
+def test_a_hash_taken_as_written_is_not_used_for_a_file_changed_since(tmp_path: Path) -> None:
+    """The hash kept from writing a file stands for it only while it is that file: an edit
+    in place (same size, mtime put back) or a file put in its place is read again."""
+    import hashlib
+    import time
+
+    from digest.publish.output import write_atomic, written_sha256
+
+    path = tmp_path / "page.html"
+    for content in (b"first version", "second version, a stream\n".splitlines(keepends=True)):
+        write_atomic(path, content)
+        assert written_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    before = path.stat()
+    time.sleep(0.02)
+    with path.open("r+b") as stream:  # same size, then the old mtime back
+        stream.write(b"S")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert written_sha256(path) is None
+    write_atomic(path, b"third")
+    assert written_sha256(path) == hashlib.sha256(b"third").hexdigest()
+    write_atomic(path, b"third")  # already there: not written, still known
+    assert written_sha256(path) == hashlib.sha256(b"third").hexdigest()
+    replacement = tmp_path / "other.html"
+    replacement.write_bytes(b"thirD")
+    os.replace(replacement, path)
+    assert written_sha256(path) is None

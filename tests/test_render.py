@@ -264,3 +264,42 @@ def test_most_finds_the_largest_fitting_count_with_small_probes(high: int, data:
     assert most_that_fit(high, fits) == answer
     assert max(probes, default=0) <= max(2 * answer + 1, 1)
     assert len(probes) <= 2 * (high.bit_length() + 1)
+
+
+@given(high=st.integers(min_value=0, max_value=5000), data=st.data())
+def test_a_guess_changes_the_probes_of_the_size_search_not_its_answer(
+        high: int, data: st.DataObject) -> None:
+    """Started from any guess, the search returns what the full search does, and a guess
+    close to the answer takes few probes (the subscribers' body starts from the archive's)."""
+    answer = data.draw(st.integers(min_value=0, max_value=high))
+    near = data.draw(st.integers(min_value=-1, max_value=high + 1))
+    probes: list[int] = []
+
+    def fits(n: int) -> bool:
+        assert 0 < n <= high
+        probes.append(n)
+        return n <= answer
+
+    assert most_that_fit(high, fits, near) == most_that_fit(high, lambda n: n <= answer) == answer
+    if 0 < near <= high:
+        assert len(probes) <= 2 * (abs(answer - near) + 1).bit_length() + 2
+
+
+@pytest.mark.parametrize("n", [121, 500, 3000])
+def test_the_subscribers_body_is_the_same_after_the_archive_copy(n: int) -> None:
+    """The subscribers' body (footer links) starts its size search where the archive copy's
+    ended: the body is the one a search from scratch renders."""
+    from digest.mail.message import PREFERENCES_MARKER, UNSUBSCRIBE_MARKER
+    from digest.publish import render
+
+    info = DigestInfo(name="2026-03-13", captured_at=datetime(2026, 3, 13, tzinfo=UTC),
+                      paper_count=n)
+    views = [paper_view(p) for p in _stored(n, 1500)]
+    links = {"unsubscribe_url": UNSUBSCRIBE_MARKER, "preferences_url": PREFERENCES_MARKER}
+    render._ANSWERS.clear()
+    alone = render_email(Site(), info, views, **links)
+    render._ANSWERS.clear()
+    archive = render_email(Site(), info, views)
+    assert render_email(Site(), info, views, **links) == alone != archive
+    render._ANSWERS.clear()
+    assert render_email(Site(), info, views) == archive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -11,6 +12,34 @@ from pathlib import Path
 from digest.errors import OutputError
 
 TEMP_SUFFIX = ".tmp"
+
+# The SHA-256 of the bytes this process last wrote to (or found in) each output file, taken
+# as they were written, with the file's size, times and inode then: the publish manifest
+# notes and checks them without reading the files again. Staged temps wait in `_staged`.
+_written: dict[Path, tuple[str, tuple[int, int, int, int]]] = {}
+_staged: dict[Path, str] = {}
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    found = path.stat()  # ctime: a touch that puts the mtime back still changes it
+    return found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino
+
+
+def _note(path: Path, sha256: str) -> None:
+    try:
+        _written[path] = (sha256, _identity(path))
+    except OSError:
+        _written.pop(path, None)
+
+
+def written_sha256(path: Path) -> str | None:
+    """The SHA-256 of what this process last put at `path`, if the file is still the one it
+    put there (same size, mtime, ctime and inode); else None: read it."""
+    known = _written.get(path)
+    try:
+        return known[0] if known is not None and _identity(path) == known[1] else None
+    except OSError:
+        return None
 
 
 def write_atomic(path: Path, content: str | bytes | Iterable[str]) -> bool:
@@ -34,23 +63,30 @@ def stage(path: Path, content: str | bytes | Iterable[str]) -> Path | None:
         if isinstance(content, str):
             content = content.encode("utf-8")
         if isinstance(content, bytes) and path.is_file() and path.read_bytes() == content:
+            _note(path, hashlib.sha256(content).hexdigest())
             return None
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     except OSError as exc:
         raise _output_error(path, exc) from None
     temp = Path(name)
+    sha256 = hashlib.sha256()
     try:
         with os.fdopen(handle, "wb") as stream:
             if isinstance(content, bytes):
                 stream.write(content)
+                sha256.update(content)
             else:
                 buffer: list[str] = []
                 for chunk in content:  # template streams yield many tiny chunks: batch them
                     buffer.append(chunk)
                     if len(buffer) >= 4096:
-                        stream.write("".join(buffer).encode("utf-8"))
+                        data = "".join(buffer).encode("utf-8")
+                        stream.write(data)
+                        sha256.update(data)
                         buffer.clear()
-                stream.write("".join(buffer).encode("utf-8"))
+                data = "".join(buffer).encode("utf-8")
+                stream.write(data)
+                sha256.update(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp, 0o644)
@@ -60,21 +96,27 @@ def stage(path: Path, content: str | bytes | Iterable[str]) -> Path | None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    _staged[temp] = sha256.hexdigest()
     return temp
 
 
 def install(temp: Path, path: Path) -> None:
     """Move a staged temp file into place, atomically."""
+    sha256 = _staged.pop(temp, None)
+    _written.pop(path, None)
     try:
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise _output_error(path, exc) from None
+    if sha256 is not None:
+        _note(path, sha256)
 
 
 def discard(temps: Iterable[Path]) -> None:
     """Remove staged temp files that will not be installed."""
     for temp in temps:
+        _staged.pop(temp, None)
         temp.unlink(missing_ok=True)
 
 

@@ -226,10 +226,16 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
         built[count, listed] = body = build(count, listed)
         return _fits(body, budget)
 
-    listed = most_that_fit(len(views), lambda n: fits(0, n))
+    # A like search answered before (the archive copy, then the subscribers' body with its
+    # footer, of the same day) is where the answer is likely: start there.
+    seen = (info.name, len(views), budget)
+    near = _ANSWERS.get(seen, (None, None))
+    listed = most_that_fit(len(views), lambda n: fits(0, n), near[0])
     if listed < len(views):
+        _remember(seen, (listed, None))
         return built.get((0, listed)) or build(0, listed)
-    cards = most_that_fit(len(views), lambda n: fits(n, len(views)))
+    cards = most_that_fit(len(views), lambda n: fits(n, len(views)), near[1])
+    _remember(seen, (listed, cards))
     body = built.get((cards, len(views))) or build(cards, len(views))
     if not others:
         return body
@@ -244,22 +250,63 @@ def render_email(site: Site, info: DigestInfo, views: Sequence[PaperView],
     return extra.get(also) or build(cards, len(views), also)
 
 
-def most_that_fit(high: int, fits: Callable[[int], bool]) -> int:
+# Answers of recent email size searches, by (digest, papers, budget): only where the next
+# like search starts probing, never what it returns (see most_that_fit's `near`).
+_ANSWERS: dict[tuple[str, int, int], tuple[int | None, int | None]] = {}
+
+
+def _remember(key: tuple[str, int, int], answer: tuple[int | None, int | None]) -> None:
+    if len(_ANSWERS) >= 64:
+        _ANSWERS.clear()
+    _ANSWERS[key] = answer
+
+
+def most_that_fit(high: int, fits: Callable[[int], bool], near: int | None = None) -> int:
     """The largest n in [0, high] for which `fits(n)` holds (it holds for 0, and is monotone).
 
     Gallops (1, 2, 4, ...) to bracket the answer, then bisects: the probes stay within twice
-    the answer, where a plain bisection of a 50,000-paper day would first try 25,000.
+    the answer, where a plain bisection of a 50,000-paper day would first try 25,000. Given
+    `near` (a guess: the answer of a like search), gallops from there both ways instead, so
+    an answer close to the guess takes a few probes; the answer is the same either way.
     """
     low, probe = 0, 1
+    if near is not None and 0 < near <= high:
+        return _most_near(high, fits, near)
     while probe <= high:
         if not fits(probe):
             high = probe - 1
             break
         low, probe = probe, probe * 2
-    if probe > high > low:  # galloped past the end: `high` itself is still untried
-        if fits(high):
-            return high
-        high -= 1
+    else:
+        if high > low:  # galloped past the end: `high` itself is still untried
+            if fits(high):
+                return high
+            high -= 1
+    return _bisect(low, high, fits)
+
+
+def _most_near(high: int, fits: Callable[[int], bool], near: int) -> int:
+    """most_that_fit galloping from `near` (0 < near <= high): up while it fits, else down."""
+    low, step = 0, 1
+    if fits(near):
+        low = near
+        while near + step <= high:
+            if not fits(near + step):
+                high = near + step - 1
+                break
+            low, step = near + step, step * 2
+    else:
+        high = near - 1
+        while near - step > 0:
+            if fits(near - step):
+                low = near - step
+                break
+            high, step = near - step - 1, step * 2
+    return _bisect(low, high, fits)
+
+
+def _bisect(low: int, high: int, fits: Callable[[int], bool]) -> int:
+    """The largest n in [low, high] that fits, `low` known to fit."""
     while low < high:
         mid = (low + high + 1) // 2
         if fits(mid):
