@@ -36,6 +36,7 @@ from digest.text import (
     md_escape,
     md_escape_block,
     one_line,
+    plural,
     reflow_html,
     shorten,
     star,
@@ -71,10 +72,6 @@ class PaperView:
 
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 def paper_view(stored: StoredPaper) -> PaperView:
     """Build the template view of a stored paper."""
     paper = stored.paper
@@ -85,11 +82,11 @@ def paper_view(stored: StoredPaper) -> PaperView:
     if paper.org_name:
         meta.append(one_line(paper.org_name))
     elif paper.author_count and not paper.authors:
-        meta.append(_plural(paper.author_count, "author"))
+        meta.append(plural(paper.author_count, "author"))
     if paper.comments:
-        meta.append(_plural(paper.comments, "comment"))
+        meta.append(plural(paper.comments, "comment"))
     if paper.upvotes is not None:
-        meta.append(_plural(paper.upvotes, "upvote"))
+        meta.append(plural(paper.upvotes, "upvote"))
     title, abstract = one_line(paper.title), one_line(paper.abstract)
     target = title_link(paper, title)
     return PaperView(
