@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from digest.models import TITLE_PREFIX, Paper
+from digest.models import TITLE_PREFIX, Listing, Paper
 
 Known = TypeVar("Known")
 
@@ -23,31 +23,31 @@ def identities(paper: Paper) -> tuple[str, ...]:
     return (paper.key, by_title) if paper.matches_by_title else (paper.key,)
 
 
-def unique_papers(papers: Iterable[Paper]) -> list[Paper]:
+def unique_listings(listings: Iterable[Listing]) -> list[Listing]:
     """Drop repeats of a paper within one snapshot, keeping its first (highest) position."""
     seen: set[str] = set()
-    kept: list[Paper] = []
-    for paper in papers:
-        ids = identities(paper)
+    kept: list[Listing] = []
+    for listing in listings:
+        ids = identities(listing.paper)
         if any(i in seen for i in ids):
             continue
         seen.update(ids)
-        kept.append(paper)
+        kept.append(listing)
     return kept
 
 
 def split_new(
-    papers: Sequence[Paper], known: Mapping[str, Known]
-) -> tuple[list[Paper], list[tuple[Paper, Known]]]:
-    """Split page-ordered papers into (new, [(seen paper, what it is known as)])."""
-    new: list[Paper] = []
-    seen: list[tuple[Paper, Known]] = []
-    for paper in papers:
-        for identity in identities(paper):
+    listings: Sequence[Listing], known: Mapping[str, Known]
+) -> tuple[list[Listing], list[tuple[Listing, Known]]]:
+    """Split a page's listings into (new, [(seen listing, what its paper is known as)])."""
+    new: list[Listing] = []
+    seen: list[tuple[Listing, Known]] = []
+    for listing in listings:
+        for identity in identities(listing.paper):
             if identity in known:
-                seen.append((paper, known[identity]))
+                seen.append((listing, known[identity]))
                 break
         else:
-            if not paper.update:  # an update of a paper never seen is still not news
-                new.append(paper)
+            if not listing.paper.update:  # an update of a paper never seen is still not news
+                new.append(listing)
     return new, seen

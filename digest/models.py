@@ -50,17 +50,14 @@ TITLE_PREFIX = "title:"
 
 @dataclass(frozen=True, slots=True)
 class Paper:
-    """One paper as one snapshot shows it; `rank` is its 1-based position on the page."""
+    """What a paper is, whichever listing shows it: its rank and counts are the listing's."""
 
     title: str
     abstract: str
-    rank: int
     published: date | None = None
     org_handle: str | None = None
     org_name: str | None = None
     author_count: int | None = None
-    comments: int | None = None
-    upvotes: int | None = None
     links: tuple[str, ...] = ()
     arxiv_id: str | None = None
     ident: str | None = None  # another stable id when there is no arXiv id: "doi:…", "guid:…"
@@ -97,6 +94,18 @@ class Paper:
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    """One paper as one snapshot lists it: `rank` is its 1-based position on the page, the
+    counts are the page's at that moment. Parsers make these; a `Sighting` is the store's
+    record of one read back (with its time and source, without the paper)."""
+
+    paper: Paper
+    rank: int
+    comments: int | None = None
+    upvotes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """A parsed capture of a listing: where it came from, when it was taken, what it showed."""
 
@@ -104,7 +113,7 @@ class Snapshot:
     source: str
     captured_at: datetime
     sha256: str
-    papers: tuple[Paper, ...]
+    listings: tuple[Listing, ...]
     page_date: str = ""
     date_inferred: bool = False
     warnings: tuple[str, ...] = field(default=())
@@ -112,7 +121,8 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class StoredPaper:
-    """A paper as the store knows it: its fixed key, first sighting and the digest it went out in."""
+    """A paper as the store knows it: its fixed key, first sighting (time, source, rank and
+    counts) and the digest it went out in."""
 
     key: str
     paper: Paper
@@ -120,6 +130,9 @@ class StoredPaper:
     digest: str | None
     position: int = 0  # 1-based place in its digest (page order of the new papers)
     source: str = ""  # the source that first listed it (digests group papers by source)
+    rank: int = 0  # the first sighting's rank and counts (a paper's page: the latest's)
+    comments: int | None = None
+    upvotes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +159,8 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """One time a paper was listed: when, by which source, at what rank and with what counts."""
+    """One time a paper was listed, as the store reads it back: when, by which source, at
+    what rank and with what counts (a `Listing` is the parser's, before it is stored)."""
 
     captured_at: datetime
     source: str

@@ -15,11 +15,18 @@ from http_server import FixtureServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from digest.models import Listing, Paper
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = ROOT / "examples" / "snapshots"
 SHARED_SNAPSHOTS = ROOT.parent / "shared" / "snapshots"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def listed(*papers: Paper) -> tuple[Listing, ...]:
+    """Papers as one page lists them: ranks 1, 2, … in order, no counts."""
+    return tuple(Listing(paper, rank) for rank, paper in enumerate(papers, 1))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

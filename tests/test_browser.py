@@ -174,7 +174,7 @@ def test_email_heights_at_600_px(browser_path: str) -> None:
 
     now = datetime(2026, 3, 13, tzinfo=UTC)
     papers = [p for path in sorted(SHARED_SNAPSHOTS.glob("*.txt"))
-              for p in read_snapshot(path, None, now).papers]
+              for p in (n.paper for n in read_snapshot(path, None, now).listings)]
     heights = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=ARGS)

@@ -101,7 +101,7 @@ def test_the_newest_year_shown_decides_and_the_warning_says_so(tmp_path: Path) -
                          entry("Spring", date="Jan 7"), header="Oct 31"))
     snap = read_snapshot(path, None, NOW)
     assert snap.captured_at.date() == date(2025, 10, 31)
-    assert [p.published for p in snap.papers] == [date(2024, 11, 30), date(2025, 10, 30),
+    assert [n.paper.published for n in snap.listings] == [date(2024, 11, 30), date(2025, 10, 30),
                                                   date(2025, 1, 7)]
     assert snap.warnings[0].startswith(
         f"warning: {path}: capture date inferred as 2025-10-31 from the page date 'Oct 31': the "
@@ -121,8 +121,8 @@ def test_year_less_paper_dates_take_capture_year_or_the_one_before(tmp_path: Pat
     path = tmp_path / "2026-01-05.txt"
     path.write_text(page(entry("A", date="Jan 4 1"), entry("B", date="Dec 30"), header="Jan 5"))
     snap = read_snapshot(path, None, NOW)
-    assert [p.published for p in snap.papers] == [date(2026, 1, 4), date(2025, 12, 30)]
-    assert [p.comments for p in snap.papers] == [1, 0]
+    assert [n.paper.published for n in snap.listings] == [date(2026, 1, 4), date(2025, 12, 30)]
+    assert [n.comments for n in snap.listings] == [1, 0]
 
 
 def test_capture_in_the_future_is_refused(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ PAGES = FIXTURES / "pages"
 
 def test_every_variant_of_the_entry_format() -> None:
     snap = read_snapshot(PAGES / "variants.txt", datetime(2026, 7, 28, tzinfo=UTC), NOW)
-    got = [(p.rank, p.title, p.published, p.org_handle, p.org_name, p.author_count, p.comments)
-           for p in snap.papers]
+    got = [(n.rank, p.title, p.published, p.org_handle, p.org_name, p.author_count, n.comments)
+           for n in snap.listings for p in [n.paper]]
     assert got == [
         (1, "Orbital Tokenizers for Protein Language Models", date(2024, 10, 31), None, None, 3, 4),
         (2, "Plain Entry Without Any Metadata Block", None, None, None, None, None),
@@ -33,11 +33,12 @@ def test_every_variant_of_the_entry_format() -> None:
         (6, "MedS$^3$: Quotes \"like this\", 'and this' & <angle> brackets", date(2025, 1, 21),
          None, None, 6, 0),
     ]
-    assert snap.papers[0].links == ("https://github.com/example/orbital-tok",
-                                    "https://huggingface.co/example/orbital")
-    assert snap.papers[0].abstract.startswith("We tokenize protein sequences")
-    assert snap.papers[5].links == ("https://example.org/a_(b)",)
-    assert all(p.upvotes is None for p in snap.papers)
+    papers = [n.paper for n in snap.listings]
+    assert papers[0].links == ("https://github.com/example/orbital-tok",
+                               "https://huggingface.co/example/orbital")
+    assert papers[0].abstract.startswith("We tokenize protein sequences")
+    assert papers[5].links == ("https://example.org/a_(b)",)
+    assert all(n.upvotes is None for n in snap.listings)
     assert snap.page_date == "Jul 28"
 
 
@@ -109,9 +110,10 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 def test_control_characters_stay_inside_their_line() -> None:
     snap = read_snapshot(PAGES / "hostile.txt", datetime(2026, 3, 13, tzinfo=UTC), NOW)
-    assert len(snap.papers) == 4
-    assert "\x0b" in snap.papers[2].abstract and "\u2028" in snap.papers[2].abstract
-    assert snap.papers[2].links == ("https://example.org/ok?a=1&b=2",)
+    assert len(snap.listings) == 4
+    third = snap.listings[2].paper
+    assert "\x0b" in third.abstract and "\u2028" in third.abstract
+    assert third.links == ("https://example.org/ok?a=1&b=2",)
 
 
 @settings(max_examples=300, deadline=None)
@@ -134,16 +136,17 @@ def test_real_captures(path: Path) -> None:
     snap = read_snapshot(path, None, NOW)
     lines = [line.strip() for line in path.read_text().split("\n") if line.strip()]
     abstracts = [line for line in lines if len(line) > 300]
-    assert len(snap.papers) == len(abstracts) > 0
-    assert [p.abstract for p in snap.papers] == abstracts
-    assert [p.rank for p in snap.papers] == list(range(1, len(snap.papers) + 1))
+    papers = [n.paper for n in snap.listings]
+    assert len(papers) == len(abstracts) > 0
+    assert [p.abstract for p in papers] == abstracts
+    assert [n.rank for n in snap.listings] == list(range(1, len(papers) + 1))
     assert snap.captured_at.date().isoformat() == path.stem
     assert not snap.date_inferred
-    for paper in snap.papers:
+    for paper in papers:
         assert paper.title and not paper.title.startswith(("·", "•"))
         assert paper.published is None or paper.published <= snap.captured_at.date()
         assert all(link.startswith(("http://", "https://")) for link in paper.links)
-    dated = [p for p in snap.papers if p.published]
+    dated = [p for p in papers if p.published]
     blocks = sum(1 for line in lines if line == "·")
     assert len(dated) == blocks
 
@@ -178,7 +181,7 @@ def test_a_capture_cut_inside_its_last_abstract_is_refused(tmp_path: Path, endin
     path.write_text(page(entry("First"), "Cut Title\n\nAn abstract that stops " + ending).rstrip("\n")
                     + ("\n" if ending.endswith("\n") else ""))
     if not cut:
-        assert read_snapshot(path, None, NOW).papers[-1].title == "Cut Title"
+        assert read_snapshot(path, None, NOW).listings[-1].paper.title == "Cut Title"
         return
     with pytest.raises(ParseError) as caught:
         read_snapshot(path, None, NOW)
@@ -190,4 +193,4 @@ def test_a_capture_cut_inside_its_last_abstract_is_refused(tmp_path: Path, endin
 
 def test_the_shared_captures_are_not_cut() -> None:
     for capture in sorted(SHARED_SNAPSHOTS.glob("*.txt")):  # read in place
-        assert read_snapshot(capture, None, NOW).papers
+        assert read_snapshot(capture, None, NOW).listings

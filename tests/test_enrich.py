@@ -143,7 +143,7 @@ def test_a_cycle_enriches_its_digest_within_the_budget(tmp_path: Path, server: F
                                                        answer: str) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'd.sqlite3'}")
     snapshot = read_snapshot(EXAMPLES / "2026-03-13.txt", None, NOW)
-    titles = [p.title for p in snapshot.papers]
+    titles = [n.paper.title for n in snapshot.listings]
     body = (FIXTURES / "sources/arxiv_api.xml").read_bytes()
     _route(server, titles, Route(body, "application/atom+xml", delay=5.0 if answer == "timeout" else 0))
     settings = Settings(db_url=store.url, out_dir=tmp_path / "out",
@@ -166,7 +166,7 @@ def test_the_enrich_and_ingest_commands(tmp_path: Path, server: FixtureServer,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """`digest ingest` enriches only with --enrich; `digest enrich` backfills and re-renders."""
     snapshot = EXAMPLES / "2026-03-13.txt"
-    titles = [p.title for p in read_snapshot(snapshot, None, NOW).papers]
+    titles = [n.paper.title for n in read_snapshot(snapshot, None, NOW).listings]
     _route(server, titles, Route((FIXTURES / "sources/arxiv_api.xml").read_bytes(),
                                  "application/atom+xml"))
     monkeypatch.setenv("DIGEST_ENRICH_API_URL", server.url("/api/query"))

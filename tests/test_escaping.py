@@ -37,7 +37,7 @@ HOSTILE = [
 def _captured_titles() -> list[str]:
     folders = [EXAMPLES] + ([SHARED_SNAPSHOTS] if SHARED_SNAPSHOTS.is_dir() else [])
     return [paper.title for folder in folders for path in sorted(Path(folder).glob("*.txt"))
-            for paper in read_snapshot(path, None, NOW).papers]
+            for paper in (n.paper for n in read_snapshot(path, None, NOW).listings)]
 
 
 def _text(rendered: str) -> str:
@@ -60,7 +60,7 @@ def test_markdown_renders_back_to_the_text(render: object) -> None:
 
 def test_rss_description_is_html_text() -> None:
     hostile = "We show <img src=x onerror=alert(1)> & more."
-    stored = StoredPaper(key="title:x", paper=Paper(title="<b>T</b>", abstract=hostile, rank=1),
+    stored = StoredPaper(key="title:x", paper=Paper(title="<b>T</b>", abstract=hostile),
                          first_seen=NOW, digest="2026-03-13", position=1)
     rss, atom = build_feeds(Site(base_url="https://d.example"), [stored])
     description = ET.fromstring(rss).find("channel/item/description")
@@ -77,7 +77,7 @@ def test_feed_abstracts_link_their_urls_and_keep_their_text() -> None:
     """Python-Markdown renders the abstract as the Markdown digest writes it: its URLs become
     links, and everything else (markup, emphasis marks, entities) stays the text it was."""
     abstract = "Code at https://github.com/ex/repo. We use <b>x</b>, *stars*, a_b and &amp;."
-    stored = StoredPaper(key="title:x", paper=Paper(title="T", abstract=abstract, rank=1),
+    stored = StoredPaper(key="title:x", paper=Paper(title="T", abstract=abstract),
                          first_seen=NOW, digest="2026-03-13", position=1)
     rss, _ = build_feeds(Site(base_url="https://d.example"), [stored])
     description = ET.fromstring(rss).find("channel/item/description")

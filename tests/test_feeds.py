@@ -30,10 +30,10 @@ def _papers() -> list[StoredPaper]:
     return [
         StoredPaper(key="arxiv:2603.01234", first_seen=seen, digest="2026-03-13", position=1,
                     source="hf-daily", paper=Paper(
-                        title="Counting Sheep", abstract="We count.", rank=1, arxiv_id="2603.01234",
+                        title="Counting Sheep", abstract="We count.", arxiv_id="2603.01234",
                         authors=("Mira Okafor", "Tomás Lindqvist"))),
         StoredPaper(key="title:no id", first_seen=seen, digest="2026-03-13", position=2,
-                    source="hf-daily", paper=Paper(title="No Id Here", abstract="None.", rank=2)),
+                    source="hf-daily", paper=Paper(title="No Id Here", abstract="None.")),
     ]
 
 

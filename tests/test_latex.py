@@ -36,7 +36,7 @@ def test_tex_to_unicode(tex: str, text: str) -> None:
 
 
 def _stored(title: str, abstract: str) -> StoredPaper:
-    return StoredPaper(key="title:x", paper=Paper(title=title, abstract=abstract, rank=1,
+    return StoredPaper(key="title:x", paper=Paper(title=title, abstract=abstract,
                                                     arxiv_id="2501.00001"),
                        first_seen=datetime(2026, 3, 13, tzinfo=UTC), digest="2026-03-13", position=1)
 

@@ -22,7 +22,7 @@ NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def test_an_arxiv_id_gives_the_hf_page_and_arxiv_and_pdf_links() -> None:
-    paper = Paper(title="T", abstract="Code: https://github.com/a/b.", rank=1, arxiv_id="2501.01234",
+    paper = Paper(title="T", abstract="Code: https://github.com/a/b.", arxiv_id="2501.01234",
                   links=("https://github.com/a/b", "https://huggingface.co/papers/2501.01234"))
     assert title_link(paper).url == "https://huggingface.co/papers/2501.01234"
     assert not title_link(paper).search
@@ -32,14 +32,14 @@ def test_an_arxiv_id_gives_the_hf_page_and_arxiv_and_pdf_links() -> None:
 
 
 def test_an_arxiv_source_links_its_abs_page() -> None:
-    paper = Paper(title="T", abstract="", rank=1, arxiv_id="2501.01234",
+    paper = Paper(title="T", abstract="", arxiv_id="2501.01234",
                   page_url="https://arxiv.org/abs/2501.01234v2")
     assert title_link(paper).url == "https://arxiv.org/abs/2501.01234v2"
     assert [link.label for link in paper_links(paper)] == ["HF", "PDF"]
 
 
 def test_no_id_links_a_labelled_title_search_never_the_first_abstract_url() -> None:
-    paper = Paper(title="Fast & Slow: R$^2$", abstract="See https://github.com/x/y", rank=1,
+    paper = Paper(title="Fast & Slow: R$^2$", abstract="See https://github.com/x/y",
                   links=("https://github.com/x/y",))
     target = title_link(paper)
     assert target.search
@@ -68,7 +68,7 @@ def test_labels(url: str, label: str) -> None:
 
 
 def test_links_are_never_duplicated() -> None:
-    paper = Paper(title="T", abstract="", rank=1,
+    paper = Paper(title="T", abstract="",
                   links=("https://github.com/a/b", "https://github.com/a/b/", "javascript:alert(1)"))
     assert paper_links(paper) == (Link("Code", "https://github.com/a/b"),)
 
@@ -77,7 +77,7 @@ def test_links_are_never_duplicated() -> None:
 def test_every_title_of_the_real_captures_leads_somewhere() -> None:
     """Report: the share of papers whose title links to the paper or to a labelled search."""
     papers = [p for path in sorted(SHARED_SNAPSHOTS.glob("*.txt"))
-              for p in read_snapshot(path, None, NOW).papers]
+              for p in (n.paper for n in read_snapshot(path, None, NOW).listings)]
     views = [paper_view(StoredPaper(key=p.key, paper=p, first_seen=NOW, digest=None)) for p in papers]
     linked = [v for v in views if v.url.startswith("https://") and (v.url_is_search or "arxiv" in v.url
                                                                     or "huggingface.co/papers" in v.url)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, listed
 from sqlalchemy import Column, Connection, Text, create_engine, inspect, select, text
 
 from digest.cli.main import main
@@ -149,8 +149,8 @@ def test_a_store_from_before_migration_4_upgrades_and_still_knows_its_papers(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 12: migration 4 swaps the full title index for one of the papers not keyed by
     their title; every paper is still recognised by its title after the upgrade."""
-    by_title = Paper(title="Scaling Laws: A Survey", abstract="About scaling.", rank=1)
-    by_id = Paper(title="Sparse Attention Revisited", abstract="About sparsity.", rank=2,
+    by_title = Paper(title="Scaling Laws: A Survey", abstract="About scaling.")
+    by_id = Paper(title="Sparse Attention Revisited", abstract="About sparsity.",
                   arxiv_id="2501.01234")
     with monkeypatch.context() as before:
         before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 4])
@@ -163,9 +163,8 @@ def test_a_store_from_before_migration_4_upgrades_and_still_knows_its_papers(
         found = indexes(store_url, "papers")
         assert "ix_papers_title_key" not in found and "ix_papers_title_other" in found
         # The same titles again, one now with an id, the other now without: nothing is new.
-        again = (Paper(title="Scaling laws: a survey", abstract="Again.", rank=1,
-                       arxiv_id="2502.00001"),
-                 Paper(title="Sparse Attention Revisited", abstract="Again.", rank=2))
+        again = (Paper(title="Scaling laws: a survey", abstract="Again.", arxiv_id="2502.00001"),
+                 Paper(title="Sparse Attention Revisited", abstract="Again."))
         result, _ = upgraded.ingest(snapshot("b" * 64, datetime(2026, 3, 13, tzinfo=UTC), *again))
         assert (result.papers, result.new) == (2, 0)
         assert upgraded.counts()["papers"] == 2
@@ -195,4 +194,4 @@ def test_title_lookups_use_an_index(tmp_path: Path) -> None:
 
 def snapshot(sha256: str, captured: datetime, *papers: Paper) -> Snapshot:
     return Snapshot(path=f"{sha256[:4]}.txt", source="test", captured_at=captured,
-                    sha256=sha256, papers=papers)
+                    sha256=sha256, listings=listed(*papers))

@@ -153,7 +153,7 @@ def _stored(n: int, abstract_len: int) -> list[StoredPaper]:
     return [StoredPaper(
         key=f"title:paper {i}",
         paper=Paper(title=f"Paper number {i} with a long and descriptive title " + "x" * (i % 50 + 1),
-                    abstract=words, rank=i, links=(f"https://github.com/example/p{i}",)),
+                    abstract=words, links=(f"https://github.com/example/p{i}",)),
         first_seen=first_seen, digest="2026-03-13", position=i) for i in range(1, n + 1)]
 
 

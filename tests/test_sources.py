@@ -69,14 +69,18 @@ def test_format_detection(name: str, fmt: str) -> None:
 
 
 def test_every_format_yields_the_same_papers() -> None:
-    def papers(name: str):  # type: ignore[no-untyped-def]
-        return read_snapshot(SOURCES / name, NOW, NOW).papers
+    def listings(name: str):  # type: ignore[no-untyped-def]
+        return read_snapshot(SOURCES / name, NOW, NOW).listings
 
-    from_json, from_html = papers("daily_papers.json"), papers("papers.html")
+    def papers(name: str):  # type: ignore[no-untyped-def]
+        return [listing.paper for listing in listings(name)]
+
+    from_json, from_html = listings("daily_papers.json"), listings("papers.html")
     assert from_json == from_html
-    sheep = from_json[0]
-    assert (sheep.arxiv_id, sheep.upvotes, sheep.comments, sheep.org_name) == (
-        "2603.01234", 41, 3, "Example Vision Lab")
+    first = from_json[0]
+    sheep = first.paper
+    assert (sheep.arxiv_id, first.rank, first.upvotes, first.comments, sheep.org_name) == (
+        "2603.01234", 1, 41, 3, "Example Vision Lab")
     assert sheep.authors == ("Mira Okafor", "Tomás Lindqvist")  # the hidden author is left out
     assert sheep.links[0] == "https://github.com/example-vision/counting-sheep"
     assert "\n" not in sheep.abstract

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, entry, page
+from conftest import EXAMPLES, entry, listed, page
 
 from digest.config import Settings
-from digest.diff import split_new, unique_papers
+from digest.diff import split_new, unique_listings
 from digest.errors import StoreError
-from digest.models import Paper, Snapshot, normalize_arxiv_id, normalize_title
+from digest.models import Listing, Paper, Snapshot, normalize_arxiv_id, normalize_title
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
@@ -51,8 +51,8 @@ def test_normalised_titles_and_keys() -> None:
     assert normalize_title("  MedS$^3$:  Towards   Medical—Models! ") == "meds 3 towards medical models"
     assert normalize_title("ＦＵＬＬＷＩＤＴＨ Title") == normalize_title("fullwidth title")
     assert normalize_title("Straße") == normalize_title("STRASSE")
-    assert Paper("Any Title", "", 1, arxiv_id="2410.12345").key == "arxiv:2410.12345"
-    assert Paper("Fast & Slow", "", 1).key == "title:fast slow"
+    assert Paper("Any Title", "", arxiv_id="2410.12345").key == "arxiv:2410.12345"
+    assert Paper("Fast & Slow", "").key == "title:fast slow"
 
 
 @pytest.mark.parametrize(
@@ -70,11 +70,10 @@ def test_arxiv_ids(raw: str, expected: str | None) -> None:
 
 
 def test_diff_is_pure_and_uses_every_identity() -> None:
-    a = Paper(title="Alpha", abstract="", rank=1)
-    b = Paper(title="BETA!", abstract="", rank=2)
-    b_again = Paper(title="beta", abstract="", rank=3)
-    c = Paper(title="Renamed", abstract="", rank=4, arxiv_id="2410.00001")
-    page_papers = unique_papers([a, b, b_again, c])
+    a, b, b_again, c = listed(Paper(title="Alpha", abstract=""), Paper(title="BETA!", abstract=""),
+                              Paper(title="beta", abstract=""),
+                              Paper(title="Renamed", abstract="", arxiv_id="2410.00001"))
+    page_papers = unique_listings([a, b, b_again, c])
     assert page_papers == [a, b, c]
     new, seen = split_new(page_papers, {"title:beta": 7, "arxiv:2410.00001": 9})
     assert new == [a] and seen == [(b, 7), (c, 9)]
@@ -147,7 +146,7 @@ def test_a_failed_ingest_leaves_the_store_as_it_was(store: Store, tmp_path: Path
     before = store.counts()
     snap = read_snapshot(EXAMPLES / "2026-03-12.txt", None, NOW)
     # A paper row that violates NOT NULL fails the insert half-way through the transaction.
-    broken = snap.papers[1]
+    broken = snap.listings[1].paper
     object.__setattr__(broken, "abstract", None)
     with pytest.raises(Exception, match="(?i)not null|null value"):
         store.ingest(snap, now=NOW)
@@ -192,12 +191,12 @@ def test_a_feed_entry_read_back_keeps_its_identity(store: Store) -> None:
     `ident`, and no matching by title, survive the round trip."""
     from digest.models import Snapshot
 
-    entry_paper = Paper(title="Editorial: Weekly Update", abstract="News.", rank=1,
+    entry_paper = Paper(title="Editorial: Weekly Update", abstract="News.",
                         ident="guid:jes-editorial-2026-11")
-    research = Paper(title="A Study of Tides", abstract="Tides.", rank=2)
+    research = Paper(title="A Study of Tides", abstract="Tides.")
     snapshot = Snapshot(path="journal.rss", source="journal", sha256="f" * 64,
                         captured_at=datetime(2026, 3, 13, tzinfo=UTC),
-                        papers=(entry_paper, research))
+                        listings=listed(entry_paper, research))
     result, _ = store.ingest(snapshot, now=datetime(2026, 3, 13, 8, tzinfo=UTC))
     assert result.digest is not None
     back = {p.key: p.paper for p in store.digest_papers(result.digest.name)}
@@ -209,19 +208,21 @@ def test_a_feed_entry_read_back_keeps_its_identity(store: Store) -> None:
 def test_bulk_inserts_keep_every_value_as_given(store: Store) -> None:
     """Issue 12: papers go in as one batch (COPY on PostgreSQL): tabs, backslashes, `\\N`,
     quotes, non-ASCII, dates and empty values come back exactly as they went in."""
-    tricky = Paper(title="Tabs\tand \\N and \\ back\\slashes: «MedS³»", rank=1,
+    tricky = Paper(title="Tabs\tand \\N and \\ back\\slashes: «MedS³»",
                    abstract="Line one\nline two\r\n\"quoted\" 'single' \\. end; NULL \\N",
                    published=datetime(2025, 2, 28).date(), org_handle="lab\\x", org_name="",
-                   author_count=0, comments=3, upvotes=0, links=("https://a.example/x\ty",),
+                   author_count=0, links=("https://a.example/x\ty",),
                    authors=("Ada \\ Lovelace", "Ω Grace"), page_url=None)
-    plain = Paper(title="Plain", abstract="Nothing special.", rank=2)
+    plain = Paper(title="Plain", abstract="Nothing special.")
+    listings = (Listing(tricky, 1, comments=3, upvotes=0), Listing(plain, 2))
     snapshot = Snapshot(path="x.txt", source="test", captured_at=NOW, sha256="c" * 64,
-                        papers=(tricky, plain))
+                        listings=listings)
     result, _ = store.ingest(snapshot, now=NOW)
     [digest] = store.digests()
-    back = [stored.paper for stored in store.digest_papers(digest.name)]
+    back = store.digest_papers(digest.name)
     assert result.new == 2
-    for sent, got in zip((tricky, plain), back, strict=True):
+    for sent, got in zip(listings, back, strict=True):
         for field in ("title", "abstract", "published", "org_handle", "org_name", "author_count",
-                      "comments", "upvotes", "links", "authors", "page_url", "rank"):
-            assert getattr(got, field) == getattr(sent, field), field
+                      "links", "authors", "page_url"):
+            assert getattr(got.paper, field) == getattr(sent.paper, field), field
+        assert (got.rank, got.comments, got.upvotes) == (sent.rank, sent.comments, sent.upvotes)

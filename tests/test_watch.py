@@ -50,7 +50,7 @@ def test_watch_a_topic_through_the_search_api_then_the_search_page(
     first = cycle(store, tmp_path, SourceSettings("slow-thinking", server.url(api)))
     assert first.ok and first.digest
     papers = store.digest_papers(first.digest.name)
-    assert [(p.key, p.paper.upvotes, p.paper.comments) for p in papers] == [
+    assert [(p.key, p.upvotes, p.comments) for p in papers] == [
         ("arxiv:2410.23743", 63, 4), ("arxiv:2502.12345", 12, 0)]
     assert papers[0].paper.org_name == "University of Maryland"
     # The same watch through the search page: only the paper never seen is new.

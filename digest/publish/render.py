@@ -83,10 +83,10 @@ def paper_view(stored: StoredPaper) -> PaperView:
         meta.append(one_line(paper.org_name))
     elif paper.author_count and not paper.authors:
         meta.append(plural(paper.author_count, "author"))
-    if paper.comments:
-        meta.append(plural(paper.comments, "comment"))
-    if paper.upvotes is not None:
-        meta.append(plural(paper.upvotes, "upvote"))
+    if stored.comments:
+        meta.append(plural(stored.comments, "comment"))
+    if stored.upvotes is not None:
+        meta.append(plural(stored.upvotes, "upvote"))
     title, abstract = one_line(paper.title), one_line(paper.abstract)
     target = title_link(paper, title)
     return PaperView(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from digest.errors import ParseError
-from digest.models import Paper
+from digest.models import Listing
 from digest.sources.feeds import parse_feed
 from digest.sources.hf_html import parse_hf_html
 from digest.sources.hf_json import parse_hf_json
 
 # The structured formats and their parsers; the page text ("dailypage") has its own path.
-Parser = Callable[[bytes, str, list[str]], list[Paper]]
+Parser = Callable[[bytes, str, list[str]], list[Listing]]
 PARSERS: dict[str, Parser] = {"hf-json": parse_hf_json, "hf-html": parse_hf_html,
                               "arxiv": parse_feed, "feed": parse_feed}
 FORMATS = ("dailypage", *PARSERS)

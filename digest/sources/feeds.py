@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from digest.errors import ParseError
-from digest.models import Paper, normalize_arxiv_id
+from digest.models import Listing, Paper, normalize_arxiv_id
 from digest.text import find_links, one_line
 
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>?#]+)", re.IGNORECASE)
@@ -18,8 +18,9 @@ _ARXIV_PREFIX = re.compile(r"^arXiv:\S+\s+Announce Type:\s*\S+\s*(Abstract:\s*)?
 UPDATE_TYPES = ("replace", "replace-cross")
 
 
-def parse_feed(data: bytes | str, where: str, warnings: list[str] | None = None) -> list[Paper]:
-    """Parse an RSS or Atom document into papers, in feed order (feedparser normalises
+def parse_feed(data: bytes | str, where: str, warnings: list[str] | None = None
+               ) -> list[Listing]:
+    """Parse an RSS or Atom document into listings, in feed order (feedparser normalises
     every field's type, so `warnings` gets nothing from here)."""
     import feedparser  # here, not at the top: a cycle with nothing new never parses a feed
 
@@ -34,11 +35,11 @@ def parse_feed(data: bytes | str, where: str, warnings: list[str] | None = None)
         title = one_line(_plain(entry, "title"))
         if not title:
             continue
-        papers.append(_paper(entry, rank, title))
+        papers.append(Listing(_paper(entry, title), rank))
     return papers
 
 
-def _paper(entry: Any, rank: int, title: str) -> Paper:
+def _paper(entry: Any, title: str) -> Paper:
     candidates = [str(entry.get("id") or ""), str(entry.get("link") or "")]
     arxiv_id = next((a for a in map(_arxiv_in, candidates) if a), None)
     ident = None
@@ -63,7 +64,7 @@ def _paper(entry: Any, rank: int, title: str) -> Paper:
     when = entry.get("published_parsed") or entry.get("updated_parsed")
     link = f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else str(entry.get("link") or "")
     return Paper(
-        title=title, abstract=summary, rank=rank,
+        title=title, abstract=summary,
         published=date(when.tm_year, when.tm_mon, when.tm_mday) if when else None,
         author_count=len(authors) or None, authors=authors, links=find_links(summary),
         arxiv_id=arxiv_id, ident=ident,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from digest.capture import MONTH_NAMES, capture_from_name, infer_capture_date, is_future, resolve_yearless
 from digest.errors import ParseError, SourceError
-from digest.models import Paper, Snapshot
+from digest.models import Listing, Paper, Snapshot
 from digest.sources.dailypage import Entry, parse_page
 from digest.sources.detect import detect, parser_for
 from digest.text import find_links
@@ -91,9 +91,9 @@ def parse_page_snapshot(raw: bytes, where: str, moment: datetime | None, now: da
     if is_future(moment, now):
         raise ParseError(where, f"capture date {moment.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
-    papers = tuple(_paper(entry, moment.date(), where) for entry in page.entries)
+    listings = tuple(_listing(entry, moment.date(), where) for entry in page.entries)
     return Snapshot(path=where, source=source, captured_at=moment, sha256=digest,
-                    papers=papers, page_date=page_date, date_inferred=inferred,
+                    listings=listings, page_date=page_date, date_inferred=inferred,
                     warnings=tuple(warnings))
 
 
@@ -104,12 +104,12 @@ def parse_snapshot(raw: bytes, where: str, fmt: str, captured_at: datetime, now:
         raise ParseError(where, f"capture date {captured_at.date().isoformat()} is in the future",
                          "fix the date in the file name or pass --captured-at YYYY-MM-DD")
     warnings: list[str] = []
-    papers = parser_for(fmt)(raw, where, warnings)
-    if not papers:
+    listings = parser_for(fmt)(raw, where, warnings)
+    if not listings:
         raise ParseError(where, f"no papers in this {fmt} snapshot",
                          "check the source: an empty listing is treated as a failure")
     return Snapshot(path=where, source=source, captured_at=captured_at,
-                    sha256=hashlib.sha256(raw).hexdigest(), papers=tuple(papers),
+                    sha256=hashlib.sha256(raw).hexdigest(), listings=tuple(listings),
                     warnings=tuple(warnings))
 
 
@@ -131,7 +131,7 @@ def _infer(month: int, day: int, entries: list[Entry], today: date,
     return datetime(found.day.year, found.day.month, found.day.day, tzinfo=UTC), found.reason
 
 
-def _paper(entry: Entry, captured: date, where: str) -> Paper:
+def _listing(entry: Entry, captured: date, where: str) -> Listing:
     published = None
     if entry.month is not None and entry.day is not None:
         try:
@@ -140,14 +140,13 @@ def _paper(entry: Entry, captured: date, where: str) -> Paper:
         except ValueError:
             raise ParseError(where, f"paper {entry.rank} ({entry.title[:50]!r}) has an impossible "
                              f"date {entry.month}/{entry.day}", "fix the paper date") from None
-    return Paper(
+    paper = Paper(
         title=entry.title,
         abstract=entry.abstract,
-        rank=entry.rank,
         published=published,
         org_handle=entry.org_handle,
         org_name=entry.org_name,
         author_count=entry.author_count,
-        comments=entry.comments,
         links=find_links(entry.abstract),
     )
+    return Listing(paper, entry.rank, comments=entry.comments)

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from digest.errors import ParseError
-from digest.models import Paper
-from digest.sources.hf_json import load_json, papers_from_items
+from digest.models import Listing
+from digest.sources.hf_json import listings_from_items, load_json
 
 
 class _PropsFinder(HTMLParser):
@@ -46,7 +46,8 @@ def _paper_items(props: Any, depth: int = 0) -> list[Any] | None:
     return None
 
 
-def parse_hf_html(data: bytes | str, where: str, warnings: list[str] | None = None) -> list[Paper]:
+def parse_hf_html(data: bytes | str, where: str, warnings: list[str] | None = None
+                  ) -> list[Listing]:
     """Find the DailyPapers props in the page and parse them like the JSON API."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     finder = _PropsFinder()
@@ -55,9 +56,9 @@ def parse_hf_html(data: bytes | str, where: str, warnings: list[str] | None = No
     for raw in finder.props:
         props = load_json(raw, where, "the page's embedded data is not JSON")
         if isinstance(props, dict) and isinstance(props.get("dailyPapers"), list):
-            return papers_from_items(props, where, warnings)
+            return listings_from_items(props, where, warnings)
         items = _paper_items(props)
         if items is not None:
-            return papers_from_items(items, where, warnings)
+            return listings_from_items(items, where, warnings)
     raise ParseError(where, "no papers data in this HTML page",
                      "point the source at https://huggingface.co/papers (or ?q=…) or the JSON API")

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from digest.errors import ParseError
-from digest.models import Paper, normalize_arxiv_id
+from digest.models import Listing, Paper, normalize_arxiv_id
 from digest.text import find_links, one_line
 
 
@@ -39,13 +39,15 @@ def load_json(data: bytes | str, where: str, what: str = "not valid JSON") -> An
         raise ParseError(where, f"{what} (nested too deep)", "check the capture or the URL") from None
 
 
-def parse_hf_json(data: bytes | str, where: str, warnings: list[str] | None = None) -> list[Paper]:
-    """Parse the API's JSON (a list of items with `paper` inside) into papers, in order."""
-    return papers_from_items(load_json(data, where), where, warnings)
+def parse_hf_json(data: bytes | str, where: str, warnings: list[str] | None = None
+                  ) -> list[Listing]:
+    """Parse the API's JSON (a list of items with `paper` inside) into listings, in order."""
+    return listings_from_items(load_json(data, where), where, warnings)
 
 
-def papers_from_items(items: Any, where: str, warnings: list[str] | None = None) -> list[Paper]:
-    """Turn daily-papers items (from the API or embedded in the HTML page) into papers.
+def listings_from_items(items: Any, where: str, warnings: list[str] | None = None
+                        ) -> list[Listing]:
+    """Turn daily-papers items (from the API or embedded in the HTML page) into listings.
 
     An entry with a field of the wrong type is skipped with a warning (appended to
     `warnings`) naming the entry and the field; a missing optional field is no error.
@@ -57,13 +59,13 @@ def papers_from_items(items: Any, where: str, warnings: list[str] | None = None)
     if not isinstance(items, list):
         raise ParseError(where, "expected a JSON list of daily papers",
                          "point the source at /api/daily_papers")
-    papers: list[Paper] = []
+    papers: list[Listing] = []
     skipped: list[str] = []
     for index, item in enumerate(items, 1):
         try:
             if not isinstance(item, dict):
                 raise _WrongType("paper", item)
-            papers.append(_paper(item, len(papers) + 1, f"{where}: item {index}"))
+            papers.append(_listing(item, len(papers) + 1, f"{where}: item {index}"))
         except _Skipped as exc:
             skipped.append(f"warning: {where}: item {index} skipped: {exc}")
     if warnings is not None:
@@ -82,7 +84,7 @@ def _field(container: dict[str, Any], key: str, name: str, kind: type) -> Any:
     return value
 
 
-def _paper(item: dict[str, Any], rank: int, where: str) -> Paper:
+def _listing(item: dict[str, Any], rank: int, where: str) -> Listing:
     # Daily and search items wrap the paper in `paper`; a bare paper object is its own.
     inner = _field(item, "paper", "paper", dict) or item
     title = one_line(_field(item, "title", "title", str) or _field(inner, "title", "title", str) or "")
@@ -104,17 +106,18 @@ def _paper(item: dict[str, Any], rank: int, where: str) -> Paper:
     links = [str(u) for u in (inner.get("githubRepo"), inner.get("projectPage"))
              if isinstance(u, str) and u.startswith(("http://", "https://"))]
     links += [u for u in find_links(abstract) if u not in links]
-    return Paper(
-        title=title, abstract=abstract, rank=rank,
+    paper = Paper(
+        title=title, abstract=abstract,
         published=_day(inner.get("submittedOnDailyAt") or inner.get("publishedAt")
                        or item.get("publishedAt")),
         org_handle=org.get("name") if isinstance(org, dict) else None,
         org_name=(org.get("fullname") or org.get("name")) if isinstance(org, dict) else None,
         author_count=len(authors) or None, authors=authors,
-        comments=_count(item.get("numComments")), upvotes=_count(inner.get("upvotes")),
         links=tuple(links), arxiv_id=arxiv_id,
         page_url=f"https://huggingface.co/papers/{arxiv_id}" if arxiv_id else None,
     )
+    return Listing(paper, rank, comments=_count(item.get("numComments")),
+                   upvotes=_count(inner.get("upvotes")))
 
 
 def _day(value: Any) -> date | None:

@@ -31,13 +31,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from digest.diff import split_new, unique_papers
+from digest.diff import split_new, unique_listings
 from digest.errors import StoreError
 from digest.models import (
     ARXIV_PREFIX,
     TITLE_PREFIX,
     DigestInfo,
     IngestResult,
+    Listing,
     Paper,
     Snapshot,
     StoredPaper,
@@ -69,8 +70,8 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
                 for source in {s.source for s in snapshots}}
     for snapshot in snapshots:
         captured = _check(conn, snapshot)
-        page = unique_papers(snapshot.papers)
-        known = _known_identities(conn, page)
+        page = unique_listings(snapshot.listings)
+        known = _known_identities(conn, [listing.paper for listing in page])
         new, seen = split_new(page, known)
         before = previous[snapshot.source]
         snapshot_id = _insert_id(conn, insert(t.snapshots).values(
@@ -91,19 +92,20 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             start = len(published)
             last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
             bulk_insert(conn, t.papers, _PAPER_COLUMNS, [
-                _paper_row(p, snapshot_id, captured, digest_id, start + pos)
-                for pos, p in enumerate(new, 1)])
+                _paper_row(n.paper, snapshot_id, captured, digest_id, start + pos)
+                for pos, n in enumerate(new, 1)])
             ids = {key: pid for key, pid in conn.execute(
                 select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > last_id))}
-            seen = [(p, ids[p.key]) for p in new] + seen
+            seen = [(n, ids[n.paper.key]) for n in new] + seen
             if digest_id is not None:
                 first_seen = aware(captured)
-                published += [StoredPaper(key=p.key, paper=p, first_seen=first_seen,
-                                          digest=name, position=start + pos, source=snapshot.source)
-                              for pos, p in enumerate(new, 1)]
+                published += [StoredPaper(key=n.paper.key, paper=n.paper, first_seen=first_seen,
+                                          digest=name, position=start + pos, source=snapshot.source,
+                                          rank=n.rank, comments=n.comments, upvotes=n.upvotes)
+                              for pos, n in enumerate(new, 1)]
         if seen:
             bulk_insert(conn, t.sightings, ("snapshot_id", "paper_id", "rank", "comments", "upvotes"),
-                        [(snapshot_id, pid, p.rank, p.comments, p.upvotes) for p, pid in seen])
+                        [(snapshot_id, pid, n.rank, n.comments, n.upvotes) for n, pid in seen])
         results.append((snapshot, len(page), len(new)))
 
     digest = None
@@ -162,10 +164,11 @@ def _format_change(new: int, page: int, since_previous: timedelta | None) -> str
     return None
 
 
-def _gain_ids(conn: Connection, seen: list[tuple[Paper, int]]) -> None:
+def _gain_ids(conn: Connection, seen: list[tuple[Listing, int]]) -> None:
     """A paper first seen by title, now seen with its arXiv id, gains the id (and so its
     page link); its key, and with it its feed id, stay as they were."""
-    for paper, pid in seen:
+    for listing, pid in seen:
+        paper = listing.paper
         if paper.arxiv_id:
             taken = conn.scalar(select(t.papers.c.id).where(t.papers.c.arxiv_id == paper.arxiv_id))
             if taken is None:

@@ -108,11 +108,11 @@ class Papers:
                     .where(t.sightings.c.paper_id == row.id)
                     .order_by(t.snapshots.c.captured_at, t.snapshots.c.id))]
         last = seen[-1] if seen else None
-        paper = _paper(row, rank=last.rank if last else 0,
-                       comments=last.comments if last else None,
-                       upvotes=last.upvotes if last else None)
-        stored = StoredPaper(key=row.key, paper=paper, first_seen=aware(row.first_seen_at),
-                             digest=row.digest_name, position=row.digest_position or 0)
+        stored = StoredPaper(key=row.key, paper=_paper(row), first_seen=aware(row.first_seen_at),
+                             digest=row.digest_name, position=row.digest_position or 0,
+                             rank=last.rank if last else 0,
+                             comments=last.comments if last else None,
+                             upvotes=last.upvotes if last else None)
         return stored, seen
 
     def history(self) -> list[SnapshotRecord]:
@@ -177,11 +177,11 @@ def _published_papers() -> Select[Any]:
     )
 
 
-def _paper(row: Any, rank: int, comments: int | None, upvotes: int | None) -> Paper:
+def _paper(row: Any) -> Paper:
     return Paper(
-        title=row.title, abstract=row.abstract, rank=rank,
+        title=row.title, abstract=row.abstract,
         published=row.published, org_handle=row.org_handle, org_name=row.org_name,
-        author_count=row.author_count, comments=comments, upvotes=upvotes,
+        author_count=row.author_count,
         links=tuple(row.links.split("\n")) if row.links else (), arxiv_id=row.arxiv_id,
         authors=tuple(row.authors.split("\n")) if row.authors else (), page_url=row.page_url,
         ident=ident_of(row.key),
@@ -189,9 +189,9 @@ def _paper(row: Any, rank: int, comments: int | None, upvotes: int | None) -> Pa
 
 
 def _stored_paper(row: Any) -> StoredPaper:
-    return StoredPaper(key=row.key, paper=_paper(row, row.rank, row.comments, row.upvotes),
-                       first_seen=aware(row.first_seen_at), digest=row.digest_name,
-                       position=row.digest_position, source=row.source)
+    return StoredPaper(key=row.key, paper=_paper(row), first_seen=aware(row.first_seen_at),
+                       digest=row.digest_name, position=row.digest_position, source=row.source,
+                       rank=row.rank, comments=row.comments, upvotes=row.upvotes)
 
 
 def _digest_info(row: Any) -> DigestInfo:
