@@ -4,7 +4,6 @@ unsubscribes from it, and receives nothing more. Screenshots go to out/screensho
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import EXAMPLES, ROOT, SHARED_SNAPSHOTS
+from conftest import EXAMPLES, ROOT, SHARED_SNAPSHOTS, missing_service
 from smtp_server import Mailbox, SmtpServer, content, free_port
 
 from digest.config import EmailSettings, Settings
@@ -41,10 +40,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 @pytest.fixture
 def browser_path() -> str:
     if CHROMIUM is None:
-        reason = "needs Debian's chromium (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_service("needs Debian's chromium (apt-get install chromium); .ci/run installs it")
     return CHROMIUM
 
 

@@ -117,3 +117,16 @@ def test_the_readme_tree_names_every_module() -> None:
     modules = {p.name for p in (ROOT / "digest").rglob("*.py")} - {"__init__.py", "__main__.py"}
     assert [name for name in sorted(modules) if name not in tree] == []
     assert not (ROOT / "docs").is_dir() or "docs/" in tree
+
+
+def test_a_missing_service_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's promise: without PostgreSQL or Chromium a laptop run skips those tests
+    with the reason, and CI (which provides both) fails instead of going green."""
+    from conftest import missing_service
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no server here"):
+        missing_service("no server here")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no server here"):
+        missing_service("no server here")

@@ -36,6 +36,15 @@ def counts(db: Path) -> dict[str, int]:
         store.close()
 
 
+def first_run_of_one_capture(tmp_path: Path) -> None:
+    """A `digest run` over a folder source holding one capture, in tmp_path."""
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    (folder / "2026-03-11.txt").write_bytes(DAY1.read_bytes())
+    (tmp_path / "digest.toml").write_text(f'[[sources]]\nname = "c"\nlocation = "{folder}"\n')
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+
+
 @pytest.mark.parametrize(("template", "source", "message"), [
     ("digest.md", "# {{ digest.name }}\n\n{{ no_such_name }}\n",
      "template digest.md ({templates}/digest.md, line 3): 'no_such_name' is undefined"),
@@ -95,11 +104,7 @@ def test_a_run_killed_between_commit_and_outputs_is_repaired_by_a_rerun(tmp_path
 
 
 def test_run_rewrites_missing_and_stale_outputs_and_removes_stray_temps(tmp_path: Path) -> None:
-    folder = tmp_path / "captures"
-    folder.mkdir()
-    (folder / "2026-03-11.txt").write_bytes(DAY1.read_bytes())
-    (tmp_path / "digest.toml").write_text(f'[[sources]]\nname = "c"\nlocation = "{folder}"\n')
-    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    first_run_of_one_capture(tmp_path)
     good = tree(tmp_path / "out")
     (tmp_path / "out/digests/2026-03-11.html").unlink()
     (tmp_path / "out/digests/2026-03-11.md").write_text("half a digest")
@@ -137,11 +142,7 @@ def test_a_steady_run_renders_nothing_again_but_restores_a_changed_file(
     not rendered again on every cycle; a file changed or missing since is rewritten."""
     import digest.outputs
 
-    folder = tmp_path / "captures"
-    folder.mkdir()
-    (folder / "2026-03-11.txt").write_bytes(DAY1.read_bytes())
-    (tmp_path / "digest.toml").write_text(f'[[sources]]\nname = "c"\nlocation = "{folder}"\n')
-    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    first_run_of_one_capture(tmp_path)
     good = tree(tmp_path / "out")
     rendered: list[str] = []
     real = digest.outputs.publish_digest
