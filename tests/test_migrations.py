@@ -4,7 +4,9 @@ commands never create a store (nor leave a lock file git would show)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -195,3 +197,55 @@ def test_title_lookups_use_an_index(tmp_path: Path) -> None:
 def snapshot(sha256: str, captured: datetime, *papers: Paper) -> Snapshot:
     return Snapshot(path=f"{sha256[:4]}.txt", source="test", captured_at=captured,
                     sha256=sha256, listings=listed(*papers))
+
+
+KILLED_MID_MIGRATION = """
+import os, signal, sys
+import digest.store.schema as schema
+from digest.store import open_store
+
+steps = list(schema.MIGRATIONS)
+schema.MIGRATIONS[:] = steps[:3]
+open_store(sys.argv[1]).close()  # a store as migration 3 left it
+
+
+def killed_after_the_ddl(conn):
+    steps[3][2](conn)  # migration 4's index swap ran; its version is not recorded yet
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+schema.MIGRATIONS[:] = steps[:3] + [(4, steps[3][1], killed_after_the_ddl)]
+open_store(sys.argv[1])
+"""
+
+
+def test_a_migration_killed_half_way_leaves_the_store_as_it_was(store_url: str) -> None:
+    """SIGKILL between a migration's DDL and its version record: the next open applies it
+    whole (on SQLite the DDL ran outside any transaction before, and the store would not
+    open again: "no such index: ix_papers_title_key")."""
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_MIGRATION, store_url],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    found = indexes(store_url, "papers")
+    assert "ix_papers_title_key" in found and "ix_papers_title_other" not in found
+    open_store(store_url).close()
+    found = indexes(store_url, "papers")
+    assert "ix_papers_title_key" not in found and "ix_papers_title_other" in found
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
+        assert list(conn.scalars(select(schema.schema_migrations.c.version))) == [1, 2, 3, 4]
+    engine.dispose()
+
+
+def test_a_read_is_one_view_while_another_connection_commits(store_url: str) -> None:
+    """`store.read()` promises one consistent view: a commit made meanwhile is not seen."""
+    store = open_store(store_url)
+    try:
+        with store.read() as view:
+            before = view.papers.counts()["snapshots"]
+            store.ingest(snapshot("c" * 64, datetime(2026, 3, 12, tzinfo=UTC),
+                                  Paper(title="Seen Later", abstract="x")))
+            assert view.papers.counts()["snapshots"] == before
+        assert store.counts()["snapshots"] == before + 1
+    finally:
+        store.close()

@@ -66,8 +66,16 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
-        """A transaction for reading: one consistent view, nothing committed."""
+        """A transaction for reading: one consistent view, nothing committed.
+
+        The view is a snapshot on both backends: PostgreSQL reads at REPEATABLE READ (its
+        default, READ COMMITTED, sees each commit between two statements), and SQLite
+        opens the transaction itself (Python's sqlite3 runs a SELECT outside any)."""
         with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            else:
+                conn.exec_driver_sql("BEGIN")
             yield Transaction(conn)
 
     # -- ingest ---------------------------------------------------------------------------
@@ -182,6 +190,10 @@ def open_store(url: str, create: bool = True) -> Store:
                          "use sqlite:/// or postgresql+psycopg://")
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                # Python's sqlite3 runs DDL outside a transaction: without this BEGIN a
+                # migration killed half-way would leave its tables changed but unrecorded.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             t.migrate(conn)
     except OperationalError as exc:
         engine.dispose()
