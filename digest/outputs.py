@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest import __version__
 from digest.config import Settings
 from digest.models import DigestInfo, StoredPaper
 from digest.publish.output import remove_stray_temps, write_atomic, written_sha256
@@ -118,7 +119,24 @@ def record_published(settings: Settings, name: str) -> None:
     changes them), so the next run can tell them intact without rendering them again."""
     hashes = {suffix: _sha256(digest_path(settings, name, suffix))
               for suffix in OUTPUT_SUFFIXES}
-    write_atomic(_manifest(settings), json.dumps({"digest": name, "sha256": hashes}, indent=1))
+    write_atomic(_manifest(settings), json.dumps(
+        {"digest": name, "rendered_with": rendered_with(settings), "sha256": hashes}, indent=1))
+
+
+def rendered_with(settings: Settings) -> str:
+    """A fingerprint of what the outputs are rendered from besides the store: the version
+    (the bundled templates), the site settings, the feed size and the override templates
+    (their names, sizes and times). Outputs noted with another are stale: changing
+    `site.base_url` or a template is picked up by the next cycle, not only by `render`."""
+    overrides: list[tuple[str, int, int]] = []
+    if settings.templates:
+        folder = Path(settings.templates)
+        overrides = sorted((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns)
+                           for path in folder.rglob("*") if path.is_file()
+                           for stat in (path.stat(),))
+    facts = [__version__, repr(settings.site), settings.feed_size, str(settings.templates),
+             overrides]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
 
 
 def _published_intact(settings: Settings, name: str) -> bool:
@@ -126,9 +144,10 @@ def _published_intact(settings: Settings, name: str) -> bool:
     run killed before that (or a file changed since) renders them again."""
     try:
         noted = json.loads(_manifest(settings).read_text())
-        return bool(noted["digest"] == name and all(
-            _sha256(digest_path(settings, name, suffix)) == noted["sha256"][suffix]
-            for suffix in OUTPUT_SUFFIXES))
+        return bool(
+            noted["digest"] == name and noted["rendered_with"] == rendered_with(settings)
+            and all(_sha256(digest_path(settings, name, suffix)) == noted["sha256"][suffix]
+                    for suffix in OUTPUT_SUFFIXES))
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -164,7 +183,12 @@ def publish_site(store: Store, settings: Settings) -> None:
     with template_errors():
         index = render_index(settings.site, digests, settings.templates)
     write_atomic(settings.out_dir / "index.html", index)
-    write_atomic(_site_marker(settings), digests[0].name if digests else "")
+    write_atomic(_site_marker(settings), _site_note(settings, digests))
+
+
+def _site_note(settings: Settings, digests: Sequence[DigestInfo]) -> str:
+    return json.dumps({"digest": digests[0].name if digests else "",
+                       "rendered_with": rendered_with(settings)})
 
 
 def _site_marker(settings: Settings) -> Path:
@@ -173,14 +197,14 @@ def _site_marker(settings: Settings) -> Path:
 
 def site_current(store: Store, settings: Settings) -> bool:
     """True when the feeds and the archive were last written with the store's newest digest
-    (and are there): a cycle that ingests nothing then leaves them alone, without building a
-    feed to find it unchanged. A cycle killed before writing them leaves the marker behind."""
-    newest = store.digests()
+    and the same settings and templates (and are there): a cycle that ingests nothing then
+    leaves them alone, without building a feed to find it unchanged. A cycle killed before
+    writing them leaves the marker behind."""
     try:
         marked = _site_marker(settings).read_text()
     except OSError:
         return False
-    return (marked == (newest[0].name if newest else "")
+    return (marked == _site_note(settings, store.digests())
             and all((settings.out_dir / name).is_file() for name in ("index.html", "feed.xml",
                                                                       "atom.xml")))
 

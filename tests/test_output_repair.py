@@ -212,3 +212,24 @@ def test_a_hash_taken_as_written_is_not_used_for_a_file_changed_since(tmp_path: 
     replacement.write_bytes(b"thirD")
     os.replace(replacement, path)
     assert written_sha256(path) is None
+
+
+def test_a_changed_site_setting_reaches_the_feeds_archive_and_newest_digest_next_cycle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steady-cycle shortcut must not keep outputs rendered with old settings: a new
+    base URL (or title, or template) is written by the next `run` and by `ingest` of a
+    snapshot already in."""
+    first_run_of_one_capture(tmp_path)
+    assert "papers.example.org" not in (tmp_path / "out/feed.xml").read_text()
+    monkeypatch.setenv("DIGEST_SITE_BASE_URL", "https://papers.example.org")
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    for name in ("feed.xml", "atom.xml", "index.html", "digests/2026-03-11.html"):
+        assert "https://papers.example.org/" in (tmp_path / "out" / name).read_text(), name
+    monkeypatch.setenv("DIGEST_SITE_TITLE", "Lab Reading List")
+    result = CliRunner().invoke(main, ["ingest", str(tmp_path / "captures/2026-03-11.txt")])
+    assert result.exit_code == 0 and "already ingested" in result.output
+    for name in ("feed.xml", "index.html", "digests/2026-03-11.html"):
+        assert "Lab Reading List" in (tmp_path / "out" / name).read_text(), name
+    steady = tree(tmp_path / "out")
+    assert CliRunner().invoke(main, ["run", "--no-send"]).exit_code == 0
+    assert tree(tmp_path / "out") == steady
