@@ -30,12 +30,9 @@ from digest.cli.support import (
 from digest.errors import ConfigError
 from digest.statuses import LISTED_STATUSES, NEEDS_ATTENTION
 
-if TYPE_CHECKING:
-    from digest.models import SnapshotRecord
-
 if TYPE_CHECKING:  # loaded by the commands that need them: `digest --help` needs click alone
     from digest.config import Settings
-    from digest.models import IngestResult
+    from digest.models import IngestResult, SnapshotRecord
 
 # Each command imports the modules it needs in its body: `digest --help` and `digest CMD -h`
 # load click alone (tests/test_cli.py guards it), and a command loads only its own stage.
