@@ -602,20 +602,26 @@ def _sources(values: _Values, raw: object, label: str,
             'write each as [[sources]] with name = "..." and location = "..."'))
         return ()
     found: list[SourceSettings] = []
+    names: set[str] = set()
     for index, table in enumerate(raw, 1):
         where = f"{label}: sources[{index}]"
         source: SourceSettings | None = values.checked(partial(_source, table, where), None)
-        if source is None:
-            continue
-        if any(s.name == source.name for s in found):
-            values.problems.append(ConfigError(f"{label}: sources[{index}].name",
-                                               f"{source.name!r} is used twice",
-                                               "give each source its own name"))
-        if locations and not is_url(source.location) and not Path(source.location).exists():
+        # The name and the path are checked as written even when the table has other
+        # problems, so one `config check` names them all.
+        fields = table if isinstance(table, dict) else {}
+        name, location = fields.get("name"), fields.get("location")
+        if isinstance(name, str) and name.strip():
+            if name in names:
+                values.problems.append(ConfigError(f"{where}.name", f"{name!r} is used twice",
+                                                   "give each source its own name"))
+            names.add(name)
+        if (locations and isinstance(location, str) and location.strip() and "://" not in location
+                and not Path(location).exists()):
             values.problems.append(ConfigError(f"{where}.location",
-                                               f"{source.location!r}: no such file or folder",
+                                               f"{location!r}: no such file or folder",
                                                "create it, or fix the path"))
-        found.append(source)
+        if source is not None:
+            found.append(source)
     return tuple(found)
 
 

@@ -75,7 +75,7 @@ def test_sources_and_schedule_from_the_file(isolated: Path) -> None:
      "declaration (at line 1, column 6)) — fix the syntax at that line"),
     ("[[sources]]\nname = 'a'\n", {}, "error: digest.toml: sources[1].location: missing — set a "
      "file, a folder or an http(s) URL"),
-    ("[[sources]]\nname = 'a'\nlocation = 'x'\nformat = 'pdf'\n", {}, "error: digest.toml: "
+    ("[[sources]]\nname = 'a'\nlocation = '.'\nformat = 'pdf'\n", {}, "error: digest.toml: "
      "sources[1].format: 'pdf' is not a format — use one of: auto, dailypage, hf-json, hf-html, "
      "arxiv, feed"),
     ("[alerts]\nemail = 'ops'\n", {}, "error: digest.toml: alerts.email: 'ops' is not an email "
@@ -121,6 +121,15 @@ def test_every_bad_setting_is_reported_not_just_the_first_of_its_section(isolate
         "error: digest.toml: sources[1].name: missing",
         "error: digest.toml: sources[1].location: 'ftp://x': ftp:// is not supported",
         "error: digest.toml: sources[1].format: 'pdf' is not a format"]
+    # A table with a problem still has its name and path checked: one round names them all.
+    write(isolated / "digest.toml", '[[sources]]\nname = "a"\nlocation = "nope/missing"\n'
+          'format = "xx"\nextra = 1\n[[sources]]\nname = "a"\nlocation = "."\n')
+    code, _, err = invoke("config", "check", env={})
+    assert code == 2 and [line.split(" — ")[0] for line in err.splitlines()] == [
+        "error: digest.toml: sources[1].extra: unknown setting",
+        "error: digest.toml: sources[1].format: 'xx' is not a format",
+        "error: digest.toml: sources[1].location: 'nope/missing': no such file or folder",
+        "error: digest.toml: sources[2].name: 'a' is used twice"]
 
 
 def test_check_masks_secrets_and_init_writes_a_valid_example(isolated: Path) -> None:
