@@ -44,6 +44,16 @@ def normalize_arxiv_id(raw: str) -> str | None:
     return f"{match['arch'].lower()}/{match['num']}"
 
 
+# The store's integer columns hold 32 bits: a count beyond that (or below zero) is not a
+# real count but a corrupt or hostile page, kept as unknown on both backends alike.
+MAX_COUNT = 2**31 - 1
+
+
+def count_or_none(value: int | None) -> int | None:
+    """A count as the store can hold it, or None when it cannot be a real one."""
+    return value if value is None or 0 <= value <= MAX_COUNT else None
+
+
 ARXIV_PREFIX = "arxiv:"
 TITLE_PREFIX = "title:"
 
@@ -69,6 +79,10 @@ class Paper:
     key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.ident and "\x00" in self.ident:  # PostgreSQL text cannot hold NUL; SQLite
+            object.__setattr__(self, "ident", self.ident.replace("\x00", ""))  # json cuts at it
+        if self.author_count != count_or_none(self.author_count):
+            object.__setattr__(self, "author_count", None)
         title_key = normalize_title(self.title)
         object.__setattr__(self, "title_key", title_key)
         if self.arxiv_id:
@@ -103,6 +117,12 @@ class Listing:
     rank: int
     comments: int | None = None
     upvotes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("comments", "upvotes"):
+            value = getattr(self, name)
+            if value != count_or_none(value):
+                object.__setattr__(self, name, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,3 +249,30 @@ def test_a_read_is_one_view_while_another_connection_commits(store_url: str) -> 
         assert store.counts()["snapshots"] == before + 1
     finally:
         store.close()
+
+
+def test_two_openers_of_an_old_postgres_store_migrate_one_at_a_time(pg_url: str) -> None:
+    """A cron run and the web app opening a store that needs a migration: the second waits
+    for the first's migration lock, then finds the work done (without it, it ran the same
+    DROP INDEX and failed once with "index does not exist")."""
+    import threading
+
+    from digest.store import MIGRATION_LOCK, MIGRATION_LOCK_KEY
+
+    steps = list(schema.MIGRATIONS)
+    schema.MIGRATIONS[:] = steps[:3]
+    try:
+        open_store(pg_url).close()
+    finally:
+        schema.MIGRATIONS[:] = steps
+    holder = create_engine(pg_url)
+    opened: list[str] = []
+    with holder.begin() as conn:
+        conn.execute(MIGRATION_LOCK, {"k": MIGRATION_LOCK_KEY})
+        second = threading.Thread(target=lambda: (open_store(pg_url).close(), opened.append("ok")))
+        second.start()
+        second.join(0.5)
+        assert opened == []  # waiting for the lock, not migrating beside its holder
+    second.join(10)
+    holder.dispose()
+    assert opened == ["ok"] and "ix_papers_title_other" in indexes(pg_url, "papers")

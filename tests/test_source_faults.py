@@ -386,6 +386,45 @@ def test_a_nul_in_a_title_or_abstract_is_stored_on_both_backends(
         opened.close()
 
 
+def test_a_count_no_column_can_hold_is_unknown_on_both_backends(
+        tmp_path: Path, server: FixtureServer, store_url: str) -> None:
+    """3e9 upvotes is a corrupt page, not a count: both backends keep it as unknown (a
+    binary COPY into PostgreSQL's int4 would wrap it to -1294967296 without a word)."""
+    item = hf_item("Hugely Upvoted", upvotes=3_000_000_000)
+    item["numComments"] = 2**40
+    server.routes["/api"] = Route(json.dumps([item, hf_item("Plain Paper", upvotes=7)]).encode(),
+                                  "application/json")
+    opened = open_store(store_url)
+    try:
+        report = cycle(opened, settings_for(opened, tmp_path, SourceSettings("hf", server.url("/api"))))
+        assert report.ok and report.digest
+        papers = opened.digest_papers(report.digest.name)
+        assert [(p.paper.title, p.upvotes, p.comments) for p in papers] == [
+            ("Hugely Upvoted", None, None), ("Plain Paper", 7, 0)]
+    finally:
+        opened.close()
+
+
+def test_a_nul_in_a_feed_id_is_the_same_paper_next_time_on_both_backends(store_url: str) -> None:
+    """The key is looked up as JSON text, which SQLite cuts at a NUL: the id loses its NUL
+    once, when the paper is made, so the second sighting finds the first."""
+    from digest.models import Listing, Paper, Snapshot
+
+    def seen(sha: str, day: int) -> Snapshot:
+        paper = Paper(title="Weekly update", abstract="News.", ident="guid:tag:\x00x")
+        return Snapshot(path=f"{day}.xml", source="feed", sha256=sha * 64,
+                        captured_at=datetime(2026, 3, day, tzinfo=UTC), listings=(Listing(paper, 1),))
+
+    opened = open_store(store_url)
+    try:
+        opened.ingest(seen("a", 12))
+        result, _ = opened.ingest(seen("b", 13))
+        assert (result.papers, result.new) == (1, 0)
+        assert opened.counts()["papers"] == 1 and opened.counts()["sightings"] == 2
+    finally:
+        opened.close()
+
+
 def test_fetch_limits_are_settings(tmp_path: Path) -> None:
     from digest.config import load_settings
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -26,6 +26,9 @@ from digest.store.times import naive_utc as naive_utc
 from digest.store.transaction import Transaction
 
 DEFAULT_URL = "sqlite:///digest.sqlite3"
+# Openers of one PostgreSQL store migrate one at a time ("pdmi"; the run lock is "pdig").
+MIGRATION_LOCK_KEY = 0x70646D69
+MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 DEFAULT_MAX_NEW = 300
 # Called inside the ingest transaction, before the commit, with its results and papers.
 Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
@@ -193,7 +196,10 @@ def open_store(url: str, create: bool = True) -> Store:
             if engine.dialect.name == "sqlite":
                 # Python's sqlite3 runs DDL outside a transaction: without this BEGIN a
                 # migration killed half-way would leave its tables changed but unrecorded.
+                # IMMEDIATE: a second process opening the store waits, then finds it done.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:  # the same wait on PostgreSQL, per store (schema), until this commits
+                conn.execute(MIGRATION_LOCK, {"k": MIGRATION_LOCK_KEY})
             t.migrate(conn)
     except OperationalError as exc:
         engine.dispose()

@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.types import TypeEngine
 
 from digest.diff import split_new, unique_listings
@@ -224,13 +225,18 @@ def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple
     types = [next((name for kind, name in _BINARY_TYPES
                    if isinstance(table.c[column].type, kind)), None) for column in names]
     binary = None not in types
-    with driver.cursor() as cursor, cursor.copy(
-            f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
-            + (" (FORMAT BINARY)" if binary else "")) as copy:
-        if binary:
-            copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
+    import psycopg
+
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN" + (
+        " (FORMAT BINARY)" if binary else "")
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            if binary:
+                copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:  # raised as SQLAlchemy's, like every other statement's
+        raise DatabaseError(statement, None, exc) from exc
 
 
 def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
@@ -272,7 +278,7 @@ def among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
     psycopg array escapes each value by regex): `IN (SELECT value FROM json_each(?))` on
     SQLite, `IN (SELECT json_array_elements_text(%s::json))` on PostgreSQL. Both still
     look each value up in the column's index."""
-    listed = json.dumps(list(values))
+    listed = json.dumps(list(values), ensure_ascii=False)
     if conn.dialect.name == "postgresql":
         elements = func.json_array_elements_text(cast(literal(listed, String()), JSON))
         return column.in_(select(elements))
