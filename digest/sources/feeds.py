@@ -22,6 +22,7 @@ from digest.text import find_links, one_line
 
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>?#]+)", re.IGNORECASE)
 _ARXIV_PREFIX = re.compile(r"^arXiv:\S+\s+Announce Type:\s*\S+\s*(Abstract:\s*)?", re.IGNORECASE)
+_ANNOUNCE = re.compile(r"Announce Type:\s*(\S+)")
 UPDATE_TYPES = ("replace", "replace-cross")
 # feedparser-rs caps what one entry may hold (20 authors, 50 links...) and cuts the rest without
 # a word: an arXiv collaboration paper would lose its author list. The document is already held
@@ -91,31 +92,34 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _paper(entry: Any, title: str, *, guess: bool = False) -> Paper:
-    candidates = [str(entry.get("id") or ""), str(entry.get("link") or "")]
+    # Each field read once: a feedparser-rs entry builds a new Python object on every get.
+    entry_id, entry_link = entry.get("id"), entry.get("link")
+    candidates = [str(entry_id or ""), str(entry_link or "")]
     arxiv_id = next((a for a in map(_arxiv_in, candidates) if a), None)
     ident = None
     if not arxiv_id:
         doi = next((m.group(1).rstrip(".") for c in candidates if (m := _DOI.search(c))), None)
         if doi:
             ident = f"doi:{doi.lower()}"
-        elif entry.get("id"):
-            ident = f"guid:{entry['id']}"
-        elif entry.get("link"):
-            ident = f"link:{entry['link']}"
+        elif entry_id:
+            ident = f"guid:{entry_id}"
+        elif entry_link:
+            ident = f"link:{entry_link}"
     summary = " ".join(_plain(entry, "summary", guess=guess).split())
     announce = str(entry.get("arxiv_announce_type") or "").strip().lower()
-    if not announce:
-        match = re.search(r"Announce Type:\s*(\S+)", summary)
+    if not announce and "Announce Type:" in summary:
+        match = _ANNOUNCE.search(summary)
         announce = match.group(1).lower() if match else ""
-    summary = _ARXIV_PREFIX.sub("", summary)
-    names = [one_line(a.get("name", "")) for a in entry.get("authors", []) if a.get("name")]
-    if not names and entry.get("author"):  # feedparser-rs leaves RSS "ada@x.org (Ada L)" unsplit
-        names = [one_line(_author_name(str(entry["author"])))]
+    if summary[:6].lower() == "arxiv:":
+        summary = _ARXIV_PREFIX.sub("", summary)
+    names = [one_line(name) for a in entry.get("authors") or () if (name := a.get("name"))]
+    if not names and (author := entry.get("author")):  # feedparser-rs: "ada@x.org (Ada L)" unsplit
+        names = [one_line(_author_name(str(author)))]
     if len(names) == 1 and "," in names[0]:  # dc:creator "Ada Fold, Ben Crease"
         names = [n.strip() for n in names[0].split(",")]
     authors = tuple(n for n in names if n)
     when = entry.get("published_parsed") or entry.get("updated_parsed")
-    link = f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else str(entry.get("link") or "")
+    link = f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else str(entry_link or "")
     return Paper(
         title=title, abstract=summary,
         published=date(when.tm_year, when.tm_mon, when.tm_mday) if when else None,
