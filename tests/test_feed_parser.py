@@ -19,7 +19,6 @@ from digest.sources import feeds
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from feed_parsers import atom, rss  # noqa: E402  (the comparison's feed builders)
 
-
 AUTHORS = "".join(f"<author><name>Author {i}</name></author>" for i in range(40))
 CASES = {
     # feedparser-rs types every RSS title HTML and sanitises it: "<Estuaries>" was lost.
