@@ -72,9 +72,9 @@ def request_params(titles: Sequence[str]) -> dict[str, str]:
 
 def parse_answer(body: bytes) -> list[Found]:
     """The entries of an arXiv API (Atom) answer; entries without a usable id are skipped."""
-    import feedparser
+    from digest.sources.feeds import read_feed
 
-    parsed = feedparser.parse(body)
+    parsed, _ = read_feed(body)
     if parsed.bozo and not parsed.entries and not parsed.feed:
         raise ValueError(f"not an arXiv API answer ({parsed.get('bozo_exception')})")
     found = []

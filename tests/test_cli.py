@@ -182,7 +182,7 @@ def test_python_dash_m_works(isolated: Path) -> None:
 
 
 # What a help text must not load: the store, templates, HTTP, the web app, mail validation.
-_HEAVY = ("sqlalchemy", "jinja2", "httpx", "starlette", "uvicorn", "feedgen", "feedparser",
+_HEAVY = ("sqlalchemy", "jinja2", "httpx", "starlette", "uvicorn", "feedgen", "feedparser", "feedparser_rs",
           "email_validator", "apscheduler", "css_inline", "markdown")
 
 
@@ -202,7 +202,7 @@ def test_help_loads_click_alone(args: list[str]) -> None:
 
 
 # What a cycle with nothing new never needs: it renders, parses and schedules nothing.
-_STEADY_UNUSED = ("feedgen", "markdown", "lxml", "feedparser", "limits", "apscheduler",
+_STEADY_UNUSED = ("feedgen", "markdown", "lxml", "feedparser", "feedparser_rs", "limits", "apscheduler",
                   "sqlalchemy.dialects.postgresql", "digest.store.schema_m001")
 
 
