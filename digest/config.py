@@ -12,21 +12,15 @@ import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from functools import partial
-from ipaddress import ip_network
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from email_validator import EmailNotValidError, validate_email
 
 from digest import CONFIG_NAME
 from digest.errors import ConfigError, raise_all
 from digest.publish.site import Site
-from digest.sources.detect import FORMATS
-from digest.sources.fetch import FetchLimits
+from digest.sources import FORMATS, FetchLimits
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
 
 DEFAULT_OUT = "out"
@@ -455,6 +449,8 @@ def _enrich_settings(values: _Values) -> EnrichSettings:
 def _address(values: _Values, section: str, key: str, raw: str | None) -> str | None:
     if not raw:
         return None
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError:
@@ -476,7 +472,11 @@ def _email_settings(values: _Values, env: Mapping[str, str]) -> EmailSettings:
         raw_from = text("email", "from")
         if not raw_from:
             return EmailSettings.from_name, EmailSettings.from_address
+        from email.utils import parseaddr
+
         name, address = parseaddr(raw_from)
+        from email_validator import EmailNotValidError, validate_email
+
         try:
             address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError:
@@ -523,6 +523,8 @@ def _web_settings(values: _Values) -> WebSettings:
     def trusted_proxies() -> str:
         proxies, where = values.get("web", "trusted_proxies")
         proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
+        from ipaddress import ip_network
+
         for host in filter(None, (h.strip() for h in proxies.split(","))):
             try:
                 ip_network(host, strict=False)
@@ -568,6 +570,10 @@ def _schedule_settings(values: _Values) -> ScheduleSettings:
 
     def timezone() -> str:
         zone = text("schedule", "timezone") or ScheduleSettings.timezone
+        if zone == ScheduleSettings.timezone:  # the default is tested: no zoneinfo import for it
+            return zone
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
