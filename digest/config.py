@@ -335,6 +335,22 @@ def read_config_file(path: Path) -> tuple[dict[str, object], list[ConfigError]]:
     return data, problems
 
 
+def config_file(config: str | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The settings file, and whether it was named (by --config or DIGEST_CONFIG: then it
+    must exist; ./digest.toml is read when it is there)."""
+    explicit = config or env.get("DIGEST_CONFIG")
+    return (Path(explicit) if explicit else Path(CONFIG_NAME)), bool(explicit)
+
+
+def store_url(db: str | None, config: str | None, env: Mapping[str, str]) -> str:
+    """The store URL alone, resolved as `load_settings` resolves it, without checking the
+    other settings: a quiet cycle's first question (digest.quiet). ConfigError if the file
+    cannot be read."""
+    path, explicit = config_file(config, env)
+    file_values, _ = read_config_file(path) if explicit or path.is_file() else ({}, [])
+    return db or _Values(file_values, str(path), env).text("store", "url") or DEFAULT_URL
+
+
 def load_settings(
     db: str | None = None,
     out: str | None = None,
@@ -347,8 +363,7 @@ def load_settings(
     Every problem is reported, each setting on its own line; `locations` also checks that
     the sources' files and folders exist."""
     env = os.environ if env is None else env
-    explicit = config or env.get("DIGEST_CONFIG")
-    path = Path(explicit) if explicit else Path(CONFIG_NAME)
+    path, explicit = config_file(config, env)
     file_values, problems = read_config_file(path) if explicit or path.is_file() else ({}, [])
     values = _Values(file_values, str(path), env)
     values.problems += problems

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, delete, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -24,6 +24,7 @@ from digest.store.transaction import Transaction
 # Openers of one PostgreSQL store migrate one at a time ("pdmi"; the run lock is "pdig").
 MIGRATION_LOCK_KEY = 0x70646D69
 MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
+BREAK_SEAL = delete(t.quiet_seal)
 # Called inside the ingest transaction, before the commit, with its results and papers.
 Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
 
@@ -57,8 +58,12 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One transaction over every area: committed when the block ends, rolled back (all
-        of it) when it raises."""
+        of it) when it raises.
+
+        Its first statement breaks the quiet seal: whatever it writes, the next `digest run`
+        takes the full path (digest.quiet). Every write to the store comes through here."""
         with self.engine.begin() as conn:
+            conn.execute(BREAK_SEAL)
             yield Transaction(conn)
 
     @contextmanager
