@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES
+from conftest import FIXTURES, MAIL_SECRET
 from http_server import FixtureServer, Route
+from smtp_server import Mailbox, SmtpServer
 from sqlalchemy import text
 
 import digest.pipeline
@@ -363,3 +364,22 @@ def test_no_seal_for_a_single_source_or_without_sending(isolated: Path, paths: P
     assert read_seal(DB) is None
     assert paths.run()[0] == "full"
     assert paths.run()[0] == "quiet"
+
+
+def test_a_deferred_delivery_is_never_sealed_and_the_next_run_sends_it(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = Mailbox(script={"ada@example.org": ["451 4.3.0 try again later"]})
+    with SmtpServer(box) as smtp:
+        for name, value in {**smtp.env(), "DIGEST_SECRET": MAIL_SECRET,
+                            "DIGEST_SITE_BASE_URL": "https://papers.example.org",
+                            "DIGEST_EMAIL_RETRIES": "0"}.items():
+            monkeypatch.setenv(name, value)
+        file_source()
+        assert CliRunner().invoke(main, ["subscribers", "add", "ada@example.org"]).exit_code == 0
+        path, code, out, _ = paths.run()
+        assert (path, code) == ("full", 1) and "1 deferred" in out
+        assert read_seal(DB) is None
+        path, code, out, _ = paths.run()
+        assert (path, code) == ("full", 0) and "1 sent" in out
+        assert len(box.messages) == 1
+        assert paths.run()[:2] == ("quiet", 0)

@@ -75,7 +75,16 @@ def read_seal(database: Path) -> Seal | None:
 def record(database: Path, seal: str, now: datetime, cycle: dict[str, object],
            not_modified: Sequence[NotModified]) -> bool:
     """Record a quiet cycle (its 304s, then its finished cycle) if the seal is still `seal`;
-    False, with nothing written, when any other transaction came first."""
+    False, with nothing written, when any other transaction came first or SQLite refused
+    (locked past its wait, a full disk: the full path meets it again and says so)."""
+    try:
+        return _record(database, seal, now, cycle, not_modified)
+    except sqlite3.Error:
+        return False
+
+
+def _record(database: Path, seal: str, now: datetime, cycle: dict[str, object],
+            not_modified: Sequence[NotModified]) -> bool:
     conn = sqlite3.connect(database, isolation_level=None)
     try:
         conn.execute("PRAGMA foreign_keys=ON")
