@@ -1,6 +1,6 @@
-"""What a cycle and a send did: the reports the command line prints and the cycle log keeps.
-Plain values with no store or mail behind them, so a quiet cycle (digest.quiet) reports
-exactly as a full one without loading either."""
+"""What a cycle, a send and a round of arXiv look-ups did: the reports the command line
+prints and the cycle log keeps. Plain values with no store or mail behind them, so a quiet
+cycle (digest.quiet) reports exactly as a full one without loading either."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from digest.text import plural
 
 if TYPE_CHECKING:
-    from digest.enrich import EnrichReport
     from digest.models import DigestInfo, IngestResult
 
 
@@ -86,3 +85,21 @@ class CycleReport:
                 f"{plural(sum(self.fetched.values()), 'snapshot')}, "
                 f"{plural(self.new, 'new paper')}, {sent}, "
                 f"{plural(len(self.failures), 'source')} failed, {self.seconds:.1f} s")
+
+
+@dataclass
+class EnrichReport:
+    """What one round of look-ups did; `left` titles wait for the next round."""
+
+    asked: int = 0
+    hits: int = 0
+    gained: int = 0
+    left: int = 0
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        tail = f"; stopped: {self.errors[0]}" if self.errors else ""
+        return (f"arXiv look-ups: {plural(self.asked, 'title')} in {plural(self.requests, 'request')}, "
+                f"{self.hits} found, "
+                f"{plural(self.gained, 'paper')} gained an id, {self.left} left for the next run{tail}")
