@@ -249,7 +249,7 @@ def test_a_steady_run_loads_no_renderer_parser_or_scheduler(kind: str, tmp_path:
 @pytest.mark.parametrize("kind", ["file", "http"])
 def test_a_quiet_run_loads_no_store_layer_http_client_or_template_engine(
         kind: str, tmp_path: Path, server: FixtureServer) -> None:
-    """Issue 12: the second run is quiet (digest.quiet): the stdlib's sqlite3 and http.client
+    """Issue 12: the second run is quiet (digest.quiet): the stdlib's sqlite3 and socket
     do its work, so SQLAlchemy (0.3 s), httpx and Jinja2 are never imported."""
     loaded = _steady_run_modules(kind, tmp_path, server)
     heavy = ("sqlalchemy", "httpx", "jinja2", "css_inline", "email_validator", "digest.pipeline",
