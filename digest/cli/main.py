@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -418,6 +417,8 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest --config /etc/paper-digest/digest.toml schedule
     """
+    import logging  # here: the other commands log nothing, and a quiet run pays for no import
+
     from digest import schedule as schedule_module
     from digest.store import cycle_log
 
