@@ -383,3 +383,27 @@ def test_a_deferred_delivery_is_never_sealed_and_the_next_run_sends_it(
         assert (path, code) == ("full", 0) and "1 sent" in out
         assert len(box.messages) == 1
         assert paths.run()[:2] == ("quiet", 0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_an_https_source_is_checked_with_the_certificates_httpx_trusts(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    cert, key = isolated / "cert.pem", isolated / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = FixtureServer()
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    with server:
+        server.routes["/journal"] = Route(FEED, "application/rss+xml", etag='"v1"')
+        configure(server.url("/journal").replace("http://", "https://"))
+        settle(paths)
+        assert [hit.status for hit in server.hits] == [200, 304]
+        monkeypatch.delenv("SSL_CERT_FILE")  # a server neither path trusts: the full path says so
+        path, code, _, err = paths.run()
+        assert (path, code) == ("full", 1) and "CERTIFICATE_VERIFY_FAILED" in err
