@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from digest.config import SourceSettings, is_url
 from digest.errors import ParseError, SourceError
 from digest.models import Snapshot
+from digest.sources import FetchLimits
 from digest.sources.detect import detect
-from digest.sources.fetch import DEFAULT_LIMITS, FetchLimits, fetch
+from digest.sources.fetch import DEFAULT_LIMITS, fetch
 from digest.sources.files import expand_paths, parse_page_snapshot, parse_snapshot, read_snapshot
 from digest.store import Store
 from digest.store.fetches import last_fetch, record_fetch

@@ -12,21 +12,15 @@ import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from functools import partial
-from ipaddress import ip_network
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from email_validator import EmailNotValidError, validate_email
 
 from digest import CONFIG_NAME
 from digest.errors import ConfigError, raise_all
 from digest.publish.site import Site
-from digest.sources.detect import FORMATS
-from digest.sources.fetch import FetchLimits
+from digest.sources import FORMATS, FetchLimits
 from digest.store import DEFAULT_MAX_NEW, DEFAULT_URL
 
 DEFAULT_OUT = "out"
@@ -341,6 +335,22 @@ def read_config_file(path: Path) -> tuple[dict[str, object], list[ConfigError]]:
     return data, problems
 
 
+def config_file(config: str | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The settings file, and whether it was named (by --config or DIGEST_CONFIG: then it
+    must exist; ./digest.toml is read when it is there)."""
+    explicit = config or env.get("DIGEST_CONFIG")
+    return (Path(explicit) if explicit else Path(CONFIG_NAME)), bool(explicit)
+
+
+def store_url(db: str | None, config: str | None, env: Mapping[str, str]) -> str:
+    """The store URL alone, resolved as `load_settings` resolves it, without checking the
+    other settings: a quiet cycle's first question (digest.quiet). ConfigError if the file
+    cannot be read."""
+    path, explicit = config_file(config, env)
+    file_values, _ = read_config_file(path) if explicit or path.is_file() else ({}, [])
+    return db or _Values(file_values, str(path), env).text("store", "url") or DEFAULT_URL
+
+
 def load_settings(
     db: str | None = None,
     out: str | None = None,
@@ -353,8 +363,7 @@ def load_settings(
     Every problem is reported, each setting on its own line; `locations` also checks that
     the sources' files and folders exist."""
     env = os.environ if env is None else env
-    explicit = config or env.get("DIGEST_CONFIG")
-    path = Path(explicit) if explicit else Path(CONFIG_NAME)
+    path, explicit = config_file(config, env)
     file_values, problems = read_config_file(path) if explicit or path.is_file() else ({}, [])
     values = _Values(file_values, str(path), env)
     values.problems += problems
@@ -455,6 +464,8 @@ def _enrich_settings(values: _Values) -> EnrichSettings:
 def _address(values: _Values, section: str, key: str, raw: str | None) -> str | None:
     if not raw:
         return None
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError:
@@ -476,7 +487,11 @@ def _email_settings(values: _Values, env: Mapping[str, str]) -> EmailSettings:
         raw_from = text("email", "from")
         if not raw_from:
             return EmailSettings.from_name, EmailSettings.from_address
+        from email.utils import parseaddr
+
         name, address = parseaddr(raw_from)
+        from email_validator import EmailNotValidError, validate_email
+
         try:
             address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError:
@@ -523,6 +538,8 @@ def _web_settings(values: _Values) -> WebSettings:
     def trusted_proxies() -> str:
         proxies, where = values.get("web", "trusted_proxies")
         proxies = "" if proxies is None or str(proxies).strip().lower() == "none" else str(proxies)
+        from ipaddress import ip_network
+
         for host in filter(None, (h.strip() for h in proxies.split(","))):
             try:
                 ip_network(host, strict=False)
@@ -568,6 +585,10 @@ def _schedule_settings(values: _Values) -> ScheduleSettings:
 
     def timezone() -> str:
         zone = text("schedule", "timezone") or ScheduleSettings.timezone
+        if zone == ScheduleSettings.timezone:  # the default is tested: no zoneinfo import for it
+            return zone
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from digest.config import EnrichSettings
 from digest.models import normalize_arxiv_id, normalize_title
+from digest.report import EnrichReport as EnrichReport
 from digest.store import Store
 from digest.store.enrichment import Lookup
-from digest.text import plural
 
 if TYPE_CHECKING:
     import httpx
@@ -38,24 +38,6 @@ class Found:
     arxiv_id: str
     title: str
     authors: tuple[str, ...]
-
-
-@dataclass
-class EnrichReport:
-    """What one round of look-ups did; `left` titles wait for the next round."""
-
-    asked: int = 0
-    hits: int = 0
-    gained: int = 0
-    left: int = 0
-    requests: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        tail = f"; stopped: {self.errors[0]}" if self.errors else ""
-        return (f"arXiv look-ups: {plural(self.asked, 'title')} in {plural(self.requests, 'request')}, "
-                f"{self.hits} found, "
-                f"{plural(self.gained, 'paper')} gained an id, {self.left} left for the next run{tail}")
 
 
 def search_query(titles: Sequence[str]) -> str:

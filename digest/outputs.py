@@ -100,7 +100,7 @@ def repair_outputs(store: Store, settings: Settings) -> list[str]:
     names = [d.name for d in digests]
     for index, info in enumerate(digests):
         missing = any(not digest_path(settings, info.name, s).is_file() for s in OUTPUT_SUFFIXES)
-        if missing or (index == 0 and not _published_intact(settings, info.name)):
+        if missing or (index == 0 and not published_intact(settings, info.name)):
             publish_digest(settings, info, store.digest_papers(info.name),
                            *neighbours(names, index))
             if index == 0:
@@ -139,7 +139,7 @@ def rendered_with(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
 
 
-def _published_intact(settings: Settings, name: str) -> bool:
+def published_intact(settings: Settings, name: str) -> bool:
     """True when the newest digest's files are the ones its last complete publish wrote: a
     run killed before that (or a file changed since) renders them again."""
     try:
@@ -207,6 +207,17 @@ def site_current(store: Store, settings: Settings) -> bool:
     return (marked == _site_note(settings, store.digests())
             and all((settings.out_dir / name).is_file() for name in ("index.html", "feed.xml",
                                                                       "atom.xml")))
+
+
+def steady_files(settings: Settings, newest: str | None) -> list[Path]:
+    """What a cycle with nothing new checks in out/ (site_current, published_intact,
+    repair_outputs), and the two folders, whose times change when a file is added or
+    removed: the quiet seal holds their stat (digest.quiet)."""
+    files = [settings.out_dir / name for name in ("index.html", "feed.xml", "atom.xml")]
+    files += [_site_marker(settings), _manifest(settings)]
+    if newest is not None:
+        files += [digest_path(settings, newest, suffix) for suffix in OUTPUT_SUFFIXES]
+    return [*files, settings.out_dir, settings.out_dir / "digests"]
 
 
 def render_all(store: Store, settings: Settings) -> list[DigestInfo]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,17 +19,18 @@ from digest.errors import ConfigError, DigestError
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
 from digest.publish.output import discard, install, stage
 from digest.publish.template_check import check_templates, template_errors
+from digest.report import CycleReport
 from digest.store import Store, cycle_log
 from digest.store.ingest import out_of_order
 from digest.store.lock import cycle_lock
-from digest.text import plural
 
 # Rendering, feeds, mail and snapshot parsing are imported where they are used: a steady
 # cycle (nothing new) needs none of them, and importing them costs more than its work.
 if TYPE_CHECKING:
     import httpx
 
-    from digest.mail.deliver import Sender, Summary
+    from digest.mail.deliver import Sender
+    from digest.store.transaction import Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -157,40 +157,6 @@ def make_sender(store: Store, settings: Settings, *, preview: bool = False,
     return Sender(store, settings, transport, delays=settings.email.retry_delays, progress=progress)
 
 
-@dataclass
-class CycleReport:
-    """What one `digest run` cycle did."""
-
-    fetched: dict[str, int] = field(default_factory=dict)  # source -> new snapshots
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
-    results: list[IngestResult] = field(default_factory=list)
-    digest: DigestInfo | None = None
-    enriched: EnrichReport | None = None
-    sent: Summary | None = None
-    seconds: float = 0.0
-    notices: list[str] = field(default_factory=list)  # worth the operator's eye, not failures
-
-    @property
-    def new(self) -> int:
-        return sum(r.new for r in self.results if r.status == "ingested")
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and (self.sent is None or self.sent.ok)
-
-    @property
-    def succeeded(self) -> list[str]:
-        failed = {name for name, _ in self.failures}
-        return [name for name in self.fetched if name not in failed]
-
-    def line(self) -> str:
-        sent = self.sent.line() if self.sent else "not sent"
-        return (f"cycle {'ok' if self.ok else 'FAILED'}: "
-                f"{plural(sum(self.fetched.values()), 'snapshot')}, "
-                f"{plural(self.new, 'new paper')}, {sent}, "
-                f"{plural(len(self.failures), 'source')} failed, {self.seconds:.1f} s")
-
-
 def _fetch(store: Store, settings: Settings, sources: Sequence[SourceSettings], now: datetime,
            client: httpx.Client | None, sleep: Callable[[float], None] | None,
            report: CycleReport) -> list[Snapshot]:
@@ -262,8 +228,8 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
               given: Sequence[Snapshot] | None = None, baseline: bool = False,
               enrich_arxiv: bool | None = None, client: httpx.Client | None = None,
               sleep: Callable[[float], None] | None = None, lock_wait: float = 10.0,
-              send: bool = True, progress: Callable[[int, int], None] | None = None
-              ) -> CycleReport:
+              send: bool = True, progress: Callable[[int, int], None] | None = None,
+              seal: str | None = None) -> CycleReport:
     """One cycle, the one every command goes through (`digest run`, `schedule`, `ingest`):
     gather snapshots, ingest what is new, render, send.
 
@@ -272,6 +238,9 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
     with it), but the others still make the day's digest; the cycle is logged. With
     `given` (`digest ingest`), ingest those snapshots, each its own digest. Holds the store's
     run lock.
+
+    `seal` (the settings' fingerprint, from `digest run`): when the cycle fetched every source
+    of a SQLite store and left nothing to do, it ends by writing the quiet seal (digest.quiet).
     """
     sources: list[SourceSettings] = []
     if given is None:
@@ -288,6 +257,7 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
     check_templates(settings.templates)
     with cycle_lock(store, wait=lock_wait):
         cycle_id = cycle_log.start(store, now) if given is None else None
+        sealing: Callable[[Transaction], str | None] | None = None
         try:
             if given is None:
                 snapshots = _fetch(store, settings, sources, now, client, sleep, report)
@@ -311,11 +281,30 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
                 from digest.mail.alerts import alert_operator
                 for name, reason in report.failures:
                     alert_operator(store, settings, name, reason, now)
+            if seal is not None and given is None and only is None and sender is not None:
+                sealing = _sealing(store, settings, report, seal)
         except BaseException as exc:  # recorded, then raised again: never swallowed
             report.failures.append(("cycle", str(exc) or type(exc).__name__))
             raise
         finally:
             report.seconds = time.monotonic() - started
             if cycle_id is not None:
-                cycle_log.finish(store, cycle_id, report, now)
+                cycle_log.finish(store, cycle_id, report, now, seal=sealing)
     return report
+
+
+def _sealing(store: Store, settings: Settings, report: CycleReport, fingerprint: str
+             ) -> Callable[[Transaction], str | None] | None:
+    """How to seal the cycle's end (digest.quiet.make_seal, in the transaction that records
+    it), or None when this cycle shows a later one could still have work: a source failed,
+    a send went wrong, a look-up failed, the outputs are not current and intact. SQLite only."""
+    if (store.engine.dialect.name != "sqlite" or not report.ok
+            or (report.enriched is not None and report.enriched.errors)):
+        return None
+    digests = store.digests()
+    if not outputs.site_current(store, settings) or (
+            digests and not outputs.published_intact(settings, digests[0].name)):
+        return None
+    from digest.quiet import make_seal
+
+    return lambda tx: make_seal(tx, settings, fingerprint)

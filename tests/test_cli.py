@@ -243,14 +243,19 @@ def test_a_steady_run_loads_no_renderer_parser_or_scheduler(kind: str, tmp_path:
     """Issue 12: a cron job that finds nothing new pays for start-up, so a steady cycle
     imports only what it uses (and a file source no HTTP client)."""
     loaded = _steady_run_modules(kind, tmp_path, server)
-    unused = (*_STEADY_UNUSED, "httpx") if kind == "file" else _STEADY_UNUSED
-    assert [m for m in unused if m in loaded] == []
-    assert "sqlalchemy" in loaded and "digest.publish.feeds" not in loaded
+    assert [m for m in _STEADY_UNUSED if m in loaded] == []
 
 
-def test_a_steady_run_loads_no_template_engine(tmp_path: Path, server: FixtureServer) -> None:
-    loaded = _steady_run_modules("file", tmp_path, server)
-    assert [m for m in ("jinja2", "css_inline") if m in loaded] == []
+@pytest.mark.parametrize("kind", ["file", "http"])
+def test_a_quiet_run_loads_no_store_layer_http_client_or_template_engine(
+        kind: str, tmp_path: Path, server: FixtureServer) -> None:
+    """Issue 12: the second run is quiet (digest.quiet): the stdlib's sqlite3 and socket
+    do its work, so SQLAlchemy (0.3 s), httpx and Jinja2 are never imported."""
+    loaded = _steady_run_modules(kind, tmp_path, server)
+    heavy = ("sqlalchemy", "httpx", "jinja2", "css_inline", "email_validator", "digest.pipeline",
+             "digest.store.core")
+    assert [m for m in heavy if m in loaded] == []
+    assert "digest.quiet" in loaded
 
 
 def test_captured_at_with_a_folder_of_several_snapshots_is_refused() -> None:

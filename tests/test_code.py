@@ -41,14 +41,15 @@ def test_imports_alone(module: str) -> None:
 # The tree reads as the pipeline, bottom to top: a module imports from its own layer or below.
 LAYERS = (
     ("digest", "digest.errors", "digest.statuses", "digest.models", "digest.diff", "digest.capture",
-     "digest.text", "digest.topics"),               # pure core: identity, what is new, dates, text
+     "digest.text", "digest.topics", "digest.report"),  # pure core: identity, what is new, dates,
+                                                    # text, what a cycle did
     ("digest.sources",),                            # read and fetch
     ("digest.store",),                              # the database
     ("digest.publish",),                            # pages, Markdown, feeds, atomic output
     ("digest.config",),                             # settings, in the stages' own types
     ("digest.mail",),                               # subscribers, message, transport, delivery log
     ("digest.collect", "digest.enrich", "digest.outputs", "digest.pipeline",
-     "digest.schedule"),                            # orchestration
+     "digest.quiet", "digest.schedule"),            # orchestration
     ("digest.web", "digest.cli", "digest.__main__"),  # the two front doors
 )
 

@@ -11,7 +11,6 @@ import click
 from digest import CONFIG_NAME
 from digest.cli.support import CONTEXT, settings_for, user_errors
 from digest.errors import ConfigError
-from digest.publish.output import write_atomic
 
 # The example `digest init` writes. Each {section.key} is that setting's default from
 # config.KEYS, so every default is written once; a comment after one keeps its column.
@@ -188,5 +187,7 @@ def init(path: str, force: bool) -> None:
         target = Path(path)
         if target.exists() and not force:
             raise ConfigError(path, "already exists", "pass --force to overwrite it")
+        from digest.publish.output import write_atomic  # tempfile: for `init` alone
+
         write_atomic(target, example_config())
         click.echo(f"wrote {path}: edit it, then run `digest config check`")

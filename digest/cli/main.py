@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -351,13 +350,38 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
       digest run
       digest run --source hf-daily --no-send
     """
-    from digest import pipeline
-    from digest.outputs import digest_path
     from digest.text import plural
 
+    context = click.get_current_context()
+    config = context.find_root().params.get("config")
+    report = None
+    if only is None and not no_send:  # a steady cycle proves it has nothing to do, quietly
+        from digest.quiet import quiet_cycle
+
+        report = quiet_cycle(config, db, out, templates)
+    if report is not None:
+        for name, count in report.fetched.items():
+            click.echo(f"{name}: {plural(count, 'new snapshot')}")
+        click.echo(report.line())
+        return
+    _full_run(only, no_send, db, out, templates, config)
+
+
+def _full_run(only: str | None, no_send: bool, db: str | None, out: str | None,
+              templates: str | None, config: str | None) -> None:
+    """`digest run` through the pipeline, sealing a cycle that leaves nothing to do."""
+    import os
+    from pathlib import Path
+
+    from digest import pipeline
+    from digest.outputs import digest_path
+    from digest.quiet import settings_fingerprint
+    from digest.text import plural
+
+    seal = settings_fingerprint(config, db, out, templates, os.environ, Path.cwd())
     with user_errors(), opened(db, out, templates) as (store, settings):
         report = pipeline.run_cycle(store, settings, datetime.now(UTC), only=only,
-                                    send=not no_send)
+                                    send=not no_send, seal=seal)
         for name, count in report.fetched.items():
             click.echo(f"{name}: {plural(count, 'new snapshot')}")
         for name, reason in report.failures:
@@ -393,6 +417,8 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
     Example:
       digest --config /etc/paper-digest/digest.toml schedule
     """
+    import logging  # here: the other commands log nothing, and a quiet run pays for no import
+
     from digest import schedule as schedule_module
     from digest.store import cycle_log
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the heavy modules load inside the commands: `digest --help`
     from click._termui_impl import ProgressBar
 
     from digest.config import Settings
-    from digest.mail.deliver import Summary
+    from digest.report import Summary
     from digest.store import Store
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -35,6 +35,7 @@ from digest.mail.subscribers import find, normalize_address, parse_topics, topic
 from digest.mail.tokens import preferences_token, unsubscribe_token
 from digest.mail.transport import Permanent, Transient, Transport, Unknown
 from digest.models import DigestInfo
+from digest.report import Problem, Summary
 from digest.statuses import ACTIVE, PENDING, DeliveryStatus
 from digest.store import Store
 from digest.store.deliveries import Delivery, Outcome
@@ -44,46 +45,6 @@ if TYPE_CHECKING:  # rendering is imported when a digest is sent: a steady cycle
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of one message
 NOTHING_MATCHES = "no new paper matches the subscriber's topics"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A delivery that did not go out this run, for the operator to act on."""
-
-    status: str  # failed, deferred or unknown
-    digest: str
-    email: str
-    reply: str
-
-    def line(self) -> str:
-        return f"{self.status}: {self.digest} to {self.email}: {self.reply}"
-
-
-@dataclass
-class Summary:
-    """What a send run did."""
-
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    deferred: int = 0
-    unknown: int = 0
-    held: list[tuple[str, str]] = field(default_factory=list)  # (digest, reason)
-    planned: list[tuple[str, int, int]] = field(default_factory=list)  # dry run: digest, send, skip
-    stopped: str | None = None
-    problems: list[Problem] = field(default_factory=list)  # each failed, deferred, unknown one
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.deferred or self.unknown or self.stopped)
-
-    def line(self) -> str:
-        parts = [f"{self.sent} sent", f"{self.skipped} skipped", f"{self.failed} failed"]
-        if self.deferred:
-            parts.append(f"{self.deferred} deferred (will retry)")
-        if self.unknown:
-            parts.append(f"{self.unknown} unknown (see --retry-unknown)")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

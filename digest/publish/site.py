@@ -5,9 +5,12 @@ settings and a steady cycle never import Jinja2."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from digest.capture import MONTH_NAMES
-from digest.models import DigestInfo
+
+if TYPE_CHECKING:
+    from digest.models import DigestInfo
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from digest.errors import ParseError
 from digest.models import Listing
+from digest.sources import FORMATS
 from digest.sources.feeds import parse_feed
 from digest.sources.hf_html import parse_hf_html
 from digest.sources.hf_json import parse_hf_json
@@ -14,7 +15,6 @@ from digest.sources.hf_json import parse_hf_json
 Parser = Callable[[bytes, str, list[str]], list[Listing]]
 PARSERS: dict[str, Parser] = {"hf-json": parse_hf_json, "hf-html": parse_hf_html,
                               "arxiv": parse_feed, "feed": parse_feed}
-FORMATS = ("dailypage", *PARSERS)
 
 
 def detect(data: bytes, content_type: str = "") -> str:

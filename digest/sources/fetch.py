@@ -21,29 +21,20 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from digest import __version__
 from digest.errors import SourceError
+from digest.sources import USER_AGENT as USER_AGENT
+from digest.sources import FetchLimits
 
 # httpx is imported by the functions that fetch: settings and file sources use FetchLimits
 # alone, and a cycle over files only should not pay for loading an HTTP client.
 if TYPE_CHECKING:
     import httpx
 
-USER_AGENT = f"paper-digest/{__version__} (+https://pypi.org/project/paper-digest/)"
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 READ_TIMEOUT = 30.0  # one read; the whole fetch is bounded by FetchLimits.deadline
 REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 65_536  # bytes read, and bytes decoded, at a time
 PERMANENT = (301, 308)
-
-
-@dataclass(frozen=True)
-class FetchLimits:
-    """What one fetch may cost: bytes after decoding, seconds in all, redirects followed."""
-
-    max_bytes: int = 20_000_000
-    deadline: float = 120.0
-    max_redirects: int = 5
 
 
 DEFAULT_LIMITS = FetchLimits()

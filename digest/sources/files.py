@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest.capture import MONTH_NAMES, capture_from_name, infer_capture_date, is_future, resolve_yearless
 from digest.errors import ParseError, SourceError
 from digest.models import Listing, Paper, Snapshot
+from digest.sources import SNAPSHOT_SUFFIXES as SNAPSHOT_SUFFIXES
+from digest.sources import expand_paths as expand_paths
 from digest.sources.dailypage import Entry, parse_page
 from digest.sources.detect import detect, parser_for
 from digest.text import find_links
 
 SOURCE_NAME = "hf-daily-page"
-# What a folder of captures stands for: its files with these endings (README says which).
-SNAPSHOT_SUFFIXES = (".txt", ".json", ".html", ".xml", ".rss", ".atom")
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Turn the PATH arguments into snapshot files: a folder stands for its captures."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in SNAPSHOT_SUFFIXES and p.is_file())
-            if not found:
-                raise SourceError(str(path), f"folder holds no captures ({', '.join(SNAPSHOT_SUFFIXES)})",
-                                  "pass snapshot files, or a folder that holds some")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
-
-
 def read_snapshot(path: Path, captured_at: datetime | None, now: datetime, fmt: str = "auto",
                   source: str | None = None) -> Snapshot:
     """Read, hash and parse one snapshot file, resolving its capture time and paper dates."""

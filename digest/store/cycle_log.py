@@ -4,7 +4,7 @@ catch-up), the failing-source streaks it gives, and the alerts sent about them."
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -13,11 +13,13 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from digest.statuses import CycleStatus
 from digest.store import schema as t
+from digest.store.quiet import cycle_row
 from digest.store.times import aware, naive_utc
 from digest.text import plural
 
 if TYPE_CHECKING:
     from digest.store import Store
+    from digest.store.transaction import Transaction
 
 
 class Sent(Protocol):
@@ -91,12 +93,16 @@ class Cycles:
         """Record how the cycle ended."""
         sent = report.sent
         self.conn.execute(update(t.cycles).where(t.cycles.c.id == cycle_id).values(
-            finished_at=naive_utc(now), status=CycleStatus.OK if report.ok else CycleStatus.FAILED,
-            fetched=sum(report.fetched.values()), new=report.new,
-            sent=sent.sent if sent else 0,
-            failed=len(report.failures) + (sent.failed if sent else 0),
-            report=json.dumps({"failures": report.failures, "succeeded": report.succeeded,
-                               "notices": report.notices, "seconds": round(report.seconds, 2)})))
+            finished_at=naive_utc(now), **cycle_row(
+                report.ok, fetched=sum(report.fetched.values()), new=report.new,
+                sent=sent.sent if sent else 0,
+                failed=len(report.failures) + (sent.failed if sent else 0),
+                report={"failures": report.failures, "succeeded": report.succeeded,
+                        "notices": report.notices, "seconds": round(report.seconds, 2)})))
+
+    def seal(self, seal: str) -> None:
+        """Write the quiet seal (this transaction began by deleting the last one)."""
+        self.conn.execute(insert(t.quiet_seal).values(id=1, seal=seal))
 
     def failing_since(self, source: str) -> tuple[datetime, int] | None:
         """When the source's current run of failed cycles began, and how many cycles it has
@@ -173,10 +179,16 @@ def start(store: Store, now: datetime) -> int:
         return tx.cycles.start(now)
 
 
-def finish(store: Store, cycle_id: int, report: CycleReport, now: datetime) -> None:
-    """Record how the cycle ended, in its own transaction."""
+def finish(store: Store, cycle_id: int, report: CycleReport, now: datetime,
+           seal: Callable[[Transaction], str | None] | None = None) -> None:
+    """Record how the cycle ended, in its own transaction; with `seal`, also the quiet seal it
+    returns, if any. It runs in that transaction, after its first statement took SQLite's
+    write lock: no write can come between what it reads and the seal it writes."""
     with store.transaction() as tx:
         tx.cycles.finish(cycle_id, report, now)
+        sealed = seal(tx) if seal is not None else None
+        if sealed is not None:
+            tx.cycles.seal(sealed)
 
 
 def mark_streaks(store: Store, report: CycleReport, now: datetime) -> None:

@@ -15,16 +15,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING
 
 from digest.errors import StoreError
-from digest.store import Store
+
+if TYPE_CHECKING:  # the SQLite lock is taken without SQLAlchemy by a quiet cycle (digest.quiet)
+    from digest.store import Store
 
 # pg_advisory_lock(int, int): a fixed number that reads "pdig", and the store's schema
 # hashed, so two stores in one database (two schemas) never wait for each other.
 PG_LOCK_KEY = 0x70646967
-PG_TRY_LOCK = text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))")
+PG_TRY_LOCK = "SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"
 
 
 @contextmanager
@@ -32,9 +33,11 @@ def cycle_lock(store: Store, wait: float = 10.0, poll: float = 0.2) -> Iterator[
     """Hold the store's run lock, waiting up to `wait` seconds; StoreError if it is taken."""
     deadline = time.monotonic() + wait
     if store.engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
         conn = store.engine.connect()
         try:
-            while not conn.scalar(PG_TRY_LOCK, {"k": PG_LOCK_KEY}):
+            while not conn.scalar(text(PG_TRY_LOCK), {"k": PG_LOCK_KEY}):
                 conn.rollback()
                 if time.monotonic() >= deadline:
                     raise _busy(wait)
@@ -45,7 +48,14 @@ def cycle_lock(store: Store, wait: float = 10.0, poll: float = 0.2) -> Iterator[
             conn.invalidate()  # closing the session is what releases the lock
             conn.close()
         return
-    path = _lock_path(store)
+    with sqlite_lock(lock_path(store.engine.url.database), wait, poll):
+        yield
+
+
+@contextmanager
+def sqlite_lock(path: Path, wait: float = 10.0, poll: float = 0.2) -> Iterator[None]:
+    """Hold the flock at `path` (a SQLite store's run lock), waiting up to `wait` seconds."""
+    deadline = time.monotonic() + wait
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         while True:
@@ -63,8 +73,8 @@ def cycle_lock(store: Store, wait: float = 10.0, poll: float = 0.2) -> Iterator[
         os.close(handle)  # closing the descriptor releases the flock
 
 
-def _lock_path(store: Store) -> Path:
-    database = store.engine.url.database
+def lock_path(database: str | None) -> Path:
+    """The run lock's file for the SQLite database at `database` (its path in the URL)."""
     if not database or database == ":memory:":
         return Path(os.environ.get("TMPDIR", "/tmp")) / "paper-digest-memory.lock"
     return Path(database).with_name(Path(database).name + ".lock")

@@ -193,6 +193,16 @@ arxiv_lookups = Table(
     Column("authors", Text, nullable=False, default=""),  # newline-separated names
     Column("looked_up_at", DateTime, nullable=False),
 )
+
+# The quiet seal (issue 12): one row, written by a full cycle that left nothing to do, deleted
+# by every other transaction; while it stands, `digest run` may take the quiet path
+# (digest.quiet). The seal is JSON: what "unchanged" means for each source and output.
+quiet_seal = Table(
+    "quiet_seal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seal", Text, nullable=False),
+)
 Migration = Callable[[Connection], None]
 
 
@@ -230,6 +240,15 @@ def _m004_title_lookup(conn: Connection) -> None:
                       "WHERE substr(key, 1, 6) <> 'title:'"))
 
 
+def _m005_quiet_seal(conn: Connection) -> None:
+    """Migration 5, frozen as it shipped: the quiet seal's table."""
+    frozen = MetaData()
+    Table("quiet_seal", frozen,
+          Column("id", Integer, primary_key=True, autoincrement=False),
+          Column("seal", Text, nullable=False))
+    frozen.create_all(conn)
+
+
 # Each migration is frozen the day it ships (see schema_m001): today's tables above are
 # what the migrations add up to, and a test checks that they agree.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -237,6 +256,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (2, "arxiv lookups", _m002_arxiv_lookups),
     (3, "subscribers list others", _m003_list_others),
     (4, "title lookup by key", _m004_title_lookup),
+    (5, "quiet seal", _m005_quiet_seal),
 ]
 
 

@@ -1,0 +1,409 @@
+"""Issue 12: a steady `digest run` takes the quiet path (digest.quiet) only while the seal a
+full cycle wrote still holds, and then writes the same rows and prints the same lines as the
+full path; anything that could give a cycle work breaks the seal."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, MAIL_SECRET
+from http_server import FixtureServer, Route
+from smtp_server import Mailbox, SmtpServer
+from sqlalchemy import text
+
+import digest.pipeline
+import digest.quiet
+from digest.cli.main import main
+from digest.store import open_store, schema
+from digest.store.quiet import SCHEMA_VERSION, read_seal
+
+FEED = (FIXTURES / "sources" / "journal.rss").read_bytes()
+DB = Path("digest.sqlite3")
+
+
+class Paths:
+    """Which path each `digest run` took: "full" when it went through pipeline.run_cycle."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.full = 0
+        real = digest.pipeline.run_cycle
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            self.full += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(digest.pipeline, "run_cycle", spy)
+
+    def run(self, *args: str) -> tuple[str, int, str, str]:
+        """One `digest run`: (path, exit code, stdout, stderr)."""
+        before = self.full
+        result = CliRunner().invoke(main, ["run", *args], catch_exceptions=False)
+        path = "full" if self.full > before else "quiet"
+        return path, result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
+    return Paths(monkeypatch)
+
+
+def configure(location: str, extra: str = "") -> None:
+    Path("digest.toml").write_text(
+        f'{extra}[[sources]]\nname = "journal"\nlocation = "{location}"\nformat = "feed"\n')
+
+
+def file_source() -> Path:
+    feed = Path("journal.rss").resolve()
+    feed.write_bytes(FEED)
+    configure(str(feed))
+    return feed
+
+
+def http_source(server: FixtureServer, extra: str = "") -> Route:
+    route = Route(FEED, "application/rss+xml", etag='"v1"')
+    server.routes["/journal"] = route
+    configure(server.url("/journal"), extra)
+    return route
+
+
+def settle(paths: Paths) -> None:
+    """The first run ingests the feed and seals; the next one is quiet."""
+    assert paths.run()[:2] == ("full", 0)
+    assert read_seal(DB) is not None
+    path, code, out, _ = paths.run()
+    assert (path, code) == ("quiet", 0)
+    assert out.startswith("journal: 0 new snapshots\ncycle ok: 0 snapshots, 0 new papers, 0 sent,")
+
+
+def tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows, with the cycle's times and duration, and the fetch times, masked."""
+    conn = sqlite3.connect(db)
+    try:
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        found = {n: conn.execute(f"SELECT * FROM {n} ORDER BY 1").fetchall() for n in names}
+    finally:
+        conn.close()
+    found["cycles"] = [(*row[:1], "T", "T", *row[3:8], re.sub(r'"seconds": [0-9.]+', "S", row[8]))
+                       for row in found["cycles"]]
+    found["fetches"] = [(*row[:3], "T", *row[4:]) for row in found["fetches"]]
+    return found
+
+
+def masked(out: str) -> str:
+    return re.sub(r"[0-9.]+ s$", "S s", out, flags=re.M)
+
+
+# -- the contract: same rows, same output ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "http"])
+def test_a_quiet_cycle_writes_and_prints_what_the_full_path_does(
+        kind: str, isolated: Path, paths: Paths, server: FixtureServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind == "file":
+        file_source()
+    else:
+        http_source(server)
+    settle(paths)
+    assert not Path("digest.sqlite3-wal").exists()
+    shutil.copy(DB, "before.sqlite3")
+    path, code, quiet_out, quiet_err = paths.run()
+    assert path == "quiet"
+    quiet = tables(DB)
+    shutil.copy("before.sqlite3", DB)
+    monkeypatch.setattr(digest.quiet, "quiet_cycle", lambda *args: None)
+    path, full_code, full_out, full_err = paths.run()
+    assert path == "full"
+    assert (code, masked(quiet_out), quiet_err) == (full_code, masked(full_out), full_err)
+    assert quiet == tables(DB)
+    assert quiet["quiet_seal"]  # the full path sealed again: the same seal
+    if kind == "http":
+        assert [hit.status for hit in server.hits] == [200, 304, 304, 304]
+        assert all(hit.headers["if-none-match"] == '"v1"' for hit in server.hits[1:])
+        assert quiet["fetches"][-1][4:] == (304, '"v1"', None, "", None, None)
+
+
+# -- what breaks the seal ---------------------------------------------------------------------
+
+
+def test_a_new_subscriber_breaks_the_seal(isolated: Path, paths: Paths) -> None:
+    file_source()
+    settle(paths)
+    assert CliRunner().invoke(main, ["subscribers", "add", "ada@example.org"]).exit_code == 0
+    assert read_seal(DB) is None
+    assert paths.run()[:2] == ("full", 0)
+    assert paths.run()[0] == "quiet"  # the full cycle had nothing left to do: sealed again
+
+
+def test_a_held_digest_is_never_sealed_and_its_release_is_sent(isolated: Path,
+                                                                 paths: Paths) -> None:
+    """A digest the flood guard holds leaves pending deliveries: the cycle is ok, but a later
+    one has work once it is released (a seal would have hidden it)."""
+    feed = file_source()
+    configure(str(feed), "[email]\nmax_new = 1\n")
+    assert CliRunner().invoke(main, ["subscribers", "add", "ada@example.org"]).exit_code == 0
+    path, code, _, err = paths.run()
+    assert (path, code) == ("full", 0) and "held:" in err
+    assert read_seal(DB) is None
+    assert paths.run()[0] == "full"
+    name = next(Path("out/digests").glob("*.md")).name.removesuffix(".md")
+    assert CliRunner().invoke(main, ["release", name]).exit_code == 0
+    assert paths.run()[:2] == ("full", 0)
+    assert len(list(Path("out/outbox").iterdir())) == 1
+    assert paths.run()[0] == "quiet"
+
+
+def test_a_deleted_output_breaks_the_seal_and_is_rewritten(isolated: Path, paths: Paths) -> None:
+    file_source()
+    settle(paths)
+    page = next(Path("out/digests").glob("*.email.txt"))
+    page.unlink()
+    path, code, _, err = paths.run()
+    assert (path, code) == ("full", 0) and "rewrote the missing outputs" in err
+    assert page.is_file()
+    assert paths.run()[0] == "quiet"
+
+
+def test_changed_settings_or_templates_break_the_seal(isolated: Path, paths: Paths,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    file_source()
+    settle(paths)
+    monkeypatch.setenv("DIGEST_SITE_TITLE", "Another title")
+    assert paths.run()[0] == "full"
+    assert "Another title" in Path("out/index.html").read_text()
+    assert paths.run()[0] == "quiet"
+    Path("digest.toml").write_text(Path("digest.toml").read_text() + "\n")
+    assert paths.run()[0] == "full"
+    templates = Path("templates")
+    templates.mkdir()
+    (templates / "notes.txt").write_text("mine\n")
+    monkeypatch.setenv("DIGEST_TEMPLATES", str(templates))
+    assert paths.run()[0] == "full"
+    assert paths.run()[0] == "quiet"
+    (templates / "notes.txt").write_text("mine, changed\n")
+    assert paths.run()[0] == "full"
+
+
+def test_a_changed_file_is_hashed_and_only_other_bytes_break_the_seal(
+        isolated: Path, paths: Paths) -> None:
+    feed = file_source()
+    settle(paths)
+    os.utime(feed, ns=(feed.stat().st_atime_ns, feed.stat().st_mtime_ns + 10**9))
+    assert paths.run()[0] == "quiet"  # touched, same bytes: hashed, unchanged
+    changed = FEED.replace(b"Journal", b"Jurnal!", 1)
+    assert len(changed) == len(FEED) and changed != FEED
+    feed.write_bytes(changed)
+    path, code, out, _ = paths.run()
+    assert (path, code) == ("full", 0) and "journal: 1 new snapshot\n" in out
+
+
+def test_a_new_file_in_a_folder_source_breaks_the_seal(isolated: Path, paths: Paths) -> None:
+    folder = Path("captures").resolve()
+    folder.mkdir()
+    (folder / "2026-03-01.rss").write_bytes(FEED)
+    configure(str(folder))
+    settle(paths)
+    (folder / "2026-03-02.rss").write_bytes(FEED.replace(b"Journal", b"Jurnal!", 1))
+    path, code, out, _ = paths.run()
+    assert (path, code) == ("full", 0) and "journal: 1 new snapshot\n" in out
+
+
+def test_a_new_listing_over_http_is_fetched_by_the_full_path(
+        isolated: Path, paths: Paths, server: FixtureServer) -> None:
+    route = http_source(server)
+    settle(paths)
+    route.body, route.etag = FEED.replace(b"Journal", b"Jurnal!", 1), '"v2"'
+    path, code, out, _ = paths.run()
+    assert (path, code) == ("full", 0) and "journal: 1 new snapshot\n" in out
+    # One extra request that day: the quiet path's conditional GET, then the full path's.
+    assert [hit.status for hit in server.hits][-2:] == [200, 200]
+    assert paths.run()[0] == "quiet"
+
+
+def test_a_listing_without_validators_is_never_sealed(isolated: Path, paths: Paths,
+                                                     server: FixtureServer) -> None:
+    """Without an ETag or Last-Modified there is nothing for a quiet check to ask: every
+    run is a full one, and makes one request."""
+    server.routes["/journal"] = Route(FEED, "application/rss+xml")
+    configure(server.url("/journal"))
+    assert paths.run()[:2] == ("full", 0)
+    assert read_seal(DB) is None
+    assert paths.run()[:2] == ("full", 0)
+    assert len(server.hits) == 2
+
+
+def test_a_stalling_server_sends_the_quiet_check_to_the_full_path_in_bounded_time(
+        isolated: Path, paths: Paths, server: FixtureServer) -> None:
+    route = http_source(server, "[fetch]\ndeadline = 1\n")
+    settle(paths)
+    route.delay = 3.0
+    start = time.monotonic()
+    path, code, _, err = paths.run()
+    assert (path, code) == ("full", 1) and "deadline" in err
+    assert time.monotonic() - start < 2.9  # one deadline for each path, no 3 s wait for either
+
+
+def test_a_failing_source_is_not_sealed_and_its_recovery_is_reported(
+        isolated: Path, paths: Paths, server: FixtureServer) -> None:
+    route = http_source(server)
+    settle(paths)
+    route.failures = [404, 404]  # the quiet check's answer, then the full path's
+    assert paths.run()[:2] == ("full", 1)
+    assert read_seal(DB) is None
+    path, code, _, err = paths.run()
+    assert (path, code) == ("full", 0) and "journal: recovered after 1 failed cycle" in err
+    assert paths.run()[0] == "quiet"
+
+
+def test_another_schema_version_takes_the_full_path(isolated: Path, paths: Paths,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SCHEMA_VERSION == schema.MIGRATIONS[-1][0]
+    file_source()
+    settle(paths)
+    later = SCHEMA_VERSION + 1
+
+    def m006(conn: Any) -> None:
+        pass
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, (later, "next", m006)])
+    monkeypatch.setattr(digest.quiet, "SCHEMA_VERSION", later)
+    assert paths.run()[:2] == ("full", 0)  # a newer release: the seal is of the old schema
+    monkeypatch.undo()
+    paths = Paths(monkeypatch)
+    assert paths.run()[0] == "full"  # an older release on a newer store: never trusted
+
+
+# -- races, kills, PostgreSQL -------------------------------------------------------------
+
+
+def test_a_write_between_the_checks_and_the_record_sends_the_quiet_path_away(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    file_source()
+    settle(paths)
+    cycles = len(tables(DB)["cycles"])
+    real = digest.quiet._files_unchanged
+
+    def meanwhile(*args: Any) -> bool:
+        store = open_store(f"sqlite:///{DB}")
+        with store.transaction():  # any write (this one writes nothing else) breaks the seal
+            pass
+        store.close()
+        return real(*args)
+
+    monkeypatch.setattr(digest.quiet, "_files_unchanged", meanwhile)
+    assert paths.run()[:2] == ("full", 0)
+    assert len(tables(DB)["cycles"]) == cycles + 1  # the full cycle's alone
+
+
+KILLED = """
+import os, signal, sqlite3, sys
+import digest.store.quiet as q
+
+class Killing:
+    def __init__(self, conn): self.conn = conn
+    def __getattr__(self, name): return getattr(self.conn, name)
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.conn.execute(sql, *args)
+
+real = sqlite3.connect
+q.sqlite3 = type("M", (), {"connect": staticmethod(lambda *a, **k: Killing(real(*a, **k))),
+                           "Error": sqlite3.Error})
+sys.argv = ["digest", "run"]
+from digest.cli.main import main
+main()
+"""
+
+
+def test_a_quiet_cycle_killed_before_its_commit_leaves_the_store_as_it_was(
+        isolated: Path, paths: Paths) -> None:
+    file_source()
+    settle(paths)
+    before = tables(DB)
+    killed = subprocess.run([sys.executable, "-c", KILLED], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    conn = sqlite3.connect(DB)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    assert tables(DB) == before
+    assert paths.run()[:2] == ("quiet", 0)
+    assert len(tables(DB)["cycles"]) == len(before["cycles"]) + 1
+
+
+def test_a_postgresql_store_always_takes_the_full_path(isolated: Path, paths: Paths,
+                                                       pg_url: str) -> None:
+    file_source()
+    assert paths.run("--db", pg_url)[:2] == ("full", 0)
+    path, code, out, _ = paths.run("--db", pg_url)
+    assert (path, code) == ("full", 0) and out.startswith("journal: 0 new snapshots\ncycle ok")
+    store = open_store(pg_url)
+    try:
+        with store.read() as tx:
+            assert tx.conn.scalar(text("SELECT count(*) FROM quiet_seal")) == 0
+            assert len(tx.cycles.history()) == 2
+    finally:
+        store.close()
+
+
+def test_no_seal_for_a_single_source_or_without_sending(isolated: Path, paths: Paths) -> None:
+    file_source()
+    assert paths.run("--source", "journal")[:2] == ("full", 0)
+    assert read_seal(DB) is None
+    assert paths.run("--no-send")[0] == "full"
+    assert read_seal(DB) is None
+    assert paths.run()[0] == "full"
+    assert paths.run()[0] == "quiet"
+
+
+def test_a_deferred_delivery_is_never_sealed_and_the_next_run_sends_it(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = Mailbox(script={"ada@example.org": ["451 4.3.0 try again later"]})
+    with SmtpServer(box) as smtp:
+        for name, value in {**smtp.env(), "DIGEST_SECRET": MAIL_SECRET,
+                            "DIGEST_SITE_BASE_URL": "https://papers.example.org",
+                            "DIGEST_EMAIL_RETRIES": "0"}.items():
+            monkeypatch.setenv(name, value)
+        file_source()
+        assert CliRunner().invoke(main, ["subscribers", "add", "ada@example.org"]).exit_code == 0
+        path, code, out, _ = paths.run()
+        assert (path, code) == ("full", 1) and "1 deferred" in out
+        assert read_seal(DB) is None
+        path, code, out, _ = paths.run()
+        assert (path, code) == ("full", 0) and "1 sent" in out
+        assert len(box.messages) == 1
+        assert paths.run()[:2] == ("quiet", 0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_an_https_source_is_checked_with_the_certificates_httpx_trusts(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    cert, key = isolated / "cert.pem", isolated / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = FixtureServer()
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    with server:
+        server.routes["/journal"] = Route(FEED, "application/rss+xml", etag='"v1"')
+        configure(server.url("/journal").replace("http://", "https://"))
+        settle(paths)
+        assert [hit.status for hit in server.hits] == [200, 304]
+        monkeypatch.delenv("SSL_CERT_FILE")  # a server neither path trusts: the full path says so
+        path, code, _, err = paths.run()
+        assert (path, code) == ("full", 1) and "CERTIFICATE_VERIFY_FAILED" in err
