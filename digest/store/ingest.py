@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     ColumnElement,
     Connection,
@@ -233,7 +232,7 @@ def bulk_insert(conn: Connection, table: Table, names: Sequence[str],
 
 # The binary COPY type of each column type (checked in order: Text is a String).
 _BINARY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
-    (BigInteger, "int8"), (Integer, "int4"), (String, "text"), (DateTime, "timestamp"), (Date, "date"),
+    (Integer, "int4"), (String, "text"), (DateTime, "timestamp"), (Date, "date"),
     (Boolean, "bool"))
 
 
@@ -287,8 +286,8 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
 
 
 def _by_key(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
-    """The papers with these keys, by key_hash; a hit with another key (a hash shared by two
-    keys: about one in 10^13 look-ups in a store of a million papers) is left out."""
+    """The papers with these keys, by key_hash; a hit with another key (a hash shared by
+    two keys) is left out."""
     wanted = set(keys)
     found: dict[str, int] = {}
     for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
