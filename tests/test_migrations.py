@@ -336,3 +336,44 @@ def test_two_openers_of_an_old_postgres_store_migrate_one_at_a_time(pg_url: str)
     second.join(10)
     holder.dispose()
     assert opened == ["ok"] and "ix_papers_title_other" in indexes(pg_url, "papers")
+
+
+KILLED_IN_MIGRATION_5 = """
+import os, signal, sys
+import digest.store.schema as schema
+from digest.store import open_store
+
+steps = list(schema.MIGRATIONS)
+
+
+def killed_after_the_rebuild(conn):
+    steps[4][2](conn)  # the papers table is rebuilt; the version is not recorded yet
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+schema.MIGRATIONS[:] = steps[:4] + [(5, steps[4][1], killed_after_the_rebuild)]
+open_store(sys.argv[1])
+"""
+
+
+def test_a_kill_in_migration_5_leaves_the_papers_and_their_sightings(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL after migration 5 rebuilt the papers table (with foreign keys off) and before
+    its record: the store is as migration 4 left it, and the next open applies it whole."""
+    with monkeypatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 5])
+        open_store(store_url).close()
+    kept = Paper(title="Kept Through A Kill", abstract="Still here.")
+    stored_as_of_then(store_url, kept)
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_MIGRATION_5, store_url],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "ix_papers_key_hash" not in indexes(store_url, "papers")
+    assert "key_hash" not in columns(store_url)["papers"]
+    store = open_store(store_url)
+    try:
+        assert "ix_papers_key_hash" in indexes(store_url, "papers")
+        found = store.paper_history(kept.key)
+        assert found is not None and [s.rank for s in found[1]] == [1]
+    finally:
+        store.close()
