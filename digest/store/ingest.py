@@ -76,7 +76,8 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
     for snapshot in snapshots:
         captured = _check(conn, snapshot)
         page = unique_listings(snapshot.listings)
-        known = _known_identities(conn, [listing.paper for listing in page])
+        hashes: dict[str, int] = {}  # each key's hash, computed once
+        known = _known_identities(conn, [listing.paper for listing in page], hashes)
         new, seen = split_new(page, known)
         before = previous[snapshot.source]
         snapshot_id = _insert_id(conn, insert(t.snapshots).values(
@@ -97,7 +98,7 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             start = len(published)
             last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
             bulk_insert(conn, t.papers, _PAPER_COLUMNS, [
-                _paper_row(n.paper, snapshot_id, captured, digest_id, start + pos)
+                _paper_row(n.paper, hashes, snapshot_id, captured, digest_id, start + pos)
                 for pos, n in enumerate(new, 1)])
             ids = {key: pid for key, pid in conn.execute(
                 select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > last_id))}
@@ -259,15 +260,17 @@ def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple
         raise DatabaseError(statement, None, exc) from exc
 
 
-def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
-    """Map each identity (key, arXiv id, title) of `page` already in the store to its paper."""
+def _known_identities(conn: Connection, page: Sequence[Paper], hashes: dict[str, int],
+                      ) -> dict[str, int]:
+    """Map each identity (key, arXiv id, title) of `page` already in the store to its paper
+    (and each key looked up to its hash in `hashes`)."""
     known: dict[str, int] = {}
     title_keys = [p.title_key for p in page if p.matches_by_title]
     other_keys = [p.key for p in page if not p.key.startswith(TITLE_PREFIX)]
     arxiv_ids = [p.arxiv_id for p in page if p.arxiv_id]
     for chunk in _chunks(title_keys):
         # A title shared by several papers (rare) is the first one's, by both indexes.
-        by_title = _by_key(conn, [TITLE_PREFIX + title_key for title_key in chunk])
+        by_title = _by_key(conn, [TITLE_PREFIX + title_key for title_key in chunk], hashes)
         for pid, title_key in conn.execute(select(t.papers.c.id, t.papers.c.title_key).where(
                 among(conn, t.papers.c.title_key, chunk), text(t.OTHER_KEYS))):
             key = TITLE_PREFIX + title_key
@@ -275,7 +278,7 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
         for key, pid in by_title.items():
             known.setdefault(key, pid)
     for chunk in _chunks(other_keys):
-        known.update(_by_key(conn, chunk))
+        known.update(_by_key(conn, chunk, hashes))
     for chunk in _chunks(arxiv_ids):
         for pid, arxiv_id in conn.execute(
             select(t.papers.c.id, t.papers.c.arxiv_id).where(
@@ -285,13 +288,14 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
     return known
 
 
-def _by_key(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
-    """The papers with these keys, by key_hash; a hit with another key (a hash shared by
-    two keys) is left out."""
+def _by_key(conn: Connection, keys: Sequence[str], hashes: dict[str, int]) -> dict[str, int]:
+    """The papers with these keys, by key_hash (noted in `hashes`); a hit with another key
+    (a hash shared by two keys) is left out."""
     wanted = set(keys)
     found: dict[str, int] = {}
+    hashes.update((key, t.key_hash(key)) for key in keys)
     for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
-            among(conn, t.papers.c.key_hash, [t.key_hash(key) for key in keys]))):
+            among(conn, t.papers.c.key_hash, [hashes[key] for key in keys]))):
         if key in wanted:
             found[key] = pid
     return found
@@ -350,15 +354,15 @@ _PAPER_COLUMNS = ("key", "key_hash", "title_key", "arxiv_id", "title", "abstract
                   "first_seen_at", "digest_id", "digest_position")
 
 
-def _paper_row(paper: Paper, snapshot_id: int, captured: datetime, digest_id: int | None,
-               position: int) -> tuple[Any, ...]:
+def _paper_row(paper: Paper, hashes: dict[str, int], snapshot_id: int, captured: datetime,
+               digest_id: int | None, position: int) -> tuple[Any, ...]:
     """A new paper's values, in the order of `_PAPER_COLUMNS`."""
     # PostgreSQL's text cannot hold NUL, and no output may carry controls: `clean` drops them
     # here, on both backends alike.
     return (
-        paper.key, t.key_hash(paper.key), paper.title_key, paper.arxiv_id, _clean(paper.title),
-        _clean(paper.abstract), paper.published, _clean(paper.org_handle), _clean(paper.org_name),
-        paper.author_count,
+        paper.key, hashes.get(paper.key) or t.key_hash(paper.key), paper.title_key,
+        paper.arxiv_id, _clean(paper.title), _clean(paper.abstract), paper.published,
+        _clean(paper.org_handle), _clean(paper.org_name), paper.author_count,
         clean("\n".join(paper.authors)), _clean(paper.page_url), clean("\n".join(paper.links)),
         snapshot_id, captured, digest_id, position if digest_id else None,
     )
