@@ -80,6 +80,8 @@ def preload(db_url: str, h: int) -> None:
             titles = [" ".join(rnd.choice(WORDS) for _ in range(7)) + f" preloaded {i}"
                       for i in range(start, min(h, start + batch))]
             rows = [{"id": i + 1, "key": f"title:{title}", "title_key": title, "title": title,
+                     **({"key_hash": t.key_hash(f"title:{title}")} if "key_hash" in t.papers.c
+                        else {}),  # the store before migration 5 had none (A/B runs)
                      "abstract": "x" * 200, "links": "", "first_snapshot_id": sid,
                      "first_seen_at": datetime(2026, 1, 1)} for i, title in enumerate(titles, start)]
             conn.execute(insert(t.papers), rows)

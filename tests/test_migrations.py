@@ -15,13 +15,12 @@ from click.testing import CliRunner
 from conftest import ROOT, listed
 from sqlalchemy import Column, Connection, Text, create_engine, inspect, select, text
 
-import digest.store.core
 from digest.cli.main import main
 from digest.mail import subscribers as book
 from digest.models import Paper, Snapshot
 from digest.statuses import PAUSED, DeliveryStatus, SubscriberStatus
 from digest.store import open_store, schema
-from digest.store.ingest import among, with_title
+from digest.store.ingest import among, with_key, with_title
 
 
 def columns(url: str) -> dict[str, set[str]]:
@@ -157,11 +156,8 @@ def test_a_store_from_before_migration_4_upgrades_and_still_knows_its_papers(
                   arxiv_id="2501.01234")
     with monkeypatch.context() as before:
         before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 4])
-        # That release's transactions had no quiet seal to break (migration 5 adds it).
-        before.setattr(digest.store.core, "BREAK_SEAL", text("SELECT 1"))
-        old = open_store(store_url)
-        old.ingest(snapshot("a" * 64, datetime(2026, 3, 12, tzinfo=UTC), by_title, by_id))
-        old.close()
+        open_store(store_url).close()
+    stored_as_of_then(store_url, by_title, by_id)
     assert "ix_papers_title_key" in indexes(store_url, "papers")
     upgraded = open_store(store_url)
     try:
@@ -177,8 +173,67 @@ def test_a_store_from_before_migration_4_upgrades_and_still_knows_its_papers(
         upgraded.close()
 
 
+def stored_as_of_then(url: str, *papers: Paper) -> None:
+    """Store `papers` (one snapshot of 2026-03-12) as the release of migrations 1-4 did,
+    by SQL: today's code writes columns those stores do not have yet."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        sid = conn.scalar(text(
+            "INSERT INTO snapshots (sha256, source, path, captured_at, ingested_at, paper_count, "
+            "new_count, baseline) VALUES (:sha, 'test', 'old.txt', '2026-03-12 00:00:00', "
+            "'2026-03-12 00:00:00', :n, :n, false) RETURNING id"), {"sha": "a" * 64, "n": len(papers)})
+        for rank, paper in enumerate(papers, 1):
+            pid = conn.scalar(text(
+                "INSERT INTO papers (key, title_key, arxiv_id, title, abstract, authors, links, "
+                "first_snapshot_id, first_seen_at) VALUES (:key, :tk, :ax, :title, :abstract, '', "
+                "'', :sid, '2026-03-12 00:00:00') RETURNING id"),
+                {"key": paper.key, "tk": paper.title_key, "ax": paper.arxiv_id, "sid": sid,
+                 "title": paper.title, "abstract": paper.abstract})
+            conn.execute(text("INSERT INTO sightings (snapshot_id, paper_id, rank) "
+                              "VALUES (:sid, :pid, :rank)"), {"sid": sid, "pid": pid, "rank": rank})
+    engine.dispose()
+
+
+def test_a_store_from_before_migration_6_upgrades_and_finds_its_papers_by_key_hash(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 (bytes written): migration 6 drops the unique index of the key's text for an
+    index of its hash, filled for the papers already stored (by SQL on PostgreSQL, which
+    must agree with `schema.key_hash`); their sightings, digests and identities stay."""
+    old = [Paper(title="Scaling Laws: A Survey", abstract="About scaling."),
+           Paper(title="Sparse Attention Revisited", abstract="About sparsity.",
+                 arxiv_id="2501.01234"),
+           Paper(title="Ünïcode Tïtles Häsh Älike", abstract="Bytes.", ident="doi:10.1/ü")]
+    with monkeypatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 6])
+        open_store(store_url).close()
+    stored_as_of_then(store_url, *old)
+    upgraded = open_store(store_url)
+    try:
+        assert "ix_papers_key_hash" in indexes(store_url, "papers")
+        with upgraded.engine.connect() as conn:
+            hashes = dict(conn.execute(select(schema.papers.c.key, schema.papers.c.key_hash)).all())
+            assert hashes == {paper.key: schema.key_hash(paper.key) for paper in old}
+            if conn.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        for paper in old:
+            found = upgraded.paper_history(paper.key)
+            assert found is not None and found[0].paper.title == paper.title
+            assert [s.rank for s in found[1]] == [old.index(paper) + 1]
+        again = [Paper(title="Scaling laws: a survey", abstract="Again.", arxiv_id="2502.00001"),
+                 Paper(title="Sparse Attention Revisited", abstract="Again."),
+                 Paper(title="Other title", abstract="Again.", ident="doi:10.1/ü"),
+                 Paper(title="A New One", abstract="New.")]
+        result, _ = upgraded.ingest(snapshot("b" * 64, datetime(2026, 3, 13, tzinfo=UTC), *again))
+        assert (result.papers, result.new) == (4, 1)
+        assert upgraded.counts()["papers"] == 4
+        assert upgraded.counts()["sightings"] == 7
+    finally:
+        upgraded.close()
+
+
 def test_title_lookups_use_an_index(tmp_path: Path) -> None:
-    """The partial index is used only when a query repeats its condition word for word."""
+    """The partial index is used only when a query repeats its condition word for word; a
+    key is found by its hash (migration 6: the key's text has no index)."""
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     store = open_store(url)
     papers = schema.papers
@@ -187,7 +242,8 @@ def test_title_lookups_use_an_index(tmp_path: Path) -> None:
             lookups = [select(papers.c.id).where(with_title("x")),
                        select(papers.c.id).where(among(conn, papers.c.title_key, ["x", "y"]),
                                                  text(schema.OTHER_KEYS)),
-                       select(papers.c.id).where(among(conn, papers.c.key, ["title:x"]))]
+                       select(papers.c.id).where(among(conn, papers.c.key_hash, [1, 2])),
+                       select(papers.c.id).where(with_key("title:x"))]
             for query in lookups:
                 plan = " ".join(str(row[-1]) for row in conn.execute(
                     text("EXPLAIN QUERY PLAN " + str(query.compile(
@@ -236,7 +292,8 @@ def test_a_migration_killed_half_way_leaves_the_store_as_it_was(store_url: str) 
     assert "ix_papers_title_key" not in found and "ix_papers_title_other" in found
     engine = create_engine(store_url)
     with engine.connect() as conn:
-        assert list(conn.scalars(select(schema.schema_migrations.c.version))) == [1, 2, 3, 4, 5]
+        assert list(conn.scalars(select(schema.schema_migrations.c.version))) == [
+            v for v, _, _ in schema.MIGRATIONS]
     engine.dispose()
 
 
@@ -279,3 +336,44 @@ def test_two_openers_of_an_old_postgres_store_migrate_one_at_a_time(pg_url: str)
     second.join(10)
     holder.dispose()
     assert opened == ["ok"] and "ix_papers_title_other" in indexes(pg_url, "papers")
+
+
+KILLED_IN_MIGRATION_6 = """
+import os, signal, sys
+import digest.store.schema as schema
+from digest.store import open_store
+
+steps = list(schema.MIGRATIONS)
+
+
+def killed_after_the_rebuild(conn):
+    steps[5][2](conn)  # the papers table is rebuilt; the version is not recorded yet
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+schema.MIGRATIONS[:] = steps[:5] + [(6, steps[5][1], killed_after_the_rebuild)]
+open_store(sys.argv[1])
+"""
+
+
+def test_a_kill_in_migration_6_leaves_the_papers_and_their_sightings(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL after migration 6 rebuilt the papers table (with foreign keys off) and before
+    its record: the store is as migration 5 left it, and the next open applies it whole."""
+    with monkeypatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 6])
+        open_store(store_url).close()
+    kept = Paper(title="Kept Through A Kill", abstract="Still here.")
+    stored_as_of_then(store_url, kept)
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_MIGRATION_6, store_url],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "ix_papers_key_hash" not in indexes(store_url, "papers")
+    assert "key_hash" not in columns(store_url)["papers"]
+    store = open_store(store_url)
+    try:
+        assert "ix_papers_key_hash" in indexes(store_url, "papers")
+        found = store.paper_history(kept.key)
+        assert found is not None and [s.rank for s in found[1]] == [1]
+    finally:
+        store.close()

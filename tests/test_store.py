@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -226,3 +228,39 @@ def test_bulk_inserts_keep_every_value_as_given(store: Store) -> None:
                       "links", "authors", "page_url"):
             assert getattr(got.paper, field) == getattr(sent.paper, field), field
         assert (got.rank, got.comments, got.upvotes) == (sent.rank, sent.comments, sent.upvotes)
+
+
+def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
+    """Issue 12: the key has no unique index since migration 5, so ingests take the store's
+    write lock before their look-ups. A second ingest of the same new paper, started while
+    the first is about to commit, waits and finds it known (before: its look-ups ran before
+    the lock, it took the paper for new and failed on the unique index)."""
+    first, second = open_store(store_url), open_store(store_url)
+    paper = Paper(title="Raced Twice", abstract="Once only.")
+    found: list[object] = []
+
+    def ingest_again() -> None:
+        try:
+            found.append(second.ingest(Snapshot(path="b.txt", source="b", captured_at=NOW,
+                                                sha256="b" * 64, listings=listed(paper)))[0])
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            found.append(exc)
+
+    racer = threading.Thread(target=ingest_again)
+
+    def meanwhile(*_: object) -> None:  # inside the first ingest's transaction
+        racer.start()
+        time.sleep(1.0)  # the second is waiting for the lock by now
+
+    try:
+        result, _ = first.ingest(Snapshot(path="a.txt", source="a", captured_at=NOW,
+                                          sha256="a" * 64, listings=listed(paper)),
+                                 prepare=meanwhile)
+        racer.join(20)
+        assert result.new == 1
+        assert len(found) == 1 and not isinstance(found[0], Exception), found
+        assert getattr(found[0], "new", None) == 0
+        assert first.counts()["papers"] == 1 and first.counts()["sightings"] == 2
+    finally:
+        first.close()
+        second.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -191,18 +191,39 @@ def open_store(url: str, create: bool = True) -> Store:
         raise StoreError(url, f"unsupported database {engine.dialect.name!r}",
                          "use sqlite:/// or postgresql+psycopg://")
     try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                # Python's sqlite3 runs DDL outside a transaction: without this BEGIN a
-                # migration killed half-way would leave its tables changed but unrecorded.
-                # IMMEDIATE: a second process opening the store waits, then finds it done.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:  # the same wait on PostgreSQL, per store (schema), until this commits
-                conn.execute(MIGRATION_LOCK, {"k": MIGRATION_LOCK_KEY})
-            t.migrate(conn)
+        with engine.connect() as conn:
+            _migrate(conn)
     except OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StoreError(url, f"cannot open the store ({reason})",
                          "check the --db URL / DIGEST_DB and that the server is running") from None
     return Store(engine)
+
+
+def _migrate(conn: Connection) -> None:
+    """Apply the pending migrations in one transaction, one opener at a time."""
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        # Off while a migration rebuilds a table others refer to (SQLite's own recipe for
+        # that; the pragma only takes effect outside a transaction); checked before commit.
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        if sqlite:
+            # Python's sqlite3 runs DDL outside a transaction: without this BEGIN a
+            # migration killed half-way would leave its tables changed but unrecorded.
+            # IMMEDIATE: a second process opening the store waits, then finds it done.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:  # the same wait on PostgreSQL, per store (schema), until this commits
+            conn.execute(MIGRATION_LOCK, {"k": MIGRATION_LOCK_KEY})
+        if t.migrate(conn) and sqlite:
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+            if broken is not None:
+                raise StoreError(str(conn.engine.url), f"a migration broke a reference {broken}",
+                                 "report this; the store is left as it was")
+        conn.commit()
+    finally:
+        conn.rollback()  # nothing to undo after the commit
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from digest.store import schema as t
-from digest.store.ingest import with_title
+from digest.store.ingest import among, with_title
 from digest.store.times import naive_utc
 
 MISS_RETRY = timedelta(days=7)
@@ -49,7 +49,8 @@ class Enrichment:
             .limit(limit)
         )
         if keys is not None:
-            query = query.where(papers.c.key.in_(list(keys)))
+            query = query.where(among(self.conn, papers.c.key_hash, [t.key_hash(k) for k in keys]),
+                                papers.c.key.in_(list(keys)))
         rows = self.conn.execute(query).all()
         return list(dict.fromkeys((row.title_key, row.title) for row in rows))
 

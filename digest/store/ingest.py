@@ -53,11 +53,15 @@ FLOOD_WINDOW = timedelta(hours=48)
 FLOOD_MIN_PAGE = 10  # a listing of a few entries is often all new: no signal there
 # Bound parameters per IN (...) lookup; SQLite allows 32,766, PostgreSQL 65,535.
 _CHUNK = 5000
+# Ingests of one PostgreSQL store run one at a time ("pdin"; see `_one_at_a_time`).
+INGEST_LOCK_KEY = 0x7064696E
+INGEST_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 
 
 def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now: datetime,
            max_new: int) -> tuple[list[IngestResult], list[StoredPaper]]:
     """Ingest `snapshots` (one cycle) inside the caller's transaction."""
+    _one_at_a_time(conn)
     digest_id: int | None = None
     name = ""
     moment = naive_utc(max(s.captured_at for s in snapshots))
@@ -72,7 +76,8 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
     for snapshot in snapshots:
         captured = _check(conn, snapshot)
         page = unique_listings(snapshot.listings)
-        known = _known_identities(conn, [listing.paper for listing in page])
+        hashes: dict[str, int] = {}  # each key's hash, computed once
+        known = _known_identities(conn, [listing.paper for listing in page], hashes)
         new, seen = split_new(page, known)
         before = previous[snapshot.source]
         snapshot_id = _insert_id(conn, insert(t.snapshots).values(
@@ -93,7 +98,7 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             start = len(published)
             last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
             bulk_insert(conn, t.papers, _PAPER_COLUMNS, [
-                _paper_row(n.paper, snapshot_id, captured, digest_id, start + pos)
+                _paper_row(n.paper, hashes, snapshot_id, captured, digest_id, start + pos)
                 for pos, n in enumerate(new, 1)])
             ids = {key: pid for key, pid in conn.execute(
                 select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > last_id))}
@@ -127,6 +132,22 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
     return [IngestResult(path=s.path, captured_at=s.captured_at, papers=count, new=new,
                          digest=digest if new else None, status="ingested")
             for s, count, new in results], published
+
+
+def _one_at_a_time(conn: Connection) -> None:
+    """Hold the store's write lock from here to the commit, so no other ingest adds a paper
+    between this one's look-ups and its inserts: the key has no unique index (it costs a
+    random page per new paper), so this is what keeps each key once. SQLite: BEGIN
+    IMMEDIATE (Python's sqlite3 would begin at the first insert, after the look-ups),
+    unless the caller's transaction already wrote; PostgreSQL: an advisory lock until the
+    transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(INGEST_LOCK, {"k": INGEST_LOCK_KEY})
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _check(conn: Connection, snapshot: Snapshot) -> datetime:
@@ -239,18 +260,17 @@ def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple
         raise DatabaseError(statement, None, exc) from exc
 
 
-def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]:
-    """Map each identity (key, arXiv id, title) of `page` already in the store to its paper."""
+def _known_identities(conn: Connection, page: Sequence[Paper], hashes: dict[str, int],
+                      ) -> dict[str, int]:
+    """Map each identity (key, arXiv id, title) of `page` already in the store to its paper
+    (and each key looked up to its hash in `hashes`)."""
     known: dict[str, int] = {}
     title_keys = [p.title_key for p in page if p.matches_by_title]
     other_keys = [p.key for p in page if not p.key.startswith(TITLE_PREFIX)]
     arxiv_ids = [p.arxiv_id for p in page if p.arxiv_id]
     for chunk in _chunks(title_keys):
         # A title shared by several papers (rare) is the first one's, by both indexes.
-        by_title: dict[str, int] = {}
-        for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
-                among(conn, t.papers.c.key, [TITLE_PREFIX + title_key for title_key in chunk]))):
-            by_title[key] = pid
+        by_title = _by_key(conn, [TITLE_PREFIX + title_key for title_key in chunk], hashes)
         for pid, title_key in conn.execute(select(t.papers.c.id, t.papers.c.title_key).where(
                 among(conn, t.papers.c.title_key, chunk), text(t.OTHER_KEYS))):
             key = TITLE_PREFIX + title_key
@@ -258,10 +278,7 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
         for key, pid in by_title.items():
             known.setdefault(key, pid)
     for chunk in _chunks(other_keys):
-        for pid, key in conn.execute(
-            select(t.papers.c.id, t.papers.c.key).where(among(conn, t.papers.c.key, chunk))
-        ):
-            known[key] = pid
+        known.update(_by_key(conn, chunk, hashes))
     for chunk in _chunks(arxiv_ids):
         for pid, arxiv_id in conn.execute(
             select(t.papers.c.id, t.papers.c.arxiv_id).where(
@@ -271,8 +288,26 @@ def _known_identities(conn: Connection, page: Sequence[Paper]) -> dict[str, int]
     return known
 
 
-def among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
-           ) -> ColumnElement[bool]:
+def _by_key(conn: Connection, keys: Sequence[str], hashes: dict[str, int]) -> dict[str, int]:
+    """The papers with these keys, by key_hash (noted in `hashes`); a hit with another key
+    (a hash shared by two keys) is left out."""
+    wanted = set(keys)
+    found: dict[str, int] = {}
+    hashes.update((key, t.key_hash(key)) for key in keys)
+    for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
+            among(conn, t.papers.c.key_hash, [hashes[key] for key in keys]))):
+        if key in wanted:
+            found[key] = pid
+    return found
+
+
+def with_key(key: str) -> ColumnElement[bool]:
+    """The paper whose key is `key`, by the key_hash index."""
+    return and_(t.papers.c.key_hash == t.key_hash(key), t.papers.c.key == key)
+
+
+def among(conn: Connection, column: ColumnElement[Any], values: Sequence[str] | Sequence[int],
+          ) -> ColumnElement[bool]:
     """`column IN (values)` with the values as one JSON parameter, not thousands of
     placeholders (SQLAlchemy renders, and psycopg parses, each one in Python, each time; a
     psycopg array escapes each value by regex): `IN (SELECT value FROM json_each(?))` on
@@ -280,7 +315,10 @@ def among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
     look each value up in the column's index."""
     listed = json.dumps(list(values), ensure_ascii=False)
     if conn.dialect.name == "postgresql":
-        elements = func.json_array_elements_text(cast(literal(listed, String()), JSON))
+        elements: ColumnElement[Any] = func.json_array_elements_text(
+            cast(literal(listed, String()), JSON))
+        if isinstance(column.type, Integer):
+            elements = cast(elements, column.type)
         return column.in_(select(elements))
     each = func.json_each(listed).table_valued("value")
     return column.in_(select(each.c.value))
@@ -288,7 +326,7 @@ def among(conn: Connection, column: ColumnElement[str], values: Sequence[str],
 
 def with_title(title_key: str) -> ColumnElement[bool]:
     """The papers whose normalised title is `title_key`, by the indexes that hold it."""
-    return or_(t.papers.c.key == TITLE_PREFIX + title_key,
+    return or_(with_key(TITLE_PREFIX + title_key),
                and_(t.papers.c.title_key == title_key, text(t.OTHER_KEYS)))
 
 
@@ -311,19 +349,20 @@ def _clean(text: str | None) -> str | None:
     return clean(text) if text is not None else None
 
 
-_PAPER_COLUMNS = ("key", "title_key", "arxiv_id", "title", "abstract", "published", "org_handle",
+_PAPER_COLUMNS = ("key", "key_hash", "title_key", "arxiv_id", "title", "abstract", "published", "org_handle",
                   "org_name", "author_count", "authors", "page_url", "links", "first_snapshot_id",
                   "first_seen_at", "digest_id", "digest_position")
 
 
-def _paper_row(paper: Paper, snapshot_id: int, captured: datetime, digest_id: int | None,
-               position: int) -> tuple[Any, ...]:
+def _paper_row(paper: Paper, hashes: dict[str, int], snapshot_id: int, captured: datetime,
+               digest_id: int | None, position: int) -> tuple[Any, ...]:
     """A new paper's values, in the order of `_PAPER_COLUMNS`."""
     # PostgreSQL's text cannot hold NUL, and no output may carry controls: `clean` drops them
     # here, on both backends alike.
     return (
-        paper.key, paper.title_key, paper.arxiv_id, _clean(paper.title), _clean(paper.abstract),
-        paper.published, _clean(paper.org_handle), _clean(paper.org_name), paper.author_count,
+        paper.key, hashes.get(paper.key) or t.key_hash(paper.key), paper.title_key,
+        paper.arxiv_id, _clean(paper.title), _clean(paper.abstract), paper.published,
+        _clean(paper.org_handle), _clean(paper.org_name), paper.author_count,
         clean("\n".join(paper.authors)), _clean(paper.page_url), clean("\n".join(paper.links)),
         snapshot_id, captured, digest_id, position if digest_id else None,
     )

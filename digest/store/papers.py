@@ -20,7 +20,7 @@ from digest.models import (
     ident_of,
 )
 from digest.store import schema as t
-from digest.store.ingest import record
+from digest.store.ingest import record, with_key
 from digest.store.times import aware
 
 
@@ -96,7 +96,7 @@ class Papers:
         row = self.conn.execute(
             select(t.papers, t.digests.c.name.label("digest_name"))
             .select_from(t.papers.outerjoin(t.digests, t.digests.c.id == t.papers.c.digest_id))
-            .where(t.papers.c.key == key)).first()
+            .where(with_key(key))).first()
         if row is None:
             return None
         seen = [Sighting(captured_at=aware(r.captured_at), source=r.source, rank=r.rank,

@@ -5,6 +5,7 @@ One schema for SQLite and PostgreSQL. Times are stored as naive UTC so both beha
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from sqlalchemy import (
@@ -32,6 +33,19 @@ metadata = MetaData()
 # The papers whose key is not `title:` + their title_key (arXiv ids, DOIs, feed guids). The
 # queries that use ix_papers_title_other repeat this text: a planner matches it literally.
 OTHER_KEYS = "substr(key, 1, 6) <> 'title:'"
+# papers.key_hash on PostgreSQL, as `key_hash` computes it: the first 4 bytes of the key's MD5,
+# a signed big-endian integer (migration 6 fills it with this for the papers already stored).
+PG_KEY_HASH = "('x' || substr(md5(key), 1, 8))::bit(32)::integer"
+
+
+def key_hash(key: str) -> int:
+    """The integer a paper's key is found by (papers.key_hash): a key's index entry is then
+    a dozen bytes, not the key's text, so the index a new paper lands in at random has a
+    sixth of the pages (issue 12: bytes written). Not unique: a hit compares the key (32
+    bits: in a store of a million papers one look-up in 4,000 reads a paper it then drops)."""
+    digest = hashlib.md5(key.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
 
 schema_migrations = Table(
     "schema_migrations",
@@ -71,8 +85,10 @@ papers = Table(
     "papers",
     metadata,
     Column("id", Integer, primary_key=True),
-    # The identity: set once, never changed (feeds and readers rely on it).
-    Column("key", Text, nullable=False, unique=True),
+    # The identity: set once, never changed (feeds and readers rely on it). Found by
+    # key_hash (migration 6): unique because ingests run one at a time and look it up first.
+    Column("key", Text, nullable=False),
+    Column("key_hash", Integer, nullable=False),
     Column("title_key", Text, nullable=False),
     Column("arxiv_id", String(40)),
     Column("title", Text, nullable=False),
@@ -90,6 +106,7 @@ papers = Table(
     Column("digest_id", ForeignKey("digests.id")),
     Column("digest_position", Integer),
     Index("ix_papers_digest", "digest_id", "digest_position"),
+    Index("ix_papers_key_hash", "key_hash"),
     # Migration 1 also makes ux_papers_arxiv, unique on arxiv_id where it is not null (partial:
     # most papers from page text carry none), and migration 4 ix_papers_title_other, on
     # title_key where the key is not the title (OTHER_KEYS: a paper keyed by its title is found
@@ -249,6 +266,48 @@ def _m005_quiet_seal(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+# Migration 6's papers table on SQLite, as it shipped: the papers table before it, without the
+# key's unique constraint (SQLite drops one only with its table), with key_hash.
+_M006_PAPERS = """CREATE TABLE papers_m006 (
+    id INTEGER NOT NULL, "key" TEXT NOT NULL, title_key TEXT NOT NULL,
+    arxiv_id VARCHAR(40), title TEXT NOT NULL, abstract TEXT NOT NULL, published DATE,
+    org_handle TEXT, org_name TEXT, author_count INTEGER, authors TEXT NOT NULL,
+    page_url TEXT, links TEXT NOT NULL, first_snapshot_id INTEGER NOT NULL,
+    first_seen_at DATETIME NOT NULL, digest_id INTEGER, digest_position INTEGER,
+    key_hash INTEGER NOT NULL,
+    PRIMARY KEY (id),
+    FOREIGN KEY(first_snapshot_id) REFERENCES snapshots (id),
+    FOREIGN KEY(digest_id) REFERENCES digests (id))"""
+_M006_COLUMNS = ('id, "key", title_key, arxiv_id, title, abstract, published, org_handle, '
+                 "org_name, author_count, authors, page_url, links, first_snapshot_id, "
+                 "first_seen_at, digest_id, digest_position")
+
+
+def _m006_key_hash(conn: Connection) -> None:
+    """Migration 6, frozen as it shipped: papers are found by key_hash, not by a unique index
+    of the key's text (each new paper wrote a page of that index at random: issue 12)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE papers ADD COLUMN key_hash INTEGER"))
+        conn.execute(text(f"UPDATE papers SET key_hash = {PG_KEY_HASH}"))
+        conn.execute(text("ALTER TABLE papers ALTER COLUMN key_hash SET NOT NULL"))
+        conn.execute(text("ALTER TABLE papers DROP CONSTRAINT papers_key_key"))
+    else:  # a new table, copied in id order (open_store turns foreign keys off meanwhile)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.create_function("digest_m006_key_hash", 1, key_hash, deterministic=True)
+        conn.execute(text(_M006_PAPERS))
+        conn.execute(text(f"INSERT INTO papers_m006 ({_M006_COLUMNS}, key_hash) SELECT "
+                          f"{_M006_COLUMNS}, digest_m006_key_hash(key) FROM papers ORDER BY id"))
+        conn.execute(text("DROP TABLE papers"))
+        conn.execute(text("ALTER TABLE papers_m006 RENAME TO papers"))
+        conn.execute(text("CREATE UNIQUE INDEX ux_papers_arxiv ON papers (arxiv_id) "
+                          "WHERE arxiv_id IS NOT NULL"))
+        conn.execute(text("CREATE INDEX ix_papers_digest ON papers (digest_id, digest_position)"))
+        conn.execute(text("CREATE INDEX ix_papers_title_other ON papers (title_key) "
+                          "WHERE substr(key, 1, 6) <> 'title:'"))
+    conn.execute(text("CREATE INDEX ix_papers_key_hash ON papers (key_hash)"))
+
+
 # Each migration is frozen the day it ships (see schema_m001): today's tables above are
 # what the migrations add up to, and a test checks that they agree.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -257,6 +316,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "subscribers list others", _m003_list_others),
     (4, "title lookup by key", _m004_title_lookup),
     (5, "quiet seal", _m005_quiet_seal),
+    (6, "papers found by key hash", _m006_key_hash),
 ]
 
 
