@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
-from test_output_repair import counts, tree
+from conftest import EXAMPLES, counts, tree
 
 from digest import outputs
 from digest.cli.main import main
