@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from conftest import EXAMPLES, counts, tree
 
 from digest import outputs
 from digest.cli.main import main
+from digest.publish import output
 
 DAY1, DAY2 = EXAMPLES / "2026-03-11.txt", EXAMPLES / "2026-03-12.txt"
 
@@ -34,18 +36,39 @@ def ingest(folder: Path, *paths: Path, templates: Path | None = None) -> tuple[i
     return result.exit_code, result.stderr
 
 
-def test_the_forked_web_page_is_byte_for_byte_the_one_rendered_in_process(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    forks = []
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The children forked (the test runner may have threads left by other tests: in
+    process, forking is allowed regardless; `test_no_fork_beside_another_thread` checks the
+    rule itself)."""
+    forked: list[int] = []
     real_fork = os.fork
 
     def counted_fork() -> int:
         pid = real_fork()
         if pid:
-            forks.append(pid)
+            forked.append(pid)
         return pid
 
     monkeypatch.setattr("digest.publish.output.os.fork", counted_fork)
+    monkeypatch.setattr(outputs, "can_fork", lambda: True)
+    return forked
+
+
+def test_no_fork_beside_another_thread() -> None:
+    """A fork copies only the calling thread: a lock another one held would stay held."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not output.can_fork()
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_the_forked_web_page_is_byte_for_byte_the_one_rendered_in_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]) -> None:
     monkeypatch.setattr(outputs, "FORK_MIN_PAPERS", 10**9)
     assert ingest(tmp_path / "here", DAY1, DAY2) == (0, "")
     assert not forks
@@ -56,7 +79,7 @@ def test_the_forked_web_page_is_byte_for_byte_the_one_rendered_in_process(
 
 
 def test_a_template_error_in_the_forked_render_is_the_same_line_and_changes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "digest.html").write_text("<html>\n{% for p in papers %}{{ p.nope }}{% endfor %}\n")
@@ -70,7 +93,7 @@ def test_a_template_error_in_the_forked_render_is_the_same_line_and_changes_noth
         monkeypatch.setattr(outputs, "FORK_MIN_PAPERS", 10**9)
         assert code == 2
         assert tree(folder / "out") == before_out and counts(folder / "digest.sqlite3") == before_store
-    assert lines[0] == lines[10**9]
+    assert len(forks) == 1 and lines[0] == lines[10**9]
     assert lines[0].startswith("error: template digest.html (") and "'nope'" in lines[0]
 
 
@@ -79,6 +102,7 @@ def test_a_template_error_in_the_forked_render_is_the_same_line_and_changes_noth
 CHILD = """
 import os, signal, sys, time
 from digest import outputs
+from digest.publish import output
 import digest.publish.output as output
 outputs.FORK_MIN_PAPERS = 0
 parent, real_fill, mode, note = os.getpid(), output._fill, sys.argv[1], sys.argv[2]
