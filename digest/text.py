@@ -16,9 +16,9 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udff
 # images, autolinks, raw HTML, entities and strikethrough; `(` alone is harmless once `[` and
 # `]` are escaped, and leaving it keeps the Markdown readable.
 _BREAKS = ("\n", "\r", "  ", "\t", "\x85", "\u2028", "\u2029", "\x1c", "\x1d", "\x1e")
+_MD_ESCAPES = {**{c: "\\" + c for c in "\\`*_[]>"}, "&": "&amp;", "<": "&lt;", "~": "&#126;"}
 _MD_SPECIAL = str.maketrans({
-    **{c: "\\" + c for c in "\\`*_[]>"},
-    "&": "&amp;", "<": "&lt;", "~": "&#126;",
+    **_MD_ESCAPES,
     # Line breaks would end a heading or list item; controls belong in no output.
     **{chr(c): " " for c in (0x0A, 0x0D, 0x0B, 0x0C, 0x85, 0x2028, 0x2029)},
     **{chr(c): None for c in [*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F]},
@@ -92,9 +92,25 @@ def star(text: str, highlight: re.Pattern[str] | None = None) -> str:
                    for piece, is_url in split_urls(text))
 
 
+# The same escapes as str.replace passes, `\\` and `&` first (the others add them).
+_MD_REPLACES = sorted(_MD_ESCAPES.items(), key=lambda pair: pair[0] not in "\\&")
+
+
+def md_translate(text: str) -> str:
+    """`text.translate(_MD_SPECIAL)`, byte for byte. Text with no control or line break (one
+    C scan tells) takes a C `replace` pass per special character it holds: translate with a
+    dict looks every character up in Python, a fifth of a 50,000-paper Markdown digest."""
+    if not text.isprintable():
+        return text.translate(_MD_SPECIAL)
+    for char, escaped in _MD_REPLACES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
+
+
 def md_escape(text: str) -> str:
     """Escape Markdown syntax so untrusted text can never form a link or tag, and renders as written."""
-    return _md_line_start(text.translate(_MD_SPECIAL).strip())
+    return _md_line_start(md_translate(text).strip())
 
 
 def _md_line_start(escaped: str) -> str:
@@ -107,7 +123,7 @@ def _md_line_start(escaped: str) -> str:
 
 def md_escape_block(text: str) -> str:
     """Escape an abstract for Markdown, keeping its http(s) URLs as autolinks."""
-    return _md_line_start("".join(f"<{piece}>" if is_url else piece.translate(_MD_SPECIAL)
+    return _md_line_start("".join(f"<{piece}>" if is_url else md_translate(piece)
                                   for piece, is_url in split_urls(text)))
 
 

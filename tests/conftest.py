@@ -29,6 +29,23 @@ def listed(*papers: Paper) -> tuple[Listing, ...]:
     return tuple(Listing(paper, rank) for rank, paper in enumerate(papers, 1))
 
 
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` and its bytes, by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def counts(db: Path) -> dict[str, int]:
+    """The row counts of the SQLite store at `db`."""
+    from digest.store import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return store.counts()
+    finally:
+        store.close()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-goldens", action="store_true",
                      help="Rewrite tests/goldens/ from the current output instead of comparing.")

@@ -12,13 +12,15 @@ from pathlib import Path
 import markdown
 import pytest
 from conftest import EXAMPLES, SHARED_SNAPSHOTS
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from digest.models import Paper, StoredPaper
 from digest.publish.feeds import build_feeds
 from digest.publish.site import Site
 from digest.sources.files import read_snapshot
-from digest.text import md_escape, md_escape_block
+from digest.text import _MD_SPECIAL, md_escape, md_escape_block, md_translate
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 _COMMONMARK = MarkdownIt("commonmark")
@@ -86,3 +88,13 @@ def test_feed_abstracts_link_their_urls_and_keep_their_text() -> None:
     assert '<a href="https://github.com/ex/repo">https://github.com/ex/repo</a>' in first
     assert "<b>" not in first and "<em>" not in first
     assert html.unescape(_TAG.sub("", first)) == abstract
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(st.sampled_from([*"ab \\`*_[]>&<~#;=1.-+()é³", "\t", "\n", "\r", "\x00", "\x0b",
+                                "\x0c", "\x1f", "\x7f", "\x85", "\u00a0", "\u2028", "\u2029"])))
+@example("a\\*b & <c> ~d~ [e](f) `g` _h_")
+def test_markdown_escaping_by_replace_is_translate_byte_for_byte(text: str) -> None:
+    """Issue 12: the replace passes for printable text escape exactly as the translate table
+    (a backslash or `&` first: the other escapes add them)."""
+    assert md_translate(text) == text.translate(_MD_SPECIAL)

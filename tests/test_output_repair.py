@@ -15,25 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import EXAMPLES, counts, tree
 
 from digest.cli.main import main
-from digest.store import open_store
 
 DAY1, DAY2 = EXAMPLES / "2026-03-11.txt", EXAMPLES / "2026-03-12.txt"
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
-
-
-def counts(db: Path) -> dict[str, int]:
-    store = open_store(f"sqlite:///{db}")
-    try:
-        return store.counts()
-    finally:
-        store.close()
 
 
 def first_run_of_one_capture(tmp_path: Path) -> None:
