@@ -19,13 +19,7 @@ from typing import TYPE_CHECKING
 from digest import __version__
 from digest.config import Settings
 from digest.models import DigestInfo, StoredPaper
-from digest.publish.output import (
-    can_fork,
-    remove_stray_temps,
-    stage_all,
-    write_atomic,
-    written_sha256,
-)
+from digest.publish.output import remove_stray_temps, write_atomic, written_sha256
 from digest.publish.template_check import template_errors
 from digest.store import Store
 from digest.topics import parse_topics
@@ -60,24 +54,6 @@ def digest_outputs(settings: Settings, info: DigestInfo, papers: Sequence[Stored
             ".email.txt": email.text,
         }
     return {digest_path(settings, info.name, suffix): content for suffix, content in outputs.items()}
-
-
-# A digest of at least this many papers has its web page rendered and written by a forked
-# child process while this one renders the rest (`publish.output.stage_all`): a 50,000-paper
-# page takes about a second. Below it, or on one core, a fork is not worth its cost.
-FORK_MIN_PAPERS = 5000
-
-
-def stage_digest(settings: Settings, info: DigestInfo, papers: Sequence[StoredPaper],
-                 older: str | None = None) -> list[tuple[Path, Path]]:
-    """Render a new digest's outputs into temp files beside their places (the pairs (temp,
-    final) to install after the commit); a big one's web page in a forked child meanwhile."""
-    rendered = digest_outputs(settings, info, papers, older=older)
-    worker = None
-    if len(papers) >= FORK_MIN_PAPERS and can_fork():
-        worker = digest_path(settings, info.name, ".html")
-    with template_errors():  # the streamed outputs render as they are staged
-        return stage_all(rendered, worker)
 
 
 def _web_page(settings: Settings, info: DigestInfo, views: Sequence[PaperView],

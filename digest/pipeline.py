@@ -17,7 +17,7 @@ from digest.config import Settings, SourceSettings, is_url, link_problem
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.publish.output import discard, install
+from digest.publish.output import discard, install, stage
 from digest.publish.template_check import check_templates, template_errors
 from digest.report import CycleReport
 from digest.store import Store, cycle_log
@@ -119,7 +119,11 @@ class Staged:
 
         with template_errors():  # the streamed outputs render as they are staged
             older = next((d.name for d in self.store.digests() if d.name != digest.name), None)
-            self.files += outputs.stage_digest(self.settings, digest, papers, older=older)
+            rendered = outputs.digest_outputs(self.settings, digest, papers, older=older)
+            for path, content in rendered.items():
+                temp = stage(path, content)
+                if temp is not None:
+                    self.files.append((temp, path))
             # The archive page must take the new digest too.
             render_index(self.settings.site, [digest, *self.store.digests()],
                          self.settings.templates)
