@@ -43,20 +43,25 @@ READ_TIMEOUT = 30.0  # as sources.fetch: one read; the configured deadline bound
 _PROXIES = ("http_proxy", "https_proxy", "all_proxy")
 _SQLITE = ("sqlite:///", "sqlite+pysqlite:///")
 _WAITING = ("pending", "sending", "unknown")  # deliveries a later cycle would still act on
+_SECRETS = ("SECRET", "PASSWORD")  # DIGEST_* variables whose values never reach the seal
 
 
 def settings_fingerprint(config: str | None, db: str | None, out: str | None, templates: str | None,
                 env: Mapping[str, str], cwd: Path) -> str:
     """What the settings are made of, hashed: the package version, the working folder, the
-    settings file (its path and bytes), the command's options and every DIGEST_* variable
-    (secrets included: they are hashed, never stored)."""
+    settings file (its path and bytes), the command's options and every DIGEST_* variable.
+    Of a secret (DIGEST_SECRET, DIGEST_EMAIL_SMTP_PASSWORD) only whether it is set counts:
+    its value changes nothing a steady cycle does (it signs and sends email, and a sealed
+    store has nothing to send), and a hash of it in the store would let a copy of the store
+    test guesses of it offline."""
     path, _ = config_file(config, env)
     try:
         raw: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         raw = None
     facts = [__version__, str(cwd), str(path), raw, db, out, templates,
-             sorted((k, v) for k, v in env.items() if k.startswith("DIGEST_"))]
+             sorted((k, bool(v) if k.endswith(_SECRETS) else v)
+                    for k, v in env.items() if k.startswith("DIGEST_"))]
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
 
 
@@ -75,11 +80,14 @@ def sqlite_database(url: str) -> str | None:
 
 
 def _stat(path: Path) -> list[Any]:
+    """A file's path, size, mtime, ctime and inode: equal, and its bytes are taken as
+    unchanged. The ctime and inode catch what keeps size and mtime (`touch -d`, `cp -p`,
+    `rsync -t` of other bytes of the same length): no user can set a ctime."""
     try:
         stat = path.stat()
     except OSError:
-        return [str(path), None, None]
-    return [str(path), stat.st_size, stat.st_mtime_ns]
+        return [str(path), None, None, None, None]
+    return [str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
 def _sha256(path: Path) -> str:
@@ -92,8 +100,8 @@ def _templates(folder: str | None) -> list[Any] | None:
     if not folder:
         return None
     root = Path(folder)
-    return sorted([str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns]
-                  for path in root.rglob("*") if path.is_file() for stat in (path.stat(),))
+    return sorted([str(path.relative_to(root)), *_stat(path)[1:]]
+                  for path in root.rglob("*") if path.is_file())
 
 
 def make_seal(tx: Transaction, settings: Settings, fingerprint: str) -> str | None:
@@ -178,8 +186,7 @@ def _quiet(text: str, data: dict[str, Any], database: str, started: float, now: 
     if (data["schema"] != SCHEMA_VERSION
             or data["fingerprint"] != fingerprint
             or data["templates"][1] != _templates(data["templates"][0])
-            or any(_stat(Path(path)) != [path, size, mtime]
-                   for path, size, mtime in data["outputs"])):
+            or any(_stat(Path(sealed[0])) != sealed for sealed in data["outputs"])):
         return None
     not_modified: list[NotModified] = []
     for source in data["sources"]:
@@ -214,10 +221,10 @@ def _files_unchanged(location: str, files: Sequence[list[Any]]) -> bool:
         return False
     if [str(path) for path in found] != [path for path, *_ in files]:
         return False
-    for path, size, mtime, sha in files:
-        if _stat(Path(path)) != [path, size, mtime]:
+    for *sealed, sha in files:
+        if _stat(Path(sealed[0])) != sealed:
             try:
-                if _sha256(Path(path)) != sha:
+                if _sha256(Path(sealed[0])) != sha:
                     return False
             except OSError:
                 return False

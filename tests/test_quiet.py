@@ -207,6 +207,35 @@ def test_a_changed_file_is_hashed_and_only_other_bytes_break_the_seal(
     assert (path, code) == ("full", 0) and "journal: 1 new snapshot\n" in out
 
 
+def test_other_bytes_under_the_same_size_and_mtime_break_the_seal(
+        isolated: Path, paths: Paths) -> None:
+    """`touch -d`, `cp -p` or `rsync -t` of other bytes of the same length keep size and
+    mtime: the ctime (no user can set it) and the inode still move, so the file is hashed."""
+    feed = file_source()
+    settle(paths)
+    before = feed.stat()
+    changed = FEED.replace(b"Journal", b"Jurnal!", 1)
+    assert len(changed) == len(FEED)
+    feed.write_bytes(changed)
+    os.utime(feed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (feed.stat().st_size, feed.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    path, code, out, _ = paths.run()
+    assert (path, code) == ("full", 0) and "journal: 1 new snapshot\n" in out
+
+
+def test_secrets_reach_the_seal_only_as_set_or_not(tmp_path: Path) -> None:
+    """A hash of a secret in the store would let a copy of it test guesses offline: only
+    whether DIGEST_SECRET / DIGEST_EMAIL_SMTP_PASSWORD are set is part of the fingerprint."""
+    def fingerprint(**env: str) -> str:
+        return digest.quiet.settings_fingerprint(None, None, None, None, env, tmp_path)
+
+    assert fingerprint(DIGEST_SECRET="a" * 40) == fingerprint(DIGEST_SECRET="b" * 40)
+    assert fingerprint(DIGEST_EMAIL_SMTP_PASSWORD="x") == fingerprint(
+        DIGEST_EMAIL_SMTP_PASSWORD="y")
+    assert fingerprint(DIGEST_SECRET="a" * 40) != fingerprint()
+    assert fingerprint(DIGEST_SITE_TITLE="A") != fingerprint(DIGEST_SITE_TITLE="B")
+
+
 def test_a_new_file_in_a_folder_source_breaks_the_seal(isolated: Path, paths: Paths) -> None:
     folder = Path("captures").resolve()
     folder.mkdir()
