@@ -46,6 +46,19 @@ CASES = {
     "dtd entity": (rss("<item><title>&t; title</title></item>",
                        head='<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY t "Defined">]>'),
                    {"title": "Defined title"}),
+    # A child element inside a field (not escaped markup): feedparser-rs kept the text up to it.
+    "rss title with a child element": (rss("<item><title>T <i>x</i> tail</title></item>"),
+                                       {"title": "T x tail"}),
+    "rss description with a child element": (
+        rss("<item><title>S</title><description>S <b>y</b> tail.</description></item>"),
+        {"abstract": "S y tail."}),
+    "atom summary with a child element": (
+        atom("<entry><id>e1</id><title>S</title><summary>We study scaling in <i>tiny</i> "
+             "models.</summary></entry>"), {"abstract": "We study scaling in tiny models."}),
+    "mathml in a title": (
+        rss('<item><title>Bounds for <mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML">'
+            "<mml:mi>n</mml:mi></mml:math>-body problems</title></item>"),
+        {"title": "Bounds for n-body problems"}),
     "relative link": (rss("<item><title>R</title><link>/articles/1</link></item>"), {"page_url": None}),
 }
 

@@ -66,6 +66,8 @@ def read_feed(data: bytes | str) -> tuple[Any, bool]:
 def _fast(data: bytes) -> Any:
     """feedparser-rs's reading of a well-formed RSS/Atom document, else None (feedparser's
     turn). Only bytes come here: given a str that starts with http://, feedparser-rs fetches it."""
+    if _MIXED.search(data):
+        return None  # feedparser-rs keeps a field's text only up to its first child element
     import feedparser_rs
 
     size = len(data)
@@ -81,6 +83,13 @@ def _fast(data: bytes) -> Any:
     if parsed.get("encoding") == "utf-8" and not _is_utf8(data):
         return None  # feedparser-rs puts U+FFFD where feedparser tries windows-1252
     return parsed
+
+
+# A title, description, summary or content holding a child element, not escaped markup:
+# "T <i>x</i> tail" raw in the XML. feedparser-rs reads it as "T x" (the text after the
+# child is lost); feedparser keeps it whole. Possessive, so a long field is scanned once.
+_MIXED = re.compile(rb"<(?:[\w.-]+:)?(?:title|description|summary|content|subtitle)\b[^>]*+(?<!/)>"
+                    rb"(?:[^<]++|<!\[CDATA\[.*?\]\]>)*+<[A-Za-z_]", re.DOTALL)
 
 
 def _is_utf8(data: bytes) -> bool:
