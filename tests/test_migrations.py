@@ -16,6 +16,7 @@ from conftest import ROOT, listed
 from sqlalchemy import Column, Connection, Text, create_engine, inspect, select, text
 
 from digest.cli.main import main
+from digest.errors import StoreError
 from digest.mail import subscribers as book
 from digest.models import Paper, Snapshot
 from digest.statuses import PAUSED, DeliveryStatus, SubscriberStatus
@@ -377,3 +378,20 @@ def test_a_kill_in_migration_6_leaves_the_papers_and_their_sightings(
         assert found is not None and [s.rank for s in found[1]] == [1]
     finally:
         store.close()
+
+
+def test_a_store_of_a_newer_release_is_refused_unchanged(store_url: str) -> None:
+    """An older paper-digest opening a newer release's store would write rows its tables no
+    longer take (rolling back past migration 6 failed on papers.key_hash): refused, one line."""
+    open_store(store_url).close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(schema.schema_migrations.insert().values(version=99, name="from the future"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"newer paper-digest \(schema version 99") as raised:
+        open_store(store_url)
+    assert "upgrade paper-digest" in raised.value.fix
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
+        assert 99 in set(conn.scalars(select(schema.schema_migrations.c.version)))
+    engine.dispose()

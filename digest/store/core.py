@@ -193,6 +193,9 @@ def open_store(url: str, create: bool = True) -> Store:
     try:
         with engine.connect() as conn:
             _migrate(conn)
+    except StoreError:
+        engine.dispose()
+        raise
     except OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

@@ -29,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 
+from digest.errors import StoreError
+
 metadata = MetaData()
 # The papers whose key is not `title:` + their title_key (arXiv ids, DOIs, feed guids). The
 # queries that use ix_papers_title_other repeat this text: a planner matches it literally.
@@ -324,6 +326,12 @@ def migrate(conn: Connection) -> list[int]:
     """Apply the migrations not yet recorded; return the versions applied."""
     metadata.create_all(conn, tables=[schema_migrations])
     done = set(conn.scalars(select(schema_migrations.c.version)))
+    newer = sorted(done - {version for version, _, _ in MIGRATIONS})
+    if newer:  # a newer release's store: its tables are not the ones this code writes
+        raise StoreError(str(conn.engine.url.render_as_string(hide_password=True)),
+                         f"made by a newer paper-digest (schema version {newer[-1]}; this one "
+                         f"knows up to {MIGRATIONS[-1][0]})",
+                         "upgrade paper-digest, or restore the backup made before the upgrade")
     applied = []
     for version, name, step in MIGRATIONS:
         if version in done:
