@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, entry, listed, page
+from sqlalchemy import event, text
 
 from digest.config import Settings
 from digest.diff import split_new, unique_listings
@@ -264,3 +265,32 @@ def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_postgresql_takes_new_paper_ids_from_the_sequence(pg_url: str) -> None:
+    """Issue 12: a PostgreSQL ingest reserves its new papers' ids from the sequence and
+    COPYs them with their rows, so it reads nothing back after the insert (before: a read of
+    every new paper's key and id). The sightings still point at the right papers, and the
+    sequence moves past the ids taken, so the next ingest's papers follow them."""
+    store = open_store(pg_url)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: statements.append(statement))
+    first = [Paper(title=f"Reserved {n}", abstract="A.") for n in "ABC"]
+    later = Paper(title="Reserved D", abstract="D.")
+    try:
+        store.ingest(Snapshot(path="a.txt", source="a", captured_at=NOW, sha256="a" * 64,
+                              listings=listed(*first)), now=NOW)
+        [reserved] = [i for i, s in enumerate(statements) if "setval" in s]
+        assert not [s for s in statements[reserved:] if "FROM papers" in s]
+        store.ingest(Snapshot(path="b.txt", source="b", captured_at=NOW, sha256="b" * 64,
+                              listings=listed(later, first[2])), now=NOW)
+        with store.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT s.snapshot_id, s.rank, p.id, p.title FROM sightings s "
+                "JOIN papers p ON p.id = s.paper_id ORDER BY s.snapshot_id, s.rank")).all()
+        assert [tuple(row) for row in rows] == [
+            (1, 1, 1, "Reserved A"), (1, 2, 2, "Reserved B"), (1, 3, 3, "Reserved C"),
+            (2, 1, 4, "Reserved D"), (2, 2, 3, "Reserved C")]
+    finally:
+        store.close()

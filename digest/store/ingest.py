@@ -4,7 +4,7 @@ make one digest of what was never seen before (planning its deliveries with it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,9 @@ _CHUNK = 5000
 # Ingests of one PostgreSQL store run one at a time ("pdin"; see `_one_at_a_time`).
 INGEST_LOCK_KEY = 0x7064696E
 INGEST_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
+# The last of :n paper ids taken from the sequence at once (the first is nextval's).
+RESERVE_PAPER_IDS = text("SELECT setval(s::regclass, nextval(s::regclass) + :n - 1) "
+                         "FROM pg_get_serial_sequence('papers', 'id') AS s")
 
 
 def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now: datetime,
@@ -93,22 +96,9 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
         flood = flood or _format_change(len(new), len(page), captured - before if before else None)
         _gain_ids(conn, seen)
         if new:
-            # A plain executemany, then one primary-key range read of the new ids: far
-            # faster than INSERT ... RETURNING, which SQLite runs row by row to keep order.
-            start = len(published)
-            last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
-            bulk_insert(conn, t.papers, _PAPER_COLUMNS, [
-                _paper_row(n.paper, hashes, snapshot_id, captured, digest_id, start + pos)
-                for pos, n in enumerate(new, 1)])
-            ids = {key: pid for key, pid in conn.execute(
-                select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > last_id))}
-            seen = [(n, ids[n.paper.key]) for n in new] + seen
-            if digest_id is not None:
-                first_seen = aware(captured)
-                published += [StoredPaper(key=n.paper.key, paper=n.paper, first_seen=first_seen,
-                                          digest=name, position=start + pos, source=snapshot.source,
-                                          rank=n.rank, comments=n.comments, upvotes=n.upvotes)
-                              for pos, n in enumerate(new, 1)]
+            ids = _insert_papers(conn, _new_rows(new, hashes, snapshot, snapshot_id, captured,
+                                                 digest_id, name, published), len(new))
+            seen = list(zip(new, ids, strict=True)) + seen
         if seen:
             bulk_insert(conn, t.sightings, ("snapshot_id", "paper_id", "rank", "comments", "upvotes"),
                         [(snapshot_id, pid, n.rank, n.comments, n.upvotes) for n, pid in seen])
@@ -199,6 +189,44 @@ def _gain_ids(conn: Connection, seen: list[tuple[Listing, int]]) -> None:
                              .values(arxiv_id=paper.arxiv_id))
 
 
+def _new_rows(new: Sequence[Listing], hashes: dict[str, int], snapshot: Snapshot,
+              snapshot_id: int, captured: datetime, digest_id: int | None, name: str,
+              published: list[StoredPaper]) -> Iterator[tuple[Any, ...]]:
+    """Each new paper's row (`_PAPER_COLUMNS`), its StoredPaper added to `published` (when
+    there is a digest) as the row is made: PostgreSQL's COPY takes the rows as they come, so
+    this work runs while the server inserts the rows before."""
+    first_seen = aware(captured)
+    for position, n in enumerate(new, len(published) + 1):
+        if digest_id is not None:
+            published.append(StoredPaper(
+                key=n.paper.key, paper=n.paper, first_seen=first_seen, digest=name,
+                position=position, source=snapshot.source, rank=n.rank, comments=n.comments,
+                upvotes=n.upvotes))
+        yield _paper_row(n.paper, hashes, snapshot_id, captured, digest_id, position)
+
+
+def _insert_papers(conn: Connection, rows: Iterator[tuple[Any, ...]], count: int) -> list[int]:
+    """Insert `count` new papers (rows in `_PAPER_COLUMNS` order); return their ids in order.
+
+    PostgreSQL: the ids are reserved from the sequence (safe under the ingest lock: papers
+    come only from ingests) and COPY takes each row as it is made, so the server inserts
+    while the client builds the next rows, and nothing is read back. SQLite: a plain
+    executemany, then one primary-key range read of the new ids: far faster than INSERT ...
+    RETURNING, which SQLite runs row by row to keep order."""
+    if conn.dialect.name == "postgresql":
+        last = int(conn.execute(RESERVE_PAPER_IDS, {"n": count}).scalar_one())
+        ids = list(range(last - count + 1, last + 1))
+        _copy(conn, t.papers, ("id", *_PAPER_COLUMNS),
+              ((pid, *row) for pid, row in zip(ids, rows, strict=True)))
+        return ids
+    last_id = conn.scalar(select(func.max(t.papers.c.id))) or 0
+    listed = list(rows)
+    bulk_insert(conn, t.papers, _PAPER_COLUMNS, listed)
+    by_key = {key: pid for key, pid in conn.execute(
+        select(t.papers.c.key, t.papers.c.id).where(t.papers.c.id > last_id))}
+    return [by_key[row[0]] for row in listed]
+
+
 def _insert_id(conn: Connection, statement: Insert) -> int:
     """Run a single-row insert and return the new row's id."""
     key = conn.execute(statement).inserted_primary_key
@@ -237,8 +265,8 @@ _BINARY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
     (Boolean, "bool"))
 
 
-def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
-          ) -> None:
+def _copy(conn: Connection, table: Table, names: Sequence[str],
+          rows: Iterable[tuple[Any, ...]]) -> None:
     """COPY `rows` into `table` on the transaction's own psycopg connection, in the binary
     format (the server reads it in about half the time of text)."""
     driver = conn.connection.driver_connection
