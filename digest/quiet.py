@@ -126,7 +126,7 @@ def make_seal(tx: Transaction, settings: Settings, fingerprint: str) -> str | No
             continue
         try:
             found = expand_paths([source.location]) if Path(source.location).exists() else []
-        except DigestError:
+        except (DigestError, OSError):  # no seal: the next run takes the full path
             return None
         files = []
         for path in found:
@@ -177,6 +177,8 @@ def quiet_cycle(config: str | None, db: str | None, out: str | None, templates: 
         return _quiet(seal.text, json.loads(seal.text), database, started, now,
                       settings_fingerprint(config, db, out, templates, env, Path.cwd()))
     except (ValueError, KeyError, TypeError, IndexError):  # a seal this code cannot read
+        return None
+    except OSError:  # a source or output it cannot read: the full path says what, in a line
         return None
 
 

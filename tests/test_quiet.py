@@ -236,6 +236,22 @@ def test_secrets_reach_the_seal_only_as_set_or_not(tmp_path: Path) -> None:
     assert fingerprint(DIGEST_SITE_TITLE="A") != fingerprint(DIGEST_SITE_TITLE="B")
 
 
+def test_a_source_the_quiet_check_cannot_read_takes_the_full_path(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder it may not list (a permission error) is no traceback from the quiet check:
+    the full path runs and says what is wrong, if anything is."""
+    file_source()
+    settle(paths)
+
+    def refused(_: object) -> list[Path]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(digest.quiet, "expand_paths", refused)
+    path, code, out, _ = paths.run()
+    assert (path, code) == ("full", 0) and "journal: 0 new snapshots\n" in out
+    assert read_seal(DB) is None  # nor can the full path seal what it could not list
+
+
 def test_a_new_file_in_a_folder_source_breaks_the_seal(isolated: Path, paths: Paths) -> None:
     folder = Path("captures").resolve()
     folder.mkdir()
