@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
@@ -91,8 +92,9 @@ def needs_catch_up(last_completed: datetime | None, trigger: BaseTrigger, now: d
 def build_scheduler(settings: Settings, cycle: Callable[[], None],
                     scheduler: BaseScheduler | None = None,
                     trigger: BaseTrigger | None = None) -> BaseScheduler:
-    """A scheduler with the one cycle job (a BlockingScheduler unless one is given)."""
-    scheduler = scheduler or BlockingScheduler(timezone=ZoneInfo("UTC"))
+    """A scheduler with the one cycle job (a BackgroundScheduler unless one is given: the
+    main thread waits for a stop, see `run_until_stopped`)."""
+    scheduler = scheduler or BackgroundScheduler(timezone=ZoneInfo("UTC"))
     scheduler.add_job(
         cycle, trigger or LocalCronTrigger(settings.schedule.cron, settings.schedule.timezone),
         id=JOB_ID, coalesce=True, max_instances=1,
@@ -107,8 +109,7 @@ def announce_when_started(scheduler: BaseScheduler, trigger: BaseTrigger, settin
     from apscheduler.events import EVENT_SCHEDULER_STARTED
 
     def started(_event: object) -> None:
-        if stopping.is_set():
-            scheduler.shutdown(wait=False)
+        if stopping.is_set():  # run_until_stopped shuts it down at once
             return
         upcoming = trigger.get_next_fire_time(None, datetime.now(_UTC))
         log.info("scheduled: %s (%s); next cycle at %s", settings.schedule.cron,
@@ -118,36 +119,44 @@ def announce_when_started(scheduler: BaseScheduler, trigger: BaseTrigger, settin
     scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
 
 
-def stop_on_signals(scheduler: BaseScheduler) -> threading.Event:
+class StopRequest(threading.Event):
+    """Set when SIGTERM or SIGINT came; `signal_name` says which came first."""
+
+    signal_name = "a stop"
+
+
+def stop_on_signals() -> StopRequest:
     """SIGTERM/SIGINT: let the current cycle finish (the catch-up one too), then stop.
-    Returns the event that says a stop was asked for."""
-    stopping = threading.Event()
+    Returns the event that says a stop was asked for; `run_until_stopped` acts on it.
+
+    The handler only notes the signal and sets the event (nothing of the event's lock is
+    ever held by the main thread: it only polls `is_set`). It runs on the main thread between
+    two bytecodes, maybe inside a write to stderr or a lock of the scheduler's; logging or
+    shutting down from there could wait for ever, so the main thread does both itself."""
+    stopping = StopRequest()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        # Only set a flag and hand the rest to a thread: this runs on the main thread between
-        # two bytecodes, maybe inside the scheduler's Event.wait holding its lock, or inside a
-        # write to stderr; shutting down or logging from here can wait for ever. The running
-        # cycle still completes: the executor's worker threads are joined before exit.
+        if not stopping.is_set():
+            stopping.signal_name = signal.Signals(signum).name
         stopping.set()
-        threading.Thread(target=_stop, args=(scheduler, signal.Signals(signum).name),
-                         daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stopping
 
 
-def _stop(scheduler: BaseScheduler, signal_name: str) -> None:
-    """Log the signal and stop the scheduler if it runs (before it starts, the caller sees
-    the `stopping` event and does not start it)."""
-    from apscheduler.schedulers import SchedulerNotRunningError
-
-    log.info("received %s: stopping after the current cycle", signal_name)
-    if scheduler.running:
-        try:
-            scheduler.shutdown(wait=False)
-        except SchedulerNotRunningError:  # stopped already (a second signal): nothing to do
-            pass
+def run_until_stopped(scheduler: BaseScheduler, stopping: StopRequest,
+                      poll: float = 0.5) -> None:
+    """Start the (background) scheduler and wait on the main thread for a stop, waking every
+    `poll` seconds: a stop takes effect within that, wherever the signal landed (a main
+    thread asleep in one long wait until the next cycle, hours away, heard a SIGTERM only
+    when the wait ended: `digest schedule` once did not stop within 60 s). Then wait for
+    the running cycle and shut down."""
+    scheduler.start()
+    while not stopping.is_set():
+        time.sleep(poll)
+    log.info("received %s: stopping after the current cycle", stopping.signal_name)
+    scheduler.shutdown(wait=True)
 
 
 def cycle_job(store: Store, settings: Settings) -> Callable[[], None]:

@@ -433,12 +433,12 @@ def schedule(db: str | None, out: str | None, templates: str | None) -> None:
         trigger = schedule_module.LocalCronTrigger(settings.schedule.cron,
                                                    settings.schedule.timezone)
         scheduler = schedule_module.build_scheduler(settings, job, trigger=trigger)
-        stopping = schedule_module.stop_on_signals(scheduler)
+        stopping = schedule_module.stop_on_signals()
         schedule_module.catch_up(cycle_log.last_completed(store), trigger, job,
                                  datetime.now(UTC))
         if not stopping.is_set():
             schedule_module.announce_when_started(scheduler, trigger, settings, stopping)
-            scheduler.start()
+            schedule_module.run_until_stopped(scheduler, stopping)
         click.echo("stopped", err=True)
 
 
