@@ -7,6 +7,13 @@ import textwrap
 
 from markupsafe import Markup, escape
 
+try:  # markupsafe's own C escaping, without the Python-level Markup() that escape() adds
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover - a markupsafe without its speedups
+
+    def _escape_inner(s: str, /) -> str:
+        return str(escape(s))
+
 # XML 1.0 forbids C0 controls other than tab/newline/CR, U+FFFE/U+FFFF and lone surrogates;
 # feedgen (lxml) raises on them, and no reader wants them in HTML or mail either.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
@@ -60,28 +67,49 @@ def is_safe_url(url: str) -> bool:
     return url.lower().startswith(_SAFE_SCHEMES)
 
 
+_new_str = str.__new__
+
+
+def html_escape(value: object) -> Markup:
+    """`markupsafe.escape(value)`: the same Markup, made without markupsafe's Python-level
+    `Markup()` for what templates show most (str, int, Markup). Every `{{ value }}` of an HTML
+    template escapes through it (a dozen per paper card)."""
+    kind = type(value)
+    if kind is str:
+        return _new_str(Markup, _escape_inner(value))  # type: ignore[arg-type]
+    if kind is Markup:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return _new_str(Markup, str(value))
+    return escape(value)
+
+
 def linkify(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
     """Escape `text` for HTML, turn its http(s) URLs into links, and <mark> `highlight` hits."""
     if "http" not in text:  # no URL (as in `split_urls`): one escape, no pieces to join
         return mark(text, highlight)
-    return Markup("".join(
-        f'<a href="{escape(piece)}">{escape(piece)}</a>' if is_url else str(mark(piece, highlight))
-        for piece, is_url in split_urls(text)
-    ))
+    out: list[str] = []
+    for piece, is_url in split_urls(text):
+        if is_url:
+            url = html_escape(piece)
+            out.append(f'<a href="{url}">{url}</a>')
+        else:
+            out.append(mark(piece, highlight))
+    return _new_str(Markup, "".join(out))
 
 
 def mark(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
     """Escape `text` for HTML, wrapping the matches of `highlight` in <mark>."""
     if highlight is None:
-        return escape(text)
+        return html_escape(text)
     out: list[str] = []
     last = 0
     for hit in highlight.finditer(text):
-        out.append(str(escape(text[last : hit.start()])))
-        out.append(f"<mark>{escape(hit.group(0))}</mark>")
+        out.append(html_escape(text[last : hit.start()]))
+        out.append(f"<mark>{html_escape(hit.group(0))}</mark>")
         last = hit.end()
-    out.append(str(escape(text[last:])))
-    return Markup("".join(out))
+    out.append(html_escape(text[last:]))
+    return _new_str(Markup, "".join(out))
 
 
 def star(text: str, highlight: re.Pattern[str] | None = None) -> str:

@@ -30,6 +30,7 @@ from digest.models import DigestInfo, StoredPaper
 from digest.publish.latex import tex_to_unicode
 from digest.publish.links import Link, paper_links, title_link
 from digest.publish.site import EmailBody, Site, long_date
+from digest.publish.templating import lighten
 from digest.text import (
     linkify,
     mark,
@@ -132,6 +133,7 @@ def environment(user_templates: str | None = None) -> Environment:
         keep_trailing_newline=True,
         auto_reload=False,  # a digest includes a partial per paper: no stat() per include
     )
+    lighten(env)
     env.filters.update(linkify=linkify, mark=mark, star=star, md=md_escape, md_block=md_escape_block,
                        shorten=shorten, wrap=wrap, one_line=one_line, teaser=teaser)
     env.globals["version"] = __version__
