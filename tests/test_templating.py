@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from digest.config import Settings
 from digest.pipeline import ingest, prepare
-from digest.publish.templating import lighten
+from digest.publish.templating import _escape_output, lighten
 from digest.store import open_store
 from digest.text import html_escape
 
@@ -34,6 +34,12 @@ def test_html_escape_is_markupsafe_escape(value: Any) -> None:
     escaped = html_escape(value)
     assert type(escaped) is Markup
     assert escaped == escape(value)
+
+
+@given(st.one_of(st.text(), st.integers(), st.booleans(), st.floats(), st.none(),
+                 st.text().map(Markup), st.just(_Html())))
+def test_a_templates_output_escape_outputs_what_markupsafe_escape_does(value: Any) -> None:
+    assert str(_escape_output(value)) == str(escape(value))
 
 
 MACROS = """\
