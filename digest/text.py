@@ -101,7 +101,7 @@ def html_escape(value: object) -> Markup:
 
 def linkify(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
     """Escape `text` for HTML, turn its http(s) URLs into links, and <mark> `highlight` hits."""
-    if "http" not in text:  # no URL (as in `split_urls`): one escape, no pieces to join
+    if not _may_hold_url(text):  # as in `split_urls`: one escape, no pieces to join
         return mark(text, highlight)
     out: list[str] = []
     for piece, is_url in split_urls(text):
@@ -246,9 +246,14 @@ def trim_url(url: str) -> str:
     return url
 
 
+def _may_hold_url(text: str) -> bool:
+    """False when `text` cannot hold a URL: no `:` (one memchr pass), or no `://`."""
+    return ":" in text and "://" in text
+
+
 def split_urls(text: str) -> list[tuple[str, bool]]:
     """Split `text` into (piece, is_url) pairs; only http(s) URLs count as URLs."""
-    if "http" not in text:  # most abstracts: skip the regex scan
+    if not _may_hold_url(text):  # most abstracts: skip the regex scan
         return [(text, False)]
     pieces: list[tuple[str, bool]] = []
     last = 0

@@ -16,7 +16,7 @@ from digest.publish.links import Link, link_label, paper_links, quote_plus, titl
 from digest.publish.render import paper_view, render_page
 from digest.publish.site import Site
 from digest.sources.files import read_snapshot
-from digest.text import clean, one_line
+from digest.text import URL, clean, one_line, split_urls, trim_url
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -153,3 +153,13 @@ def test_a_plain_host_is_labelled_as_urlsplit_labels_it(scheme: str, host: str, 
             link_label(url)
         return
     assert link_label(url) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*"ab :/.,)(", "http", "https://", "://", "http://x.org", "s:"]))
+       .map("".join))
+def test_urls_are_split_out_as_the_url_pattern_finds_them(text: str) -> None:
+    """split_urls' shortcut (no `:` or no `://`: no URL) never hides a URL the pattern finds."""
+    urls = [trim_url(m.group(0)) for m in URL.finditer(text)]
+    assert [piece for piece, is_url in split_urls(text) if is_url] == [u for u in urls if len(u) > 8]
+    assert "".join(piece for piece, _ in split_urls(text)) == text
