@@ -3,6 +3,7 @@ and a user's override templates still apply to every output."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from digest.config import Settings
+from digest.errors import TemplateError
 from digest.pipeline import ingest, prepare
 from digest.publish.templating import _escape_output, lighten
 from digest.store import open_store
@@ -95,13 +97,16 @@ def test_macro_calls_render_as_plain_jinja_renders_them(call: str, suffix: str) 
 
 
 def _ingest_with(tmp_path: Path, custom: Path) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     store = open_store(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     settings = Settings(db_url=store.url, out_dir=tmp_path / "out", templates=str(custom))
     path = tmp_path / "2026-03-13.txt"
     path.write_text(page(entry("A <b>bold</b> title", "See https://github.com/a/b for code."),
                          entry("Another title")))
-    list(ingest(store, settings, prepare([path], None, NOW), NOW))
-    store.close()
+    try:
+        list(ingest(store, settings, prepare([path], None, NOW), NOW))
+    finally:
+        store.close()
     return settings.out_dir / "digests"
 
 
@@ -133,3 +138,17 @@ def test_a_users_digest_page_replaces_the_bundled_one(tmp_path: Path) -> None:
     assert web.count('<article class="paper" id="p') == 2
     assert 'aria-label="The paper"' in web and 'class="paper-title"' not in web
     assert '<a href="https://github.com/a/b">https://github.com/a/b</a>' in web
+
+
+def test_staging_leaves_no_object_frozen_from_the_collector(tmp_path: Path) -> None:
+    """Staging renders with the objects held before it frozen (gc.freeze): after it, on
+    success or on a template error, the collector sees every object again."""
+    assert gc.get_freeze_count() == 0
+    _ingest_with(tmp_path / "ok", tmp_path / "none")
+    assert gc.get_freeze_count() == 0
+    custom = tmp_path / "broken"
+    custom.mkdir()
+    (custom / "digest.html").write_text("{{ papers[0].no_such_field }}")
+    with pytest.raises(TemplateError):
+        _ingest_with(tmp_path / "broken-run", custom)
+    assert gc.get_freeze_count() == 0
