@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from digest import CONFIG_NAME, config_file
+from digest import config_file
 from digest.errors import ConfigError, raise_all
 from digest.publish.site import Site
 from digest.sources import FORMATS, FetchLimits

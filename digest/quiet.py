@@ -29,8 +29,8 @@ from digest import __version__, config_file
 from digest.errors import DigestError
 from digest.report import CycleReport, Summary
 from digest.sources import USER_AGENT, expand_paths
-from digest.store.lock import lock_path, sqlite_lock
 from digest.store import DEFAULT_URL
+from digest.store.lock import lock_path, sqlite_lock
 from digest.store.quiet import SCHEMA_VERSION, NotModified, cycle_row, read_seal, record
 from digest.store.times import naive_utc
 from digest.text import plural

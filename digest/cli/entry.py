@@ -23,7 +23,8 @@ def quiet_arguments(args: Sequence[str]) -> dict[str, str | None] | None:
     """The options of a plain `digest run`, by name; None for any other command line (a
     flag, a help request, a repeated or unknown option): click reads those."""
     found: dict[str, str | None] = {"--config": None, **dict.fromkeys(_RUN_OPTIONS)}
-    allowed, rest, at = ("--config",), list(args), 0
+    allowed: tuple[str, ...] = ("--config",)  # before `run`, then the run's own options
+    rest, at = list(args), 0
     while at < len(rest):
         word = rest[at]
         if word == "run" and allowed == ("--config",):
