@@ -102,7 +102,7 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                               "given", "ingest them one at a time, or put dates in the file names")
         now = datetime.now(UTC)
         with opened(db, out, templates) as (store, settings):
-            with progress(files, "reading snapshots") as bar:
+            with progress(files, "reading snapshots") as bar, pipeline.cyclic_gc_paused():
                 snapshots = [read_snapshot(path, moment, now) for path in bar]
             for snapshot in snapshots:  # before the cycle: a warning explains a refusal
                 for warning in snapshot.warnings:
