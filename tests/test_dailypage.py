@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from digest.errors import DigestError, ParseError
 from digest.models import _NON_WORD, Listing, Paper, normalize_title, page_listing, page_paper
 from digest.sources.dailypage import parse_page, parse_rows
-from digest.sources.files import _decoded_lines, read_snapshot
+from digest.sources.files import _decoded_lines, _links, read_snapshot
 from digest.text import find_links
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -298,3 +298,25 @@ def test_page_papers_and_listings_are_the_dataclasses_own(
 @example("  MedS$^3$:  Towards   Medical_Models! ")
 def test_ascii_titles_fold_as_every_title_does(title: str) -> None:
     assert normalize_title(title) == _NON_WORD.sub(" ", title.lower()).strip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["http", "https://", "://x.org/a", "(b)", ".", " ", "h", "ttp", "s",
+                                 "http://", "é"]), max_size=12).map("".join))
+@example("see http and then https://x.org/p.")
+def test_links_from_the_first_http_on_are_all_the_links(abstract: str) -> None:
+    assert _links(abstract) == find_links(abstract)
+
+
+def test_the_page_parse_leaves_the_cycle_collector_as_it_found_it() -> None:
+    import gc
+
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            read_snapshot(PAGES / "variants.txt", datetime(2026, 7, 28, tzinfo=UTC), NOW)
+            with pytest.raises(ParseError):
+                read_snapshot(PAGES / "bad-date.txt", datetime(2026, 3, 13, tzinfo=UTC), NOW)
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()

@@ -9,6 +9,7 @@ Dates may lack a year; they are resolved once the capture date is known (see cap
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,20 +114,15 @@ def parse_rows(raw_lines: Sequence[str], where: str, *,
         if fast and i + 2 < count and lines[i + 1] == SEPARATOR:
             # The common block: `• N authors` or an organisation line, `·`, a paper date.
             line = lines[i]
-            authors = AUTHORS.fullmatch(line) if line[0] == "•" else None
-            found = PAPER_DATE.fullmatch(lines[i + 2])
-            if found and (authors or line[0] not in _META_STARTS) and 1 <= int(found[2]) <= 31:
-                if authors:
-                    rows.append((rank, title, abstract, None, None, int(authors[1]),
-                                 MONTHS[found[1]], int(found[2]),
-                                 int(found[3]) if found[3] else None,
-                                 int(found[4]) if found[4] else 0))
+            authors = _author_count(line) if line[0] == "•" else None
+            paper_date = _paper_date(lines[i + 2])
+            if paper_date and (authors is not None or line[0] not in _META_STARTS):
+                if authors is not None:
+                    rows.append((rank, title, abstract, None, None, authors, *paper_date))
                 else:
                     handle, _, name = line.partition(" ")
                     rows.append((rank, title, abstract, handle, name.strip() or handle, None,
-                                 MONTHS[found[1]], int(found[2]),
-                                 int(found[3]) if found[3] else None,
-                                 int(found[4]) if found[4] else 0))
+                                 *paper_date))
                 i += 3
                 continue
         if fast and (i >= count or (lines[i][0] not in _META_STARTS
@@ -146,6 +142,24 @@ def parse_rows(raw_lines: Sequence[str], where: str, *,
                 "re-capture the page or remove the incomplete entry",
             )
     return month, day, rows
+
+
+# A page repeats its author counts and paper dates: each read once, not once per paper.
+@functools.lru_cache(maxsize=4096)
+def _author_count(line: str) -> int | None:
+    """N of a `• N authors` line, else None."""
+    authors = AUTHORS.fullmatch(line)
+    return int(authors[1]) if authors else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _paper_date(line: str) -> tuple[int, int, int | None, int] | None:
+    """(month, day, year, comments) of a paper date line, else None (also for a bad day)."""
+    found = PAPER_DATE.fullmatch(line)
+    if not found or not 1 <= int(found[2]) <= 31:
+        return None
+    return (MONTHS[found[1]], int(found[2]), int(found[3]) if found[3] else None,
+            int(found[4]) if found[4] else 0)
 
 
 def _at(where: str, raw_lines: Sequence[str], index: int) -> str:
