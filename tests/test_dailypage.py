@@ -252,15 +252,15 @@ _RAW = st.one_of(
 )
 
 
-@settings(max_examples=500, deadline=None)
-@given(_RAW)
-def test_lines_decode_one_by_one_as_the_whole_text_does(raw: bytes) -> None:
+@settings(max_examples=800, deadline=None)
+@given(_RAW, st.sampled_from([1, 2, 3, 5, 8, 1 << 22]))
+def test_lines_decode_one_by_one_as_the_whole_text_does(raw: bytes, chunk: int) -> None:
     try:
         expected: object = raw.decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as exc:
         expected = f"w: not UTF-8 text (byte {exc.start}) — save the capture as UTF-8 text"
     try:
-        got: object = list(_decoded_lines(raw, "w"))
+        got: object = list(_decoded_lines(raw, "w", chunk))
     except ParseError as exc:
         got = exc.message
     assert got == expected

@@ -98,14 +98,19 @@ def _page_snapshot(raw: bytes, where: str, moment: datetime | None, now: datetim
                     warnings=tuple(warnings))
 
 
-def _decoded_lines(raw: bytes, where: str) -> Sequence[str]:
-    """`raw.decode("utf-8-sig").split("\\n")`, twice as fast: split first, and most lines decode
-    as ASCII, not as part of a text made two bytes a character by one `•` (an LF byte is never
-    inside a UTF-8 sequence, so the lines are the same, and valid where the whole is)."""
-    parts = raw.split(b"\n")
-    parts[0] = parts[0].removeprefix(codecs.BOM_UTF8)
+def _decoded_lines(raw: bytes, where: str, chunk: int = 1 << 22) -> Sequence[str]:
+    """`raw.decode("utf-8-sig").split("\\n")`, in half the time and memory: split first, a few MB
+    at a time, and decode line by line, most lines as ASCII, none of them made two bytes a
+    character by a `•` elsewhere in the text (an LF byte is never inside a UTF-8 sequence, so
+    the lines are the same, and valid where the whole is)."""
+    lines: list[str] = []
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        return tuple(map(bytes.decode, parts))
+        while (end := raw.find(b"\n", start + chunk)) >= 0:
+            lines += map(bytes.decode, raw[start:end].split(b"\n"))
+            start = end + 1
+        lines += map(bytes.decode, raw[start:].split(b"\n"))
+        return lines
     except UnicodeDecodeError:
         pass
     try:  # the general way, for the error's offset in the file (not in its line)
