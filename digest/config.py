@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from digest import CONFIG_NAME
+from digest import config_file
 from digest.errors import ConfigError, raise_all
 from digest.publish.site import Site
 from digest.sources import FORMATS, FetchLimits
@@ -333,22 +333,6 @@ def read_config_file(path: Path) -> tuple[dict[str, object], list[ConfigError]]:
                 problems.append(ConfigError(f"{label}: {section}.{key}", "unknown setting",
                                             f"[{section}] takes: {known}"))
     return data, problems
-
-
-def config_file(config: str | None, env: Mapping[str, str]) -> tuple[Path, bool]:
-    """The settings file, and whether it was named (by --config or DIGEST_CONFIG: then it
-    must exist; ./digest.toml is read when it is there)."""
-    explicit = config or env.get("DIGEST_CONFIG")
-    return (Path(explicit) if explicit else Path(CONFIG_NAME)), bool(explicit)
-
-
-def store_url(db: str | None, config: str | None, env: Mapping[str, str]) -> str:
-    """The store URL alone, resolved as `load_settings` resolves it, without checking the
-    other settings: a quiet cycle's first question (digest.quiet). ConfigError if the file
-    cannot be read."""
-    path, explicit = config_file(config, env)
-    file_values, _ = read_config_file(path) if explicit or path.is_file() else ({}, [])
-    return db or _Values(file_values, str(path), env).text("store", "url") or DEFAULT_URL
 
 
 def load_settings(

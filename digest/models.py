@@ -21,10 +21,18 @@ def ident_of(key: str) -> str | None:
     return None if key.startswith((ARXIV_PREFIX, TITLE_PREFIX)) else key
 
 
+# For an ASCII title (the common case), what the fold below does in one table lookup a byte:
+# letters to lower case (ASCII is already in NFKC form, and its case-folding is lower()),
+# digits kept, everything else (all of it \W or _) to a space, the spaces then collapsed.
+_ASCII_FOLD = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 0x20 for c in range(128)) + (
+    b" " * 128)
+
+
 def normalize_title(title: str) -> str:
     """Fold a title so that case, Unicode forms, punctuation and spacing never tell papers apart."""
-    # ASCII is already in NFKC form, and its case-folding is lower(): the common case, fast.
-    folded = title.lower() if title.isascii() else unicodedata.normalize("NFKC", title).casefold()
+    if title.isascii():
+        return b" ".join(title.encode("ascii").translate(_ASCII_FOLD).split()).decode("ascii")
+    folded = unicodedata.normalize("NFKC", title).casefold()
     return _NON_WORD.sub(" ", folded).strip()
 
 
@@ -107,6 +115,40 @@ class Paper:
         return self.links[0] if self.links else None
 
 
+# The slots' own setters (each slot is a descriptor): the frozen dataclass's __init__ sets
+# each field through object.__setattr__, a slower way to the same setter.
+_PAPER_SETTERS = tuple(getattr(Paper, name).__set__ for name in (
+    "title", "abstract", "published", "org_handle", "org_name", "author_count", "links",
+    "arxiv_id", "ident", "page_url", "authors", "update", "title_key", "key"))
+
+
+def page_paper(title: str, abstract: str, published: date | None, org_handle: str | None,
+               org_name: str | None, author_count: int | None, links: tuple[str, ...]) -> Paper:
+    """`Paper(title, abstract, published, org_handle, org_name, author_count, links)`: the same
+    value (every field, the derived ones too) for two thirds of the cost, for a page parser
+    that makes 50,000 at once."""
+    (set_title, set_abstract, set_published, set_org_handle, set_org_name, set_author_count,
+     set_links, set_arxiv_id, set_ident, set_page_url, set_authors, set_update, set_title_key,
+     set_key) = _PAPER_SETTERS
+    paper = object.__new__(Paper)
+    set_title(paper, title)
+    set_abstract(paper, abstract)
+    set_published(paper, published)
+    set_org_handle(paper, org_handle)
+    set_org_name(paper, org_name)
+    set_author_count(paper, count_or_none(author_count))  # as __post_init__
+    set_links(paper, links)
+    set_arxiv_id(paper, None)
+    set_ident(paper, None)
+    set_page_url(paper, None)
+    set_authors(paper, ())
+    set_update(paper, False)
+    title_key = normalize_title(title)
+    set_title_key(paper, title_key)
+    set_key(paper, TITLE_PREFIX + title_key)  # no arXiv id, no other id: the title's
+    return paper
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """One paper as one snapshot lists it: `rank` is its 1-based position on the page, the
@@ -123,6 +165,22 @@ class Listing:
             value = getattr(self, name)
             if value != count_or_none(value):
                 object.__setattr__(self, name, None)
+
+
+_LISTING_SETTERS = tuple(getattr(Listing, name).__set__
+                         for name in ("paper", "rank", "comments", "upvotes"))
+
+
+def page_listing(paper: Paper, rank: int, comments: int | None) -> Listing:
+    """`Listing(paper, rank, comments=comments)`: the same value for under half the cost (as
+    `page_paper`)."""
+    set_paper, set_rank, set_comments, set_upvotes = _LISTING_SETTERS
+    listing = object.__new__(Listing)
+    set_paper(listing, paper)
+    set_rank(listing, rank)
+    set_comments(listing, count_or_none(comments))  # as __post_init__
+    set_upvotes(listing, None)
+    return listing
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a bulk step (reading, ingesting, rendering):
+    a 50,000-paper snapshot makes millions of objects that live until the step ends, and
+    the collector walked them again and again, 0.8 s of a 6 s ingest (issue 12). Garbage
+    without cycles is still freed at once; the collector runs again after the step (before
+    any sending, which can be long)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def prepare(paths: Sequence[str | Path], captured_at: datetime | None,
             now: datetime) -> list[Snapshot]:
     """Read every snapshot file (raising on the first bad one, so a bad call changes
@@ -273,18 +289,19 @@ def run_cycle(store: Store, settings: Settings, now: datetime, *, only: str | No
         cycle_id = cycle_log.start(store, now) if given is None else None
         sealing: Callable[[Transaction], str | None] | None = None
         try:
-            if given is None:
-                snapshots = _fetch(store, settings, sources, now, client, sleep, report)
-                if snapshots:
-                    report.results, report.digest, report.enriched = commit_cycle(
-                        store, settings, snapshots, now, baseline=baseline,
-                        enrich_arxiv=enrich_arxiv, client=client)
-                changed = bool(snapshots)
-            else:
-                changed = _ingest_given(store, settings, given, now, baseline, enrich_arxiv,
-                                        report)
-            if changed or not outputs.site_current(store, settings):
-                outputs.publish_site(store, settings)
+            with cyclic_gc_paused():
+                if given is None:
+                    snapshots = _fetch(store, settings, sources, now, client, sleep, report)
+                    if snapshots:
+                        report.results, report.digest, report.enriched = commit_cycle(
+                            store, settings, snapshots, now, baseline=baseline,
+                            enrich_arxiv=enrich_arxiv, client=client)
+                    changed = bool(snapshots)
+                else:
+                    changed = _ingest_given(store, settings, given, now, baseline,
+                                            enrich_arxiv, report)
+                if changed or not outputs.site_current(store, settings):
+                    outputs.publish_site(store, settings)
             repaired = outputs.repair_outputs(store, settings)
             if repaired:
                 report.notices.append(f"rewrote the missing outputs of {', '.join(repaired)}")

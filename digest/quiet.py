@@ -18,20 +18,22 @@ import hashlib
 import json
 import os
 import time
+import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from digest import __version__
-from digest.config import config_file, is_url, store_url
+from digest import __version__, config_file
 from digest.errors import DigestError
 from digest.report import CycleReport, Summary
 from digest.sources import USER_AGENT, expand_paths
+from digest.store import DEFAULT_URL
 from digest.store.lock import lock_path, sqlite_lock
 from digest.store.quiet import SCHEMA_VERSION, NotModified, cycle_row, read_seal, record
 from digest.store.times import naive_utc
+from digest.text import plural
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -63,6 +65,38 @@ def settings_fingerprint(config: str | None, db: str | None, out: str | None, te
              sorted((k, bool(v) if k.endswith(_SECRETS) else v)
                     for k, v in env.items() if k.startswith("DIGEST_"))]
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
+
+
+def store_url(db: str | None, config: str | None, env: Mapping[str, str]) -> str | None:
+    """The store's URL as the settings resolve it (`--db`, DIGEST_DB, DIGEST_STORE_URL,
+    `[store] url` in the settings file, the default), read without the settings module,
+    whose imports would cost a quiet run a sixth of its time; None where the file cannot be
+    read or holds something else there (the full path then says what). A wrong answer could
+    not seal a wrong cycle: a seal holds only for the fingerprint of the settings it was
+    made with, and the store is resolved from those (tests/test_quiet.py checks this
+    against config.load_settings)."""
+    if db:
+        return db
+    for name in ("DIGEST_DB", "DIGEST_STORE_URL"):
+        if env.get(name):
+            return env[name]
+    path, explicit = config_file(config, env)
+    if not explicit and not path.is_file():
+        return DEFAULT_URL
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("store", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(table, dict):
+        return None
+    url = table.get("url")
+    return url if isinstance(url, str) and url else DEFAULT_URL if url in (None, "") else None
+
+
+def quiet_lines(report: CycleReport) -> list[str]:
+    """What `digest run` prints for a quiet cycle: each source's count, then the cycle line."""
+    return [*(f"{name}: {plural(count, 'new snapshot')}" for name, count in report.fetched.items()),
+            report.line()]
 
 
 def sqlite_database(url: str) -> str | None:
@@ -115,6 +149,8 @@ def make_seal(tx: Transaction, settings: Settings, fingerprint: str) -> str | No
     counts = tx.deliveries.status_counts()
     if any(counts.get(status) for status in _WAITING):
         return None
+    from digest.config import is_url
+
     sources: list[dict[str, Any]] = []
     for source in settings.sources:
         if is_url(source.location):
@@ -164,10 +200,8 @@ def quiet_cycle(config: str | None, db: str | None, out: str | None, templates: 
     env = os.environ if env is None else env
     if any(value for name, value in env.items() if name.lower() in _PROXIES):
         return None
-    try:
-        database = sqlite_database(store_url(db, config, env))
-    except DigestError:
-        return None
+    url = store_url(db, config, env)
+    database = sqlite_database(url) if url is not None else None
     if database is None:
         return None
     seal = read_seal(Path(database))

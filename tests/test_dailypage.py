@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, SHARED_SNAPSHOTS, entry, page
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from digest.errors import DigestError, ParseError
-from digest.sources.dailypage import parse_page
-from digest.sources.files import read_snapshot
+from digest.models import _NON_WORD, Listing, Paper, normalize_title, page_listing, page_paper
+from digest.sources.dailypage import parse_page, parse_rows
+from digest.sources.files import _decoded_lines, _links, read_snapshot
 from digest.text import find_links
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -194,3 +196,127 @@ def test_a_capture_cut_inside_its_last_abstract_is_refused(tmp_path: Path, endin
 def test_the_shared_captures_are_not_cut() -> None:
     for capture in sorted(SHARED_SNAPSHOTS.glob("*.txt")):  # read in place
         assert read_snapshot(capture, None, NOW).listings
+
+
+# The fast reading (common metadata blocks inline, papers and listings built through their
+# slots, lines decoded one by one) against the general one, over pages of every shape.
+# Mostly well-formed entries (most pages parse), with near misses and noise among them.
+_TITLES = st.sampled_from(["Title", "T: A-B", "Café — naïve", "ＦＵＬＬ ｗｉｄｔｈ"] * 3 + [
+    "• 3 authors", "·", "org Org", "Mar 12"]) | st.text(max_size=12)
+_ABSTRACTS = st.sampled_from(["An abstract.", "See https://x.org/a_(b).", "ends mid", "x\u2028y",
+                              "(https://q.org/p)"] * 2 + ["· x", "• 2 authors"])
+_DATES = st.sampled_from(["Oct 31, 2024 4", "Jul 22 1", "Jul 22", "Mar 12"] * 6 + [
+    "Feb 30", "Feb 29, 2024", "Mar 0", "Mar 32", "Jan 1 0", "March 3", "Mar ١٢", "", "bad"])
+_META = st.sampled_from(["  • 3 authors", "• 1 author", "org Org Name", "org"] * 3 + [
+    "•3 authors", "• 99999999999 authors", "• ٣ authors", "a  b ", "•x", "·", "x ·"])
+_BLOCKS = st.one_of(
+    st.just([]),
+    st.tuples(_META, st.just("·"), _DATES).map(list),  # the common shape, and near misses
+    st.tuples(_META, st.just("·"), _DATES).map(list),
+    st.tuples(_META, _META, st.just("·"), _DATES).map(list),
+    st.lists(_META | _DATES | st.just("·") | _TITLES, max_size=4),
+)
+_PAGES = st.builds(
+    lambda head, entries, blank, final: blank.join([*head, *(line for e in entries for line in e)])
+    + final,
+    st.sampled_from([["new", "Subscribe", "Mar 13"]] * 4 + [["Jul 28"], ["Mar 32"], ["new"]]),
+    st.lists(st.builds(lambda t, a, b: [t, a, *b], _TITLES, _ABSTRACTS, _BLOCKS), max_size=8),
+    st.sampled_from(["\n\n", "\n", "\n \n", "\r\n\r\n", "\n\x0b\n", "\n\n\n"]),
+    st.sampled_from(["\n", ""]),
+)
+
+
+def _read(lines: list[str], fast: bool) -> object:
+    try:
+        return parse_rows(lines, "p", fast=fast)
+    except ParseError as exc:
+        return exc.message
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_PAGES)
+@example(page(entry("A"), entry("B", meta="org Org Name", date="Oct 31, 2024 4"),
+              entry("C", meta=None), entry("D", meta="• 1 author", date="Jul 22 1")))
+@example(page(entry("A", meta="  • 2 authors", date="Feb 30")))
+@example(page(entry("A", meta="•x")))
+def test_the_fast_reading_is_the_general_one(text: str) -> None:
+    lines = text.split("\n")
+    assert _read(lines, fast=True) == _read(lines, fast=False)
+
+
+_RAW = st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda bom, text, bad: bom + text.encode() + bad, st.sampled_from([b"", b"\xef\xbb\xbf"]),
+              st.text(alphabet=st.sampled_from("a\n\r \u00b7\u2022\u2028\ufeff"), max_size=20),
+              st.sampled_from([b"", b"\xff", b"\xe2\x80", b"\n\xe2\x80\n", b"\xef\xbb\xbf"])),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_RAW, st.sampled_from([1, 2, 3, 5, 8, 1 << 22]))
+def test_lines_decode_one_by_one_as_the_whole_text_does(raw: bytes, chunk: int) -> None:
+    try:
+        expected: object = raw.decode("utf-8-sig").split("\n")
+    except UnicodeDecodeError as exc:
+        expected = f"w: not UTF-8 text (byte {exc.start}) — save the capture as UTF-8 text"
+    try:
+        got: object = list(_decoded_lines(raw, "w", chunk))
+    except ParseError as exc:
+        got = exc.message
+    assert got == expected
+
+
+_COUNTS = st.none() | st.integers(min_value=-5, max_value=2**31 + 5) | st.sampled_from([2**31 - 1, 2**31])
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=st.text(), abstract=st.text(max_size=5), published=st.none() | st.dates(),
+       org_handle=st.none() | st.text(max_size=5), org_name=st.none() | st.text(max_size=5),
+       author_count=_COUNTS, links=st.lists(st.text(max_size=5), max_size=2).map(tuple),
+       rank=st.integers(min_value=1), comments=_COUNTS)
+def test_page_papers_and_listings_are_the_dataclasses_own(
+        title: str, abstract: str, published: date | None, org_handle: str | None,
+        org_name: str | None, author_count: int | None, links: tuple[str, ...], rank: int,
+        comments: int | None) -> None:
+    fast = page_listing(page_paper(title, abstract, published, org_handle, org_name, author_count,
+                                   links), rank, comments)
+    slow = Listing(Paper(title=title, abstract=abstract, published=published, org_handle=org_handle,
+                         org_name=org_name, author_count=author_count, links=links), rank,
+                   comments=comments)
+    # Every field, also those that equality leaves out (title_key, key): a field added to
+    # Paper and not to page_paper fails here (the slot is unset).
+    assert [getattr(fast.paper, f.name) for f in fields(Paper)] == [
+        getattr(slow.paper, f.name) for f in fields(Paper)]
+    assert [getattr(fast, f.name) for f in fields(Listing)] == [
+        getattr(slow, f.name) for f in fields(Listing)]
+    assert type(fast) is Listing and type(fast.paper) is Paper
+    assert fast == slow and hash(fast) == hash(slow)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+@example("  MedS$^3$:  Towards   Medical_Models! ")
+def test_ascii_titles_fold_as_every_title_does(title: str) -> None:
+    assert normalize_title(title) == _NON_WORD.sub(" ", title.lower()).strip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["http", "https://", "://x.org/a", "(b)", ".", " ", "h", "ttp", "s",
+                                 "http://", "é"]), max_size=12).map("".join))
+@example("see http and then https://x.org/p.")
+def test_links_from_the_first_http_on_are_all_the_links(abstract: str) -> None:
+    assert _links(abstract) == find_links(abstract)
+
+
+def test_the_page_parse_leaves_the_cycle_collector_as_it_found_it() -> None:
+    import gc
+
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            read_snapshot(PAGES / "variants.txt", datetime(2026, 7, 28, tzinfo=UTC), NOW)
+            with pytest.raises(ParseError):
+                read_snapshot(PAGES / "bad-date.txt", datetime(2026, 3, 13, tzinfo=UTC), NOW)
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()

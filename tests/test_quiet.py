@@ -4,6 +4,7 @@ full path; anything that could give a cycle work breaks the seal."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -452,3 +453,103 @@ def test_an_https_source_is_checked_with_the_certificates_httpx_trusts(
         monkeypatch.delenv("SSL_CERT_FILE")  # a server neither path trusts: the full path says so
         path, code, _, err = paths.run()
         assert (path, code) == ("full", 1) and "CERTIFICATE_VERIFY_FAILED" in err
+
+
+# -- the console script: a steady `digest run` before click loads ---------------------------
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["run"], {}),
+    (["--config", "d.toml", "run"], {"--config": "d.toml"}),
+    (["--config=d.toml", "run", "--db", "sqlite:///x.db", "--out=o", "--templates", "t"],
+     {"--config": "d.toml", "--db": "sqlite:///x.db", "--out": "o", "--templates": "t"}),
+    (["run", "--out", "run"], {"--out": "run"}),
+    (["run", "--no-send"], None), (["run", "--source", "a"], None), (["run", "-h"], None),
+    (["run", "--db"], None), (["run", "--db", "a", "--db", "b"], None),
+    (["run", "--config", "d.toml"], None), (["--db", "x", "run"], None), (["ingest"], None),
+    (["run", "run"], None), ([], None), (["--config", "run"], None), (["run", "--out="], None),
+    (["run", "--out", "--db"], None), (["run", "--"], None), (["--version"], None),
+])
+def test_the_console_script_takes_only_plain_runs_quietly(
+        argv: list[str], expected: dict[str, str] | None) -> None:
+    """Any command line but `[--config F] run [--db U] [--out D] [--templates D]` goes to
+    click, which reads, checks and explains it."""
+    from digest.cli.entry import quiet_arguments
+
+    found = quiet_arguments(argv)
+    if expected is None:
+        assert found is None
+    else:
+        assert found == {"--config": None, "--db": None, "--out": None, "--templates": None,
+                         **expected}
+
+
+@pytest.mark.parametrize("toml", [
+    None, "", '[store]\nurl = "sqlite:///from-file.db"\n', '[store]\nurl = ""\n',
+    '[site]\ntitle = "T"\n', '[store]\n',
+])
+@pytest.mark.parametrize("env", [{}, {"DIGEST_DB": "sqlite:///env-db.db"},
+                                 {"DIGEST_STORE_URL": "sqlite:///env-url.db"},
+                                 {"DIGEST_DB": "", "DIGEST_STORE_URL": "sqlite:///env-url.db"}])
+@pytest.mark.parametrize("db", [None, "sqlite:///option.db"])
+def test_the_quiet_store_is_the_store_the_settings_name(
+        toml: str | None, env: dict[str, str], db: str | None, tmp_path: Path) -> None:
+    """The quiet path reads the store URL without the settings module; it must name the
+    store `load_settings` names, or say it does not know (None)."""
+    from digest.config import load_settings
+
+    config = None
+    if toml is not None:
+        config = str(tmp_path / "digest.toml")
+        Path(config).write_text(toml)
+    settings = load_settings(db=db, env=env, config=config)
+    assert digest.quiet.store_url(db, config, env) == settings.db_url
+
+
+@pytest.mark.parametrize("toml", ['[store]\nurl = 5\n', "[store\n", "store = 1\n"])
+def test_a_store_url_the_quiet_path_cannot_read_leaves_it_to_the_full_path(
+        toml: str, tmp_path: Path) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(toml)
+    assert digest.quiet.store_url(None, str(config), {}) is None
+
+
+def _script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`digest ARGS` as the console script runs it, in a fresh interpreter, printing the
+    modules it loaded last."""
+    probe = ("import json, runpy, sys\n"
+             f"sys.argv = ['digest', *{list(args)!r}]\n"
+             "try:\n    runpy.run_module('digest', run_name='__main__')\n"
+             "except SystemExit as stop:\n    assert stop.code in (0, None), stop.code\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+
+
+def test_a_steady_run_is_answered_before_click_loads(isolated: Path, paths: Paths) -> None:
+    """The quiet cycle costs less than importing click and the commands (issue 12), so the
+    console script answers it first, with the lines `run` prints."""
+    file_source()
+    settle(paths)
+    _, _, expected, _ = paths.run()
+    done = _script("run")
+    assert done.returncode == 0, done.stderr
+    *lines, modules = done.stdout.splitlines()
+    assert masked("\n".join(lines) + "\n") == masked(expected)
+    loaded = json.loads(modules)
+    assert "digest.quiet" in loaded
+    assert [m for m in ("click", "digest.cli.main", "digest.config") if m in loaded] == []
+
+
+def test_a_run_the_seal_does_not_cover_asks_the_server_once_for_the_quiet_check(
+        isolated: Path, paths: Paths, server: FixtureServer) -> None:
+    """The console script tried the quiet cycle and it did not hold: click's `run` goes
+    straight to the full path (one conditional GET for the check, one fetch)."""
+    route = http_source(server)
+    settle(paths)
+    route.body, route.etag = FEED.replace(b"Journal", b"Jurnal!", 1), '"v2"'
+    before = len(server.hits)
+    done = _script("run")
+    assert done.returncode == 0, done.stderr
+    assert "journal: 1 new snapshot\n" in done.stdout
+    assert [hit.status for hit in server.hits[before:]] == [200, 200]
+    assert "click" in json.loads(done.stdout.splitlines()[-1])

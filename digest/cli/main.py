@@ -102,7 +102,7 @@ def ingest(paths: tuple[str, ...], captured_at: str | None, as_json: bool, basel
                               "given", "ingest them one at a time, or put dates in the file names")
         now = datetime.now(UTC)
         with opened(db, out, templates) as (store, settings):
-            with progress(files, "reading snapshots") as bar:
+            with progress(files, "reading snapshots") as bar, pipeline.cyclic_gc_paused():
                 snapshots = [read_snapshot(path, moment, now) for path in bar]
             for snapshot in snapshots:  # before the cycle: a warning explains a refusal
                 for warning in snapshot.warnings:
@@ -350,20 +350,19 @@ def run(only: str | None, no_send: bool, db: str | None, out: str | None,
       digest run
       digest run --source hf-daily --no-send
     """
-    from digest.text import plural
+    from digest.cli.entry import QUIET_TRIED
 
-    context = click.get_current_context()
-    config = context.find_root().params.get("config")
-    report = None
-    if only is None and not no_send:  # a steady cycle proves it has nothing to do, quietly
-        from digest.quiet import quiet_cycle
+    root = click.get_current_context().find_root()
+    config = root.params.get("config")
+    # A steady cycle proves it has nothing to do, quietly (the console script tried already).
+    if only is None and not no_send and root.obj != QUIET_TRIED:
+        from digest.quiet import quiet_cycle, quiet_lines
 
         report = quiet_cycle(config, db, out, templates)
-    if report is not None:
-        for name, count in report.fetched.items():
-            click.echo(f"{name}: {plural(count, 'new snapshot')}")
-        click.echo(report.line())
-        return
+        if report is not None:
+            for line in quiet_lines(report):
+                click.echo(line)
+            return
     _full_run(only, no_send, db, out, templates, config)
 
 
