@@ -3,7 +3,6 @@ and a user's override templates still apply to every output."""
 
 from __future__ import annotations
 
-import gc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from digest.config import Settings
-from digest.errors import TemplateError
 from digest.pipeline import ingest, prepare
 from digest.publish.templating import _escape_output, lighten
 from digest.store import open_store
@@ -139,16 +137,3 @@ def test_a_users_digest_page_replaces_the_bundled_one(tmp_path: Path) -> None:
     assert 'aria-label="The paper"' in web and 'class="paper-title"' not in web
     assert '<a href="https://github.com/a/b">https://github.com/a/b</a>' in web
 
-
-def test_staging_leaves_no_object_frozen_from_the_collector(tmp_path: Path) -> None:
-    """Staging renders with the objects held before it frozen (gc.freeze): after it, on
-    success or on a template error, the collector sees every object again."""
-    assert gc.get_freeze_count() == 0
-    _ingest_with(tmp_path / "ok", tmp_path / "none")
-    assert gc.get_freeze_count() == 0
-    custom = tmp_path / "broken"
-    custom.mkdir()
-    (custom / "digest.html").write_text("{{ papers[0].no_such_field }}")
-    with pytest.raises(TemplateError):
-        _ingest_with(tmp_path / "broken-run", custom)
-    assert gc.get_freeze_count() == 0
