@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, entry, listed, page
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, text
 
 from digest.config import Settings
@@ -20,6 +22,8 @@ from digest.models import Listing, Paper, Snapshot, normalize_arxiv_id, normaliz
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
+from digest.store.ingest import is_clean
+from digest.text import clean
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -231,6 +235,44 @@ def test_bulk_inserts_keep_every_value_as_given(store: Store) -> None:
         assert (got.rank, got.comments, got.upvotes) == (sent.rank, sent.comments, sent.upvotes)
 
 
+def test_controls_are_dropped_from_every_text_field_row_by_row(store: Store) -> None:
+    """Issue 12: one check of a row's text finds the row with nothing to clean; a row with a
+    control in any field is cleaned field by field, its neighbours stored as given."""
+    dirty = Paper(title="Dirty\x00 Title", abstract="An \x07abstract\ufffe.", org_handle="l\x1fab",
+                  org_name="Lab\x7f One", links=("https://a.example/\x0bx",),
+                  authors=("Ada\x08 Lovelace", "Grace\ud800"), page_url="https://p.example/\x01")
+    plain = Paper(title="Plain «Títle»\twith tab", abstract="Line\r\nbreak, \x85 and \u2028.",
+                  org_handle="lab", org_name="Lab", authors=("Ω Grace",),
+                  links=("https://b.example/y",), page_url="https://p.example/y")
+    snapshot = Snapshot(path="x.txt", source="test", captured_at=NOW, sha256="d" * 64,
+                        listings=listed(dirty, plain))
+    store.ingest(snapshot, now=NOW)
+    [digest] = store.digests()
+    got, kept = (p.paper for p in store.digest_papers(digest.name))
+    assert (got.title, got.abstract, got.org_handle, got.org_name, got.links, got.authors,
+            got.page_url) == ("Dirty Title", "An abstract.", "lab", "Lab One",
+                              ("https://a.example/x",), ("Ada Lovelace", "Grace"),
+                              "https://p.example/")
+    for field in ("title", "abstract", "org_handle", "org_name", "links", "authors", "page_url"):
+        assert getattr(kept, field) == getattr(plain, field), field
+
+
+def test_the_stores_clean_check_is_cleans_for_every_character() -> None:
+    """`is_clean` (the store's check of a row's text) says what `clean` would do, for every
+    code point alone and within text."""
+    for code in range(0x110000):
+        char = chr(code)
+        assert is_clean(char) == (clean(char) == char), hex(code)
+        assert is_clean(f"abc{char}é") == (clean(f"abc{char}é") == f"abc{char}é"), hex(code)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*"ab é³Ω\t\n\r", "\x00", "\x0b", "\x1f", "\x7f", "\x85",
+                                "\ufffe", "\uffff", "\ud800", "\udfff", "\U0001f600"])))
+def test_is_clean_agrees_with_clean(text: str) -> None:
+    assert is_clean(text) == (clean(text) == text)
+
+
 def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
     """Issue 12: the key has no unique index since migration 5, so ingests take the store's
     write lock before their look-ups. A second ingest of the same new paper, started while
@@ -267,12 +309,14 @@ def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
         second.close()
 
 
-def test_postgresql_takes_new_paper_ids_from_the_sequence(pg_url: str) -> None:
-    """Issue 12: a PostgreSQL ingest reserves its new papers' ids from the sequence and
-    COPYs them with their rows, so it reads nothing back after the insert (before: a read of
-    every new paper's key and id). The sightings still point at the right papers, and the
-    sequence moves past the ids taken, so the next ingest's papers follow them."""
-    store = open_store(pg_url)
+def test_new_paper_ids_are_taken_before_the_insert_and_nothing_is_read_back(
+        store_url: str) -> None:
+    """Issue 12: an ingest takes its new papers' ids before inserting them (PostgreSQL
+    reserves them from the sequence, SQLite takes those after the largest, as it would
+    itself) and inserts them with their rows, so it reads nothing back after the insert
+    (before: a read of every new paper's key and id). The sightings still point at the
+    right papers, and the next ingest's papers follow them."""
+    store = open_store(store_url)
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute",
                  lambda _conn, _cursor, statement, *_: statements.append(statement))
@@ -281,8 +325,9 @@ def test_postgresql_takes_new_paper_ids_from_the_sequence(pg_url: str) -> None:
     try:
         store.ingest(Snapshot(path="a.txt", source="a", captured_at=NOW, sha256="a" * 64,
                               listings=listed(*first)), now=NOW)
-        [reserved] = [i for i, s in enumerate(statements) if "setval" in s]
-        assert not [s for s in statements[reserved:] if "FROM papers" in s]
+        [insert] = [i for i, s in enumerate(statements) if s.startswith(("INSERT INTO papers",
+                                                                         "SELECT setval"))]
+        assert not [s for s in statements[insert:] if "FROM papers" in s]
         store.ingest(Snapshot(path="b.txt", source="b", captured_at=NOW, sha256="b" * 64,
                               listings=listed(later, first[2])), now=NOW)
         with store.engine.connect() as conn:
