@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -236,25 +237,34 @@ def test_bulk_inserts_keep_every_value_as_given(store: Store) -> None:
 
 
 def test_controls_are_dropped_from_every_text_field_row_by_row(store: Store) -> None:
-    """Issue 12: one check of a row's text finds the row with nothing to clean; a row with a
-    control in any field is cleaned field by field, its neighbours stored as given."""
-    dirty = Paper(title="Dirty\x00 Title", abstract="An \x07abstract\ufffe.", org_handle="l\x1fab",
-                  org_name="Lab\x7f One", links=("https://a.example/\x0bx",),
-                  authors=("Ada\x08 Lovelace", "Grace\ud800"), page_url="https://p.example/\x01")
+    """Issue 12: one check of a row's text finds the row with nothing to clean; a row with
+    something to drop in any one field is cleaned, its neighbours are stored as given."""
     plain = Paper(title="Plain «Títle»\twith tab", abstract="Line\r\nbreak, \x85 and \u2028.",
-                  org_handle="lab", org_name="Lab", authors=("Ω Grace",),
+                  org_handle="lab", org_name="Lab", authors=("Ω Grace", "Ada"),
                   links=("https://b.example/y",), page_url="https://p.example/y")
+    dirt = {"title": "\x00", "abstract": "\x07", "org_handle": "\x1f", "org_name": "\x7f",
+            "page_url": "\ufffe", "links": "\x0b", "authors": "\ud800"}
+    papers = [plain]
+    for n, (field, char) in enumerate(dirt.items()):
+        renamed = replace(plain, title=f"{plain.title} {n}")
+        value = getattr(renamed, field)
+        if isinstance(value, tuple):  # the control in the second name or link
+            value = (*value[:1], f"{value[-1]}{char}") if len(value) > 1 else (f"{value[0]}{char}",)
+        else:
+            value = f"{value}{char}"
+        papers.append(replace(renamed, **{field: value}))
     snapshot = Snapshot(path="x.txt", source="test", captured_at=NOW, sha256="d" * 64,
-                        listings=listed(dirty, plain))
+                        listings=listed(*papers))
     store.ingest(snapshot, now=NOW)
     [digest] = store.digests()
-    got, kept = (p.paper for p in store.digest_papers(digest.name))
-    assert (got.title, got.abstract, got.org_handle, got.org_name, got.links, got.authors,
-            got.page_url) == ("Dirty Title", "An abstract.", "lab", "Lab One",
-                              ("https://a.example/x",), ("Ada Lovelace", "Grace"),
-                              "https://p.example/")
-    for field in ("title", "abstract", "org_handle", "org_name", "links", "authors", "page_url"):
-        assert getattr(kept, field) == getattr(plain, field), field
+    back = [p.paper for p in store.digest_papers(digest.name)]
+    assert len(back) == len(papers)
+    for sent, got in zip(papers, back, strict=True):
+        for field in dirt:
+            value = getattr(sent, field)
+            want = tuple(map(clean, value)) if isinstance(value, tuple) else clean(value)
+            assert getattr(got, field) == want, (sent.title, field)
+    assert back[0] == plain and back[1].title == plain.title + " 0"  # the NUL dropped
 
 
 def test_the_stores_clean_check_is_cleans_for_every_character() -> None:
