@@ -283,6 +283,30 @@ def test_is_clean_agrees_with_clean(text: str) -> None:
     assert is_clean(text) == (clean(text) == text)
 
 
+def test_papers_seen_by_title_gain_their_arxiv_ids_in_one_statement(store: Store) -> None:
+    """A paper first seen by title gains the arXiv id a later listing shows (an id another
+    paper has names that paper); the look-ups already made say which, so a page of re-seen
+    papers costs one UPDATE (before: a SELECT and an UPDATE per paper with an id)."""
+    by_title = [Paper(title=f"Seen By Title {n}", abstract="A.") for n in range(5)]
+    owner = Paper(title="Owner Of The Id", abstract="O.", arxiv_id="2501.00009")
+    store.ingest(Snapshot(path="a.txt", source="a", captured_at=NOW, sha256="a" * 64,
+                          listings=listed(*by_title, owner)), now=NOW)
+    again = [replace(p, arxiv_id=f"2501.0000{n}") for n, p in enumerate(by_title[:4])]
+    again.append(replace(by_title[4], arxiv_id="2501.00009"))  # owner's id: owner seen again
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: statements.append(statement))
+    result, _ = store.ingest(Snapshot(path="b.txt", source="a", captured_at=NOW,
+                                      sha256="b" * 64, listings=listed(*again)), now=NOW)
+    assert (result.papers, result.new) == (5, 0)
+    assert len([s for s in statements if s.startswith("UPDATE papers")]) == 1
+    assert len([s for s in statements if "FROM papers" in s]) <= 4  # the look-ups by identity
+    with store.engine.connect() as conn:
+        ids = dict(conn.execute(text("SELECT title, arxiv_id FROM papers")).all())
+    assert ids == {**{f"Seen By Title {n}": f"2501.0000{n}" for n in range(4)},
+                   "Seen By Title 4": None, "Owner Of The Id": "2501.00009"}
+
+
 def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
     """Issue 12: the key has no unique index since migration 5, so ingests take the store's
     write lock before their look-ups. A second ingest of the same new paper, started while

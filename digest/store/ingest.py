@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     cast,
     func,
     insert,
@@ -95,7 +96,7 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
                 name=name, snapshot_id=snapshot_id, captured_at=moment, paper_count=0))
         total_page += len(page)
         flood = flood or _format_change(len(new), len(page), captured - before if before else None)
-        _gain_ids(conn, seen)
+        _gain_ids(conn, seen, known)
         if new:
             ids = _insert_papers(conn, new, hashes, snapshot, snapshot_id, captured, digest_id,
                                  name, published)
@@ -179,17 +180,17 @@ def _format_change(new: int, page: int, since_previous: timedelta | None) -> str
     return None
 
 
-def _gain_ids(conn: Connection, seen: list[tuple[Listing, int]]) -> None:
+def _gain_ids(conn: Connection, seen: list[tuple[Listing, int]], known: dict[str, int]) -> None:
     """A paper first seen by title, now seen with its arXiv id, gains the id (and so its
-    page link); its key, and with it its feed id, stay as they were."""
-    for listing, pid in seen:
-        paper = listing.paper
-        if paper.arxiv_id:
-            taken = conn.scalar(select(t.papers.c.id).where(t.papers.c.arxiv_id == paper.arxiv_id))
-            if taken is None:
-                conn.execute(update(t.papers).where(t.papers.c.id == pid,
-                                                    t.papers.c.arxiv_id.is_(None))
-                             .values(arxiv_id=paper.arxiv_id))
+    page link); its key, and with it its feed id, stay as they were. `known` holds each arXiv
+    id of the page that a paper already has (`_known_identities`; a listing with such an id
+    is a sighting of that paper), so this asks nothing more: one UPDATE for the page."""
+    gains = [{"pid": pid, "arxiv_id": listing.paper.arxiv_id} for listing, pid in seen
+             if listing.paper.arxiv_id and ARXIV_PREFIX + listing.paper.arxiv_id not in known]
+    if gains:
+        conn.execute(update(t.papers).where(t.papers.c.id == bindparam("pid"),
+                                            t.papers.c.arxiv_id.is_(None))
+                     .values(arxiv_id=bindparam("arxiv_id")), gains)
 
 
 def _insert_papers(conn: Connection, new: Sequence[Listing], hashes: dict[str, int],
