@@ -31,7 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from digest.diff import split_new, unique_listings
@@ -101,11 +101,11 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             ids = _insert_papers(conn, new, hashes, snapshot, snapshot_id, captured, digest_id,
                                  name, published)
             bulk_insert(conn, t.sightings, _SIGHTING_COLUMNS,
-                        [(snapshot_id, pid, n.rank, n.comments, n.upvotes)
-                         for n, pid in zip(new, ids, strict=True)])
+                        ((snapshot_id, pid, n.rank, n.comments, n.upvotes)
+                         for n, pid in zip(new, ids, strict=True)))
         if seen:
             bulk_insert(conn, t.sightings, _SIGHTING_COLUMNS,
-                        [(snapshot_id, pid, n.rank, n.comments, n.upvotes) for n, pid in seen])
+                        ((snapshot_id, pid, n.rank, n.comments, n.upvotes) for n, pid in seen))
         results.append((snapshot, len(page), len(new)))
 
     digest = None
@@ -214,10 +214,7 @@ def _insert_papers(conn: Connection, new: Sequence[Listing], hashes: dict[str, i
     rows = _paper_rows(new, ids.start, hashes, snapshot.source, snapshot_id, captured, digest_id,
                        name, published, _bind(conn, t.papers.c.first_seen_at),
                        _bind(conn, t.papers.c.published))
-    if conn.dialect.name == "postgresql":
-        _copy(conn, t.papers, _PAPER_COLUMNS, rows)
-    else:
-        conn.exec_driver_sql(_PAPER_INSERT, list(rows))
+    bulk_insert(conn, t.papers, _PAPER_COLUMNS, rows)
     return ids
 
 
@@ -238,28 +235,26 @@ def _insert_id(conn: Connection, statement: Insert) -> int:
 
 
 def bulk_insert(conn: Connection, table: Table, names: Sequence[str],
-                rows: list[tuple[Any, ...]]) -> None:
-    """Insert many rows (tuples of the `names` columns) at once: the same rows as
-    `conn.execute(insert(table), ...)`, at a fraction of its cost. PostgreSQL takes them by
-    COPY (psycopg's executemany sends one INSERT per row); on SQLite each column's value
-    conversion is done once per distinct value, and the rows go to the driver's executemany."""
-    if not rows:
-        return
+                rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert many rows (tuples of the `names` columns, each value as the driver takes it:
+    SQLite's dates and times as strings, see `_bind`) at once, taking each row as it is made:
+    the same rows as `conn.execute(insert(table), ...)`, at a fraction of its cost.
+    PostgreSQL takes them by COPY (psycopg's executemany sends one INSERT per row), SQLite
+    by its driver's executemany, on the transaction's own connection (an iterator of rows,
+    which SQLAlchemy's executemany would not take: no list of 50,000 rows is held)."""
     if conn.dialect.name == "postgresql":
         _copy(conn, table, names, rows)
         return
-    processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in names]
+    import sqlite3
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
     statement = (f"INSERT INTO {table.name} ({', '.join(names)}) "
                  f"VALUES ({', '.join('?' * len(names))})")
-    if any(processors):  # dates and times: convert each distinct value once, by column
-        by_column = list(zip(*rows, strict=True))
-        for index, proc in enumerate(processors):
-            if proc is not None:
-                done = {value: proc(value) for value in set(by_column[index]) - {None}}
-                done[None] = None
-                by_column[index] = tuple(map(done.__getitem__, by_column[index]))
-        rows = list(zip(*by_column, strict=True))
-    conn.exec_driver_sql(statement, rows)
+    try:
+        driver.executemany(statement, rows)
+    except sqlite3.Error as exc:  # raised as SQLAlchemy's, like every other statement's
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 # The binary COPY type of each column type (checked in order: Text is a String).
@@ -288,7 +283,7 @@ def _copy(conn: Connection, table: Table, names: Sequence[str],
             for row in rows:
                 copy.write_row(row)
     except psycopg.Error as exc:  # raised as SQLAlchemy's, like every other statement's
-        raise DatabaseError(statement, None, exc) from exc
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def _known_identities(conn: Connection, page: Sequence[Paper], hashes: dict[str, int],
@@ -379,8 +374,6 @@ def _free_digest_name(conn: Connection, day: str) -> str:
 _PAPER_COLUMNS = ("id", "key", "key_hash", "title_key", "arxiv_id", "title", "abstract", "published",
                   "org_handle", "org_name", "author_count", "authors", "page_url", "links",
                   "first_snapshot_id", "first_seen_at", "digest_id", "digest_position")
-_PAPER_INSERT = (f"INSERT INTO papers ({', '.join(_PAPER_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(_PAPER_COLUMNS))})")
 _SIGHTING_COLUMNS = ("snapshot_id", "paper_id", "rank", "comments", "upvotes")
 
 
