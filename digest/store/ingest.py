@@ -319,9 +319,10 @@ def _by_key(conn: Connection, keys: Sequence[str], hashes: dict[str, int]) -> di
     (a hash shared by two keys) is left out."""
     wanted = set(keys)
     found: dict[str, int] = {}
-    hashes.update((key, t.key_hash(key)) for key in keys)
+    hashed = list(map(t.key_hash, keys))
+    hashes.update(zip(keys, hashed, strict=True))
     for pid, key in conn.execute(select(t.papers.c.id, t.papers.c.key).where(
-            among(conn, t.papers.c.key_hash, [hashes[key] for key in keys]))):
+            among(conn, t.papers.c.key_hash, hashed))):
         if key in wanted:
             found[key] = pid
     return found
