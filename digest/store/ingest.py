@@ -422,9 +422,9 @@ _NONCHARACTERS = ("\ufffe".encode(), "\uffff".encode())
 
 
 def is_clean(text: str) -> bool:
-    """True when `clean` would leave `text` as it is: the same answer as its check, about
-    three times faster on long text (two C passes over bytes, not a Unicode-database look-up
-    per character)."""
+    """True when `clean` would leave `text` as it is: the same answer as its check, in about
+    0.4 of its time on long text (C passes over bytes, not a Unicode-database look-up per
+    character)."""
     try:
         data = text.encode()
     except UnicodeEncodeError:  # a lone surrogate
