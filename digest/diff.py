@@ -29,10 +29,9 @@ def unique_listings(listings: Iterable[Listing]) -> list[Listing]:
     kept: list[Listing] = []
     for listing in listings:
         ids = identities(listing.paper)
-        if any(i in seen for i in ids):
-            continue
-        seen.update(ids)
-        kept.append(listing)
+        if seen.isdisjoint(ids):
+            seen.update(ids)
+            kept.append(listing)
     return kept
 
 

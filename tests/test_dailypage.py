@@ -306,17 +306,3 @@ def test_ascii_titles_fold_as_every_title_does(title: str) -> None:
 @example("see http and then https://x.org/p.")
 def test_links_from_the_first_http_on_are_all_the_links(abstract: str) -> None:
     assert _links(abstract) == find_links(abstract)
-
-
-def test_the_page_parse_leaves_the_cycle_collector_as_it_found_it() -> None:
-    import gc
-
-    for enabled in (True, False):
-        (gc.enable if enabled else gc.disable)()
-        try:
-            read_snapshot(PAGES / "variants.txt", datetime(2026, 7, 28, tzinfo=UTC), NOW)
-            with pytest.raises(ParseError):
-                read_snapshot(PAGES / "bad-date.txt", datetime(2026, 3, 13, tzinfo=UTC), NOW)
-            assert gc.isenabled() is enabled
-        finally:
-            gc.enable()

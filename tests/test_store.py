@@ -6,12 +6,16 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, entry, listed, page
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 
 from digest.config import Settings
 from digest.diff import split_new, unique_listings
@@ -20,6 +24,8 @@ from digest.models import Listing, Paper, Snapshot, normalize_arxiv_id, normaliz
 from digest.pipeline import ingest, prepare
 from digest.sources.files import read_snapshot
 from digest.store import Store, open_store
+from digest.store.ingest import is_clean
+from digest.text import clean
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -231,6 +237,90 @@ def test_bulk_inserts_keep_every_value_as_given(store: Store) -> None:
         assert (got.rank, got.comments, got.upvotes) == (sent.rank, sent.comments, sent.upvotes)
 
 
+def test_controls_are_dropped_from_every_text_field_row_by_row(store: Store) -> None:
+    """Issue 12: one check of a row's text finds the row with nothing to clean; a row with
+    something to drop in any one field is cleaned, its neighbours are stored as given."""
+    plain = Paper(title="Plain «Títle»\twith tab", abstract="Line\r\nbreak, \x85 and \u2028.",
+                  org_handle="lab", org_name="Lab", authors=("Ω Grace", "Ada"),
+                  links=("https://b.example/y",), page_url="https://p.example/y")
+    dirt = {"title": "\x00", "abstract": "\x07", "org_handle": "\x1f", "org_name": "\x7f",
+            "page_url": "\ufffe", "links": "\x0b", "authors": "\ud800"}
+    papers = [plain]
+    for n, (field, char) in enumerate(dirt.items()):
+        renamed = replace(plain, title=f"{plain.title} {n}")
+        value = getattr(renamed, field)
+        if isinstance(value, tuple):  # the control in the second name or link
+            value = (*value[:1], f"{value[-1]}{char}") if len(value) > 1 else (f"{value[0]}{char}",)
+        else:
+            value = f"{value}{char}"
+        papers.append(replace(renamed, **{field: value}))
+    snapshot = Snapshot(path="x.txt", source="test", captured_at=NOW, sha256="d" * 64,
+                        listings=listed(*papers))
+    store.ingest(snapshot, now=NOW)
+    [digest] = store.digests()
+    back = [p.paper for p in store.digest_papers(digest.name)]
+    assert len(back) == len(papers)
+    for sent, got in zip(papers, back, strict=True):
+        for field in dirt:
+            value = getattr(sent, field)
+            want = tuple(map(clean, value)) if isinstance(value, tuple) else clean(value)
+            assert getattr(got, field) == want, (sent.title, field)
+    assert back[0] == plain and back[1].title == plain.title + " 0"  # the NUL dropped
+
+
+def test_the_stores_clean_check_is_cleans_for_every_character() -> None:
+    """`is_clean` (the store's check of a row's text) says what `clean` would do, for every
+    code point alone and within text."""
+    for code in range(0x110000):
+        char = chr(code)
+        assert is_clean(char) == (clean(char) == char), hex(code)
+        assert is_clean(f"abc{char}é") == (clean(f"abc{char}é") == f"abc{char}é"), hex(code)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from([*"ab é³Ω\t\n\r", "\x00", "\x0b", "\x1f", "\x7f", "\x85",
+                                "\ufffe", "\uffff", "\ud800", "\udfff", "\U0001f600"])))
+def test_is_clean_agrees_with_clean(text: str) -> None:
+    assert is_clean(text) == (clean(text) == text)
+
+
+def test_papers_seen_by_title_gain_their_arxiv_ids_in_one_statement(store: Store) -> None:
+    """A paper first seen by title gains the arXiv id a later listing shows (an id another
+    paper has names that paper); the look-ups already made say which, so a page of re-seen
+    papers costs one UPDATE (before: a SELECT and an UPDATE per paper with an id)."""
+    by_title = [Paper(title=f"Seen By Title {n}", abstract="A.") for n in range(5)]
+    owner = Paper(title="Owner Of The Id", abstract="O.", arxiv_id="2501.00009")
+    store.ingest(Snapshot(path="a.txt", source="a", captured_at=NOW, sha256="a" * 64,
+                          listings=listed(*by_title, owner)), now=NOW)
+    again = [replace(p, arxiv_id=f"2501.0000{n}") for n, p in enumerate(by_title[:4])]
+    again.append(replace(by_title[4], arxiv_id="2501.00009"))  # owner's id: owner seen again
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: statements.append(statement))
+    result, _ = store.ingest(Snapshot(path="b.txt", source="a", captured_at=NOW,
+                                      sha256="b" * 64, listings=listed(*again)), now=NOW)
+    assert (result.papers, result.new) == (5, 0)
+    assert len([s for s in statements if s.startswith("UPDATE papers")]) == 1
+    assert len([s for s in statements if "FROM papers" in s]) <= 4  # the look-ups by identity
+    with store.engine.connect() as conn:
+        ids = dict(conn.execute(text("SELECT title, arxiv_id FROM papers")).all())
+    assert ids == {**{f"Seen By Title {n}": f"2501.0000{n}" for n in range(4)},
+                   "Seen By Title 4": None, "Owner Of The Id": "2501.00009"}
+
+
+def test_a_failed_bulk_insert_raises_sqlalchemys_error(store: Store) -> None:
+    """The bulk inserts go to the driver (COPY, or SQLite's executemany of an iterator), and
+    a failure there is raised as SQLAlchemy's error of its kind, like every other
+    statement's (the CLI and the scheduler report those)."""
+    from digest.store import schema
+    from digest.store.ingest import bulk_insert
+
+    rows = iter([(1, 1, None, None, None)])  # no such snapshot or paper; no rank
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        bulk_insert(conn, schema.sightings, ("snapshot_id", "paper_id", "rank", "comments",
+                                             "upvotes"), rows)
+
+
 def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
     """Issue 12: the key has no unique index since migration 5, so ingests take the store's
     write lock before their look-ups. A second ingest of the same new paper, started while
@@ -267,12 +357,14 @@ def test_two_ingests_at_once_store_a_paper_once(store_url: str) -> None:
         second.close()
 
 
-def test_postgresql_takes_new_paper_ids_from_the_sequence(pg_url: str) -> None:
-    """Issue 12: a PostgreSQL ingest reserves its new papers' ids from the sequence and
-    COPYs them with their rows, so it reads nothing back after the insert (before: a read of
-    every new paper's key and id). The sightings still point at the right papers, and the
-    sequence moves past the ids taken, so the next ingest's papers follow them."""
-    store = open_store(pg_url)
+def test_new_paper_ids_are_taken_before_the_insert_and_nothing_is_read_back(
+        store_url: str) -> None:
+    """Issue 12: an ingest takes its new papers' ids before inserting them (PostgreSQL
+    reserves them from the sequence, SQLite takes those after the largest, as it would
+    itself) and inserts them with their rows, so it reads nothing back after the insert
+    (before: a read of every new paper's key and id). The sightings still point at the
+    right papers, and the next ingest's papers follow them."""
+    store = open_store(store_url)
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute",
                  lambda _conn, _cursor, statement, *_: statements.append(statement))
@@ -281,8 +373,8 @@ def test_postgresql_takes_new_paper_ids_from_the_sequence(pg_url: str) -> None:
     try:
         store.ingest(Snapshot(path="a.txt", source="a", captured_at=NOW, sha256="a" * 64,
                               listings=listed(*first)), now=NOW)
-        [reserved] = [i for i, s in enumerate(statements) if "setval" in s]
-        assert not [s for s in statements[reserved:] if "FROM papers" in s]
+        [taken] = [i for i, s in enumerate(statements) if "setval" in s or "max(papers.id)" in s]
+        assert not [s for s in statements[taken + 1:] if "FROM papers" in s]
         store.ingest(Snapshot(path="b.txt", source="b", captured_at=NOW, sha256="b" * 64,
                               listings=listed(later, first[2])), now=NOW)
         with store.engine.connect() as conn:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import codecs
-import gc
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -46,25 +44,7 @@ def parse_page_snapshot(raw: bytes, where: str, moment: datetime | None, now: da
     """A snapshot of page text: captured at `moment`, else at the date inferred from the page
     (a capture in a file, or the same text served over http and fetched at `moment`)."""
     digest = hashlib.sha256(raw).hexdigest()
-    with _gc_paused():
-        return _page_snapshot(raw, where, moment, now, source, digest)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold the cycle collector off while a page's papers are made (Mercurial's `nogc`): they
-    make no cycles to collect, but as they pile up (100,000 objects for 50,000 papers) every
-    700 start a collection, and every 85,000 or so one that walks the whole heap. The first
-    collection after looks at them once: a tenth of the parse saved, net. Restores the
-    collector as it found it (another thread may have turned it off, or on, meanwhile: no
-    harm either way, nothing here needs it)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    return _page_snapshot(raw, where, moment, now, source, digest)
 
 
 def _page_snapshot(raw: bytes, where: str, moment: datetime | None, now: datetime, source: str,
