@@ -7,6 +7,15 @@ import textwrap
 
 from markupsafe import Markup, escape
 
+try:  # markupsafe's own C escaping, without the Python-level Markup() that escape() adds
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover - a markupsafe without its speedups
+
+    def _escape_inner(s: str, /) -> str:
+        return str(escape(s))
+
+escape_text = _escape_inner  # `str(markupsafe.escape(text))` for a str: the C escape alone
+
 # XML 1.0 forbids C0 controls other than tab/newline/CR, U+FFFE/U+FFFF and lone surrogates;
 # feedgen (lxml) raises on them, and no reader wants them in HTML or mail either.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
@@ -36,9 +45,22 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
+# The ASCII characters that are not printable: with ASCII text (most of it), `printable` finds
+# them by deleting them from the bytes, a C pass that is faster than `str.isprintable`'s
+# per-character Unicode lookup (half a digest's Markdown escaping was that lookup).
+_ASCII_UNPRINTABLE = bytes([*range(0x20), 0x7F])
+
+
+def printable(text: str) -> bool:
+    """`text.isprintable()`, faster for ASCII text."""
+    if text.isascii():  # no scan: CPython knows it
+        return len(text.encode().translate(None, _ASCII_UNPRINTABLE)) == len(text)
+    return text.isprintable()
+
+
 def clean(text: str) -> str:
     """Drop characters no output format may carry (controls, lone surrogates)."""
-    if text.isprintable() or not _FORBIDDEN.search(text):  # isprintable: one C scan, no regex
+    if printable(text) or not _FORBIDDEN.search(text):  # one C scan, no regex
         return text
     return _FORBIDDEN.sub("", text)
 
@@ -47,7 +69,7 @@ def one_line(text: str) -> str:
     """Collapse all whitespace (CR/LF included) to single spaces: for titles and headers."""
     # The common case in one C scan: printable text holds nothing `clean` drops and no
     # whitespace but the plain space (no control, line or paragraph separator, no NBSP).
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+    if printable(text) and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text
     text = clean(text)
     if any(mark in text for mark in _BREAKS) or text[:1].isspace() or text[-1:].isspace():
@@ -60,28 +82,49 @@ def is_safe_url(url: str) -> bool:
     return url.lower().startswith(_SAFE_SCHEMES)
 
 
+_new_str = str.__new__
+
+
+def html_escape(value: object) -> Markup:
+    """`markupsafe.escape(value)`: the same Markup, made without markupsafe's Python-level
+    `Markup()` for what templates show most (str, int, Markup). Every `{{ value }}` of an HTML
+    template escapes through it (a dozen per paper card)."""
+    kind = type(value)
+    if kind is str:
+        return _new_str(Markup, _escape_inner(value))  # type: ignore[arg-type]
+    if kind is Markup:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return _new_str(Markup, str(value))
+    return escape(value)
+
+
 def linkify(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
     """Escape `text` for HTML, turn its http(s) URLs into links, and <mark> `highlight` hits."""
-    if "http" not in text:  # no URL (as in `split_urls`): one escape, no pieces to join
+    if not _may_hold_url(text):  # as in `split_urls`: one escape, no pieces to join
         return mark(text, highlight)
-    return Markup("".join(
-        f'<a href="{escape(piece)}">{escape(piece)}</a>' if is_url else str(mark(piece, highlight))
-        for piece, is_url in split_urls(text)
-    ))
+    out: list[str] = []
+    for piece, is_url in split_urls(text):
+        if is_url:
+            url = html_escape(piece)
+            out.append(f'<a href="{url}">{url}</a>')
+        else:
+            out.append(mark(piece, highlight))
+    return _new_str(Markup, "".join(out))
 
 
 def mark(text: str, highlight: re.Pattern[str] | None = None) -> Markup:
     """Escape `text` for HTML, wrapping the matches of `highlight` in <mark>."""
     if highlight is None:
-        return escape(text)
+        return html_escape(text)
     out: list[str] = []
     last = 0
     for hit in highlight.finditer(text):
-        out.append(str(escape(text[last : hit.start()])))
-        out.append(f"<mark>{escape(hit.group(0))}</mark>")
+        out.append(html_escape(text[last : hit.start()]))
+        out.append(f"<mark>{html_escape(hit.group(0))}</mark>")
         last = hit.end()
-    out.append(str(escape(text[last:])))
-    return Markup("".join(out))
+    out.append(html_escape(text[last:]))
+    return _new_str(Markup, "".join(out))
 
 
 def star(text: str, highlight: re.Pattern[str] | None = None) -> str:
@@ -100,7 +143,7 @@ def md_translate(text: str) -> str:
     """`text.translate(_MD_SPECIAL)`, byte for byte. Text with no control or line break (one
     C scan tells) takes a C `replace` pass per special character it holds: translate with a
     dict looks every character up in Python, a fifth of a 50,000-paper Markdown digest."""
-    if not text.isprintable():
+    if not printable(text):
         return text.translate(_MD_SPECIAL)
     for char, escaped in _MD_REPLACES:
         if char in text:
@@ -115,6 +158,9 @@ def md_escape(text: str) -> str:
 
 def _md_line_start(escaped: str) -> str:
     """Escape what would make a line a list item, heading or rule."""
+    first = escaped[:1]
+    if not first or (first not in "=-+#" and not first.isdecimal()):  # isdecimal: what \d matches
+        return escaped  # most lines: no regex pass
     if escaped.startswith("="):
         return "&#61;" + escaped[1:]  # Python-Markdown has no `\=`
     # `1.4 Million` → `1\.4 Million`: escape the punctuation, not the digit (`\1` stays visible).
@@ -200,9 +246,14 @@ def trim_url(url: str) -> str:
     return url
 
 
+def _may_hold_url(text: str) -> bool:
+    """False when `text` cannot hold a URL: no `:` (one memchr pass), or no `://`."""
+    return ":" in text and "://" in text
+
+
 def split_urls(text: str) -> list[tuple[str, bool]]:
     """Split `text` into (piece, is_url) pairs; only http(s) URLs count as URLs."""
-    if "http" not in text:  # most abstracts: skip the regex scan
+    if not _may_hold_url(text):  # most abstracts: skip the regex scan
         return [(text, False)]
     pieces: list[tuple[str, bool]] = []
     last = 0

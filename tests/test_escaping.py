@@ -20,7 +20,7 @@ from digest.models import Paper, StoredPaper
 from digest.publish.feeds import build_feeds
 from digest.publish.site import Site
 from digest.sources.files import read_snapshot
-from digest.text import _MD_SPECIAL, md_escape, md_escape_block, md_translate
+from digest.text import _MD_SPECIAL, md_escape, md_escape_block, md_translate, printable
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 _COMMONMARK = MarkdownIt("commonmark")
@@ -98,3 +98,21 @@ def test_markdown_escaping_by_replace_is_translate_byte_for_byte(text: str) -> N
     """Issue 12: the replace passes for printable text escape exactly as the translate table
     (a backslash or `&` first: the other escapes add them)."""
     assert md_translate(text) == text.translate(_MD_SPECIAL)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.text(), st.text(st.characters(max_codepoint=0x7F)),
+                 st.text(st.sampled_from([*"a \t\n", *map(chr, range(0x20)), "\x7f", "\x80", "é"]))))
+def test_printable_is_isprintable(text: str) -> None:
+    """The ASCII shortcut of `printable` answers as `str.isprintable` for every text."""
+    assert printable(text) is text.isprintable()
+
+
+@pytest.mark.parametrize(("line", "escaped"), [
+    ("٣. Arabic-Indic three", "٣\\. Arabic-Indic three"), ("१) Devanagari one", "१\\) Devanagari one"),
+    ("12) twelve", "12\\) twelve"), ("- dash", "\\- dash"), ("= eq", "&#61; eq"),
+    ("³. superscript", "³. superscript"), ("a. letter", "a. letter"), ("", ""),
+])
+def test_a_line_start_is_escaped_before_any_decimal_digit(line: str, escaped: str) -> None:
+    """What \\d matches (any Unicode decimal digit, not only 0-9) starts a list item."""
+    assert md_escape(line) == escaped

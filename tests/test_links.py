@@ -16,7 +16,7 @@ from digest.publish.links import Link, link_label, paper_links, quote_plus, titl
 from digest.publish.render import paper_view, render_page
 from digest.publish.site import Site
 from digest.sources.files import read_snapshot
-from digest.text import clean, one_line
+from digest.text import URL, clean, one_line, split_urls, trim_url
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -109,3 +109,57 @@ def test_one_line_and_clean_keep_their_meaning_on_the_fast_path(text: str) -> No
         assert one_line(text) == " ".join(cleaned.split())
     else:
         assert one_line(text) == cleaned
+
+
+def _label_by_urlsplit(url: str) -> str:
+    """link_label as it was before its shortcut for plain hosts: urlsplit for every URL."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").removeprefix("www.")
+    path = [p for p in parts.path.split("/") if p]
+    if host in ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "sourceforge.net"):
+        return "Code"
+    demo = (".hf.space", "gradio.live", "colab.research.google.com", "replicate.com")
+    if host.endswith(demo) or host in {h.lstrip(".") for h in demo}:
+        return "Demo"
+    if host == "huggingface.co":
+        kind = path[0] if path else ""
+        labels = {"datasets": "Dataset", "spaces": "Demo", "papers": "Paper"}
+        return labels.get(kind) or ("Model" if len(path) == 2 else "Project page")
+    if host in {"kaggle.com", "zenodo.org"} or re.search(r"(^|\.)dataset", host):
+        return "Dataset"
+    if host in {"arxiv.org", "doi.org", "openreview.net", "aclanthology.org"}:
+        return "Paper"
+    return "Project page"
+
+
+_HOSTS = ["github.com", "www.github.com", "GitHub.com", "gitlab.com", "x.hf.space", "hf.space",
+          "gradio.live", "huggingface.co", "www.huggingface.co", "HuggingFace.co", "kaggle.com",
+          "my-dataset.org", "a.datasets.io", "arxiv.org", "doi.org", "example.org", "github.com.",
+          "user@github.com", "github.com:443", "[::1]", "git\thub.com", "huggingface.co:80"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["http://", "https://", "HTTPS://", "https:/", " https://"]),
+       st.one_of(st.sampled_from(_HOSTS), st.text(st.sampled_from("ab.-:@[]\t\nAZ09/"), max_size=12)),
+       st.text(st.sampled_from("/abcd?#.=\t"), max_size=15))
+@example("https://", "huggingface.co", "/datasets/x")
+@example("https://", "github.com", "")
+def test_a_plain_host_is_labelled_as_urlsplit_labels_it(scheme: str, host: str, rest: str) -> None:
+    url = scheme + host + rest
+    try:
+        expected = _label_by_urlsplit(url)
+    except ValueError:  # urlsplit refuses it (a bracket): so does link_label
+        with pytest.raises(ValueError):
+            link_label(url)
+        return
+    assert link_label(url) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*"ab :/.,)(", "http", "https://", "://", "http://x.org", "s:"]))
+       .map("".join))
+def test_urls_are_split_out_as_the_url_pattern_finds_them(text: str) -> None:
+    """split_urls' shortcut (no `:` or no `://`: no URL) never hides a URL the pattern finds."""
+    urls = [trim_url(m.group(0)) for m in URL.finditer(text)]
+    assert [piece for piece, is_url in split_urls(text) if is_url] == [u for u in urls if len(u) > 8]
+    assert "".join(piece for piece, _ in split_urls(text)) == text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from digest.models import Paper
@@ -19,13 +20,18 @@ ARXIV = "https://arxiv.org"
 HF_PAPERS = "https://huggingface.co/papers"
 _CODE_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "sourceforge.net")
 _DEMO_HOSTS = (".hf.space", "gradio.live", "colab.research.google.com", "replicate.com")
+# An http(s) URL whose host is lower-case letters, digits, dots and hyphens, ending where its
+# path, query or fragment starts: that is the host urlsplit finds (no user, port, brackets, or
+# whitespace that urlsplit would drop); `_BY_PATH` hosts are labelled by their path too.
+_PLAIN_HOST = re.compile(r"https?://([a-z0-9.-]+)(?=[/?#]|\Z)")
+_BY_PATH = frozenset({"huggingface.co", "www.huggingface.co"})
 # What `urllib.parse.quote_plus` leaves as is (a space becomes `+`).
 _QUOTED = re.compile(r"[^A-Za-z0-9_.~ -]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A link shown beside a paper: `Code`, `PDF`, … and where it goes."""
+class Link(NamedTuple):
+    """A link shown beside a paper: `Code`, `PDF`, … and where it goes (a named tuple, as
+    `PaperView`)."""
 
     label: str
     url: str
@@ -77,6 +83,8 @@ def paper_links(paper: Paper, title_url: str | None = None) -> tuple[Link, ...]:
     """`arXiv` (or `HF` when the title leads to arXiv) and `PDF` when the id is known, then the
     abstract's URLs labelled by what they are, each URL once and none the title points to
     (`title_url`, when the caller has it already)."""
+    if not paper.arxiv_id and not paper.links:
+        return ()  # most papers of a feed without ids
     links: list[Link] = []
     title_url = title_url or title_link(paper).url
     if paper.arxiv_id:
@@ -94,13 +102,12 @@ def paper_links(paper: Paper, title_url: str | None = None) -> tuple[Link, ...]:
 
 def link_label(url: str) -> str:
     """`Code`, `Dataset`, `Model`, `Demo`, `Paper` or `Project page`, by host and path."""
+    plain = _PLAIN_HOST.match(url)
+    if plain is not None and plain[1] not in _BY_PATH:  # the host alone tells, urlsplit unneeded
+        return _host_label(plain[1].removeprefix("www."))
     parts = urlsplit(url)
     host = (parts.hostname or "").removeprefix("www.")
     path = [p for p in parts.path.split("/") if p]
-    if host in _CODE_HOSTS:
-        return "Code"
-    if host.endswith(_DEMO_HOSTS) or host in {h.lstrip(".") for h in _DEMO_HOSTS}:
-        return "Demo"
     if host == "huggingface.co":
         kind = path[0] if path else ""
         if kind == "datasets":
@@ -110,6 +117,15 @@ def link_label(url: str) -> str:
         if kind == "papers":
             return "Paper"
         return "Model" if len(path) == 2 else "Project page"
+    return _host_label(host)
+
+
+def _host_label(host: str) -> str:
+    """The label of a URL on `host` (lower case, no `www.`), other than huggingface.co."""
+    if host in _CODE_HOSTS:
+        return "Code"
+    if host.endswith(_DEMO_HOSTS) or host in {h.lstrip(".") for h in _DEMO_HOSTS}:
+        return "Demo"
     if host in {"kaggle.com", "zenodo.org"} or re.search(r"(^|\.)dataset", host):
         return "Dataset"
     if host in {"arxiv.org", "doi.org", "openreview.net", "aclanthology.org"}:
