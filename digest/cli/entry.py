@@ -10,6 +10,7 @@ try the quiet cycle a second time.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -45,15 +46,21 @@ def quiet_arguments(args: Sequence[str]) -> dict[str, str | None] | None:
 
 def main() -> None:
     """Answer a steady `digest run` quietly, else hand the command line to click."""
-    found = quiet_arguments(sys.argv[1:])
-    if found is not None:
-        from digest.quiet import quiet_cycle, quiet_lines
+    try:
+        found = quiet_arguments(sys.argv[1:])
+        if found is not None:
+            from digest.quiet import quiet_cycle, quiet_lines
 
-        report = quiet_cycle(found["--config"], found["--db"], found["--out"],
-                             found["--templates"])
-        if report is not None:
-            sys.stdout.write("".join(f"{line}\n" for line in quiet_lines(report)))
-            return
-    from digest.cli.main import main as command_line
+            report = quiet_cycle(found["--config"], found["--db"], found["--out"],
+                                 found["--templates"])
+            if report is not None:
+                sys.stdout.write("".join(f"{line}\n" for line in quiet_lines(report)))
+                return
+        from digest.cli.main import main as command_line
 
-    command_line(obj=QUIET_TRIED if found is not None else None)
+        command_line(obj=QUIET_TRIED if found is not None else None)
+    finally:
+        # The command is done: the interpreter's shutdown need not walk every object it
+        # made in search of garbage (its collections cost a first `digest run` 0.1 s of
+        # its 0.8 s). Objects are still freed and atexit handlers still run.
+        gc.freeze()
