@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -39,7 +41,11 @@ class Forks:
 
 @pytest.fixture
 def forks(monkeypatch: pytest.MonkeyPatch) -> Forks:
-    monkeypatch.setattr(digest.publish.output, "FORK_MIN_PAPERS", 1)  # the examples are small
+    """Fork as `digest ingest` does for a big day: the examples are small, and the test
+    process may hold other tests' server threads (a CLI process holds none: see
+    test_a_process_with_one_thread_forks_and_one_with_more_does_not)."""
+    monkeypatch.setattr(digest.publish.output, "FORK_MIN_PAPERS", 1)
+    monkeypatch.setattr(digest.publish.output, "_can_fork", lambda: True)
     return Forks(monkeypatch)
 
 
@@ -57,7 +63,6 @@ def files(folder: Path) -> dict[str, bytes]:
 
 def test_outputs_staged_aside_are_the_ones_staged_here(isolated: Path, forks: Forks,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    assert threading.active_count() == 1
     code, err = ingest(isolated / "aside")
     assert code == 0, err
     assert forks.count == 1
@@ -113,10 +118,22 @@ def test_a_child_killed_while_staging_fails_the_ingest_and_commits_nothing(
     assert (isolated / "out" / "digests" / "2026-03-12.md").is_file()
 
 
-def test_with_another_thread_running_the_outputs_are_staged_here(isolated: Path,
-                                                                 forks: Forks) -> None:
-    """A fork copies the calling thread only: a lock another thread holds would stay held
-    in the child. The web app's or the scheduler's threads: no fork."""
+def test_a_process_with_one_thread_forks_and_one_with_more_does_not() -> None:
+    """A fork copies the calling thread only: a lock another thread holds (the web app's,
+    the scheduler's) would stay held in the child. So: no fork then, the work runs here."""
+    probe = ("import threading, digest.publish.output as o\n"
+             "print(o._can_fork())\n"
+             "stop = threading.Event(); other = threading.Thread(target=stop.wait); other.start()\n"
+             "print(o._can_fork()); stop.set(); other.join()\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+
+
+def test_with_another_thread_running_the_outputs_are_staged_here(
+        isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(digest.publish.output, "FORK_MIN_PAPERS", 1)
+    forks = Forks(monkeypatch)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
