@@ -145,3 +145,69 @@ def test_with_another_thread_running_the_outputs_are_staged_here(
     assert code == 0, err
     assert forks.count == 0
     assert (isolated / "out" / "digests" / "2026-03-12.html").is_file()
+
+
+KILLED_PARENT = """
+import os, sys, time
+import digest.outputs, digest.publish.output
+digest.publish.output.FORK_MIN_PAPERS = 1
+real_fork, real_outputs, parent = os.fork, digest.outputs.digest_outputs, os.getpid()
+
+def fork():
+    pid = real_fork()
+    if pid:
+        with open("child.pid", "w") as f:
+            f.write(str(pid))
+    return pid
+
+def slow(*args, **kwargs):
+    if os.getpid() != parent:
+        while os.path.exists("hold"):  # the test kills the parent meanwhile
+            time.sleep(0.02)
+    return real_outputs(*args, **kwargs)
+
+os.fork, digest.outputs.digest_outputs = fork, slow
+sys.argv = ["digest", "ingest", "--db", "sqlite:///d.sqlite3", sys.argv[1]]
+from digest.cli.main import main
+main()
+"""
+
+
+def test_a_parent_killed_while_its_child_stages_commits_nothing_and_the_next_run_sweeps(
+        isolated: Path) -> None:
+    """SIGKILL of `digest ingest` while the child stages: nothing is committed; the child
+    finishes (it holds the run lock it inherited till then) and its temps are strays that
+    the next run removes before it ingests the snapshot again."""
+    import time
+
+    Path("hold").touch()
+    run = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, SNAPSHOT])
+    deadline = time.monotonic() + 30
+    while not Path("child.pid").exists() or not Path("child.pid").read_text():
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.02)
+    child = int(Path("child.pid").read_text())
+    run.kill()
+    assert run.wait() == -signal.SIGKILL
+    Path("hold").unlink()  # the child goes on, stages, finds no parent, leaves
+    while Path(f"/proc/{child}").exists() and "zombie" not in _state(child):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    strays = list((isolated / "out" / "digests").glob(".*.tmp"))
+    assert strays  # what the child staged, never installed
+    store = open_store("sqlite:///d.sqlite3")
+    try:
+        assert store.history() == []
+    finally:
+        store.close()
+    result = CliRunner().invoke(main, ["ingest", "--db", "sqlite:///d.sqlite3", SNAPSHOT])
+    assert result.exit_code == 0, result.output
+    assert not list((isolated / "out").rglob("*.tmp"))
+    assert (isolated / "out" / "digests" / "2026-03-12.md").is_file()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
