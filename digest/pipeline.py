@@ -19,7 +19,7 @@ from digest.config import Settings, SourceSettings, is_url, link_problem
 from digest.enrich import EnrichReport, enrich
 from digest.errors import ConfigError, DigestError
 from digest.models import DigestInfo, IngestResult, Snapshot, StoredPaper
-from digest.publish.output import discard, install, stage
+from digest.publish.output import discard, install, stage, stage_aside
 from digest.publish.template_check import check_templates, template_errors
 from digest.report import CycleReport
 from digest.store import Store, cycle_log
@@ -123,28 +123,52 @@ def after_commit(store: Store, settings: Settings, info: DigestInfo, papers: Seq
 
 class Staged:
     """A new digest's outputs, rendered and written to temp files inside the ingest
-    transaction (a template error or a full disk rolls it back), installed after the commit."""
+    transaction (a template error or a full disk rolls it back), installed after the commit.
+
+    The store calls it once the digest is decided, before the rows are written; a big
+    digest is staged on the second core meanwhile (publish.output.stage_aside), and the
+    `finish` returned waits for it before the commit."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
         self.files: list[tuple[Path, Path]] = []  # (temp, final)
+        self.pending: Callable[[], list[tuple[Path, Path]]] | None = None
 
-    def __call__(self, results: list[IngestResult], papers: list[StoredPaper]) -> None:
+    def __call__(self, results: list[IngestResult], papers: list[StoredPaper]
+                 ) -> Callable[[], None] | None:
         digest = next((r.digest for r in results if r.digest), None)
         if digest is None:
-            return
+            return None
         from digest.publish.render import render_index
 
-        with template_errors():  # the streamed outputs render as they are staged
-            older = next((d.name for d in self.store.digests() if d.name != digest.name), None)
-            rendered = outputs.digest_outputs(self.settings, digest, papers, older=older)
-            for path, content in rendered.items():
-                temp = stage(path, content)
-                if temp is not None:
-                    self.files.append((temp, path))
-            # The archive page must take the new digest too.
-            render_index(self.settings.site, [digest, *self.store.digests()],
-                         self.settings.templates)
+        # Read here: the staging may run in a child, which must not use the store.
+        others = self.store.digests()
+        older = next((d.name for d in others if d.name != digest.name), None)
+
+        def work() -> list[tuple[Path, Path]]:
+            staged: list[tuple[Path, Path]] = []
+            try:
+                with template_errors():  # the streamed outputs render as they are staged
+                    rendered = outputs.digest_outputs(self.settings, digest, papers, older=older)
+                    for path, content in rendered.items():
+                        temp = stage(path, content)
+                        if temp is not None:
+                            staged.append((temp, path))
+                    # The archive page must take the new digest too.
+                    render_index(self.settings.site, [digest, *others], self.settings.templates)
+            except BaseException:
+                discard(temp for temp, _ in staged)
+                raise
+            return staged
+
+        self.pending = stage_aside(len(papers), work)
+        return self.finish
+
+    def finish(self) -> None:
+        """Wait for the staging (when it runs aside) and take its files."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self.files += pending()
 
     def install(self) -> None:
         for temp, path in self.files:
@@ -152,8 +176,13 @@ class Staged:
         self.files = []
 
     def discard(self) -> None:
-        discard(temp for temp, _ in self.files)
-        self.files = []
+        try:
+            self.finish()  # a staging still running leaves its files to discard
+        except Exception:  # noqa: BLE001 -- the error being handled is the one to raise
+            pass
+        finally:
+            discard(temp for temp, _ in self.files)
+            self.files = []
 
 
 def make_sender(store: Store, settings: Settings, *, preview: bool = False,

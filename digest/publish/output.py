@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import sys
 import tempfile
-from collections.abc import Iterable
+import threading
+import traceback
+from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
+from typing import Any, NoReturn
 
-from digest.errors import OutputError
+from digest import errors
+from digest.errors import DigestError, OutputError
 
 TEMP_SUFFIX = ".tmp"
 # Streamed chunks joined and written at a time: a digest page's chunks include whole paper
@@ -134,3 +140,75 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
     fix = ("free space, then run digest render" if exc.errno == errno.ENOSPC
            else "check the output folder and its permissions, then run digest render")
     return OutputError(str(path), reason, fix)
+
+
+# -- staging on the second core -------------------------------------------------------------
+
+# A digest of this many papers or more is staged in a forked child while the ingest writes
+# its rows; below it, the fork and the child's copied pages cost more than they overlap.
+FORK_MIN_PAPERS = 5_000
+Staging = Callable[[], list[tuple[Path, Path]]]  # stages files; returns (temp, final) pairs
+
+
+def stage_aside(papers: int, work: Staging) -> Staging:
+    """Run `work` (render and stage outputs) in a forked child, on another core, while the
+    caller goes on; the function returned waits for it and returns what it staged, or
+    raises the child's error (a template error, a full disk: the same one line). Where
+    forking is not safe or not worth it (not Linux; another thread running, whose locks a
+    fork would copy held; fewer than FORK_MIN_PAPERS papers), `work` runs here, now.
+
+    The child touches neither the store nor the terminal: it stages temp files, reports
+    them through a pipe and leaves with `os._exit` (no cleanup of the parent's runs twice).
+    A child that dies without a report (killed, out of memory) is an OutputError; a child
+    whose parent was killed finishes, and its temps are strays the next run removes."""
+    if papers < FORK_MIN_PAPERS or not _can_fork():
+        staged = work()
+        return lambda: staged
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(readable)
+        _report(writable, work)
+    os.close(writable)
+
+    def finish() -> list[tuple[Path, Path]]:
+        with os.fdopen(readable, "rb") as stream:
+            data = stream.read()
+        os.waitpid(pid, 0)
+        if not data:
+            raise OutputError("the process staging the outputs", "it ended without a report "
+                              "(killed, or out of memory)", "run the command again")
+        report = json.loads(data)
+        if "error" in report:
+            kind, where, what, fix = report["error"]
+            raise getattr(errors, kind, DigestError)(where, what, fix)
+        if "crash" in report:
+            raise RuntimeError(f"staging the outputs failed:\n{report['crash']}")
+        staged = []
+        for temp, final, sha256 in report["staged"]:
+            _staged[Path(temp)] = sha256
+            staged.append((Path(temp), Path(final)))
+        return staged
+
+    return finish
+
+
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _report(writable: int, work: Staging) -> NoReturn:
+    """The child's part: stage, report, leave."""
+    report: dict[str, Any]
+    try:
+        staged = work()
+        report = {"staged": [[str(temp), str(final), _staged[temp]] for temp, final in staged]}
+    except DigestError as exc:
+        report = {"error": [type(exc).__name__, exc.where, exc.what, exc.fix]}
+    except BaseException:  # noqa: BLE001 -- a bug: its traceback goes to the parent
+        report = {"crash": traceback.format_exc()}
+    try:
+        with os.fdopen(writable, "wb") as stream:
+            stream.write(json.dumps(report).encode())
+    finally:
+        os._exit(0)

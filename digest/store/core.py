@@ -3,7 +3,7 @@ through the package (`from digest.store import Store`), which loads it on first 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from digest.errors import StoreError
 from digest.models import DigestInfo, IngestResult, Sighting, Snapshot, SnapshotRecord, StoredPaper
 from digest.store import DEFAULT_MAX_NEW
 from digest.store import schema as t
+from digest.store.ingest import Prepare as Prepare
 from digest.store.times import aware as aware
 from digest.store.times import naive_utc as naive_utc
 from digest.store.transaction import Transaction
@@ -26,7 +27,6 @@ MIGRATION_LOCK_KEY = 0x70646D69
 MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 BREAK_SEAL = delete(t.quiet_seal)
 # Called inside the ingest transaction, before the commit, with its results and papers.
-Prepare = Callable[[list[IngestResult], list[StoredPaper]], None]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -107,17 +107,16 @@ class Store:
         """Record snapshots, their sightings and their new papers in one transaction, and
         make one digest of all the new papers (grouped by snapshot, each paper once).
 
-        `prepare(results, papers)` runs just before the commit (the caller renders the
-        outputs there): if it raises, nothing is committed. Returns a result per snapshot
-        and the digest's papers as stored (empty without a digest), so the caller can
-        render them without reading them back.
+        `prepare(results, papers)` runs inside the transaction once the digest is decided,
+        before the last snapshot's rows are written (the caller renders the outputs there),
+        and the `finish` it may return runs after them, just before the commit: work it
+        started meanwhile (on another core) ends there. If either raises, nothing is
+        committed. Returns a result per snapshot and the digest's papers as stored (empty
+        without a digest), so the caller can render them without reading them back.
         """
         with self.transaction() as tx:
-            results, published = tx.papers.ingest(snapshots, baseline=baseline,
-                                                  now=now or datetime.now(UTC), max_new=max_new)
-            if prepare is not None:
-                prepare(results, published)
-            return results, published
+            return tx.papers.ingest(snapshots, baseline=baseline, now=now or datetime.now(UTC),
+                                    max_new=max_new, prepare=prepare)
 
     # -- reading: each a read transaction of its own -----------------------------------------
 

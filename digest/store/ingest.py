@@ -59,26 +59,38 @@ _CHUNK = 5000
 INGEST_LOCK_KEY = 0x7064696E
 INGEST_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 # The last of :n paper ids taken from the sequence at once (the first is nextval's).
+# Called inside an ingest once its digest is decided, before the last snapshot's rows are
+# written (the caller renders the outputs there); the `finish` it may return is called after
+# the rows, before the commit. See `record`.
+Prepare = Callable[[list[IngestResult], list[StoredPaper]], Callable[[], None] | None]
+
 RESERVE_PAPER_IDS = text("SELECT setval(s::regclass, nextval(s::regclass) + :n - 1) "
                          "FROM pg_get_serial_sequence('papers', 'id') AS s")
 
 
 def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now: datetime,
-           max_new: int) -> tuple[list[IngestResult], list[StoredPaper]]:
-    """Ingest `snapshots` (one cycle) inside the caller's transaction."""
+           max_new: int, prepare: Prepare | None = None,
+           ) -> tuple[list[IngestResult], list[StoredPaper]]:
+    """Ingest `snapshots` (one cycle) inside the caller's transaction.
+
+    The digest is decided (its papers, name, and whether it is held) once the last
+    snapshot's papers are looked up, before that snapshot's rows are written: `prepare`
+    runs there, and the `finish` it may return runs after the rows (so work it started, on
+    another core, overlaps the inserts); either raising leaves nothing committed."""
     _one_at_a_time(conn)
     digest_id: int | None = None
     name = ""
     moment = naive_utc(max(s.captured_at for s in snapshots))
-    results: list[tuple[Snapshot, int, int]] = []
+    counts: list[tuple[Snapshot, int, int]] = []
     published: list[StoredPaper] = []
     flood: str | None = None
-    total_page = 0
+    finish: Callable[[], None] | None = None
+    digest: DigestInfo | None = None
     # The flood guard compares with each source's snapshots from earlier cycles only.
     previous = {source: conn.scalar(select(func.max(t.snapshots.c.captured_at))
                                     .where(t.snapshots.c.source == source))
                 for source in {s.source for s in snapshots}}
-    for snapshot in snapshots:
+    for index, snapshot in enumerate(snapshots):
         captured = _check(conn, snapshot)
         page = unique_listings(snapshot.listings)
         hashes: dict[str, int] = {}  # each key's hash, computed once
@@ -94,28 +106,33 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             name = _free_digest_name(conn, moment.date().isoformat())
             digest_id = _insert_id(conn, insert(t.digests).values(
                 name=name, snapshot_id=snapshot_id, captured_at=moment, paper_count=0))
-        total_page += len(page)
         flood = flood or _format_change(len(new), len(page), captured - before if before else None)
+        first = len(published) + 1
+        if digest_id is not None:
+            published += _stored(new, first, aware(captured), name, snapshot.source)
+        counts.append((snapshot, len(page), len(new)))
+        if index == len(snapshots) - 1:  # the digest is decided: its outputs can be made
+            if digest_id is not None:
+                held = (f"{len(published)} new papers is more than max_new ({max_new})"
+                        if len(published) > max_new else flood)
+                digest = DigestInfo(name=name, captured_at=aware(moment),
+                                    paper_count=len(published), held_reason=held)
+            if prepare is not None:
+                finish = prepare(_results(counts, digest), published)
         _gain_ids(conn, seen, known)
         if new:
             ids = _insert_papers(conn, new, hashes, snapshot, snapshot_id, captured, digest_id,
-                                 name, published)
+                                 first)
             bulk_insert(conn, t.sightings, _SIGHTING_COLUMNS,
                         ((snapshot_id, pid, n.rank, n.comments, n.upvotes)
                          for n, pid in zip(new, ids, strict=True)))
         if seen:
             bulk_insert(conn, t.sightings, _SIGHTING_COLUMNS,
                         ((snapshot_id, pid, n.rank, n.comments, n.upvotes) for n, pid in seen))
-        results.append((snapshot, len(page), len(new)))
 
-    digest = None
-    if digest_id is not None:
-        held = (f"{len(published)} new papers is more than max_new ({max_new})"
-                if len(published) > max_new else flood)
+    if digest is not None:
         conn.execute(update(t.digests).where(t.digests.c.id == digest_id)
-                     .values(paper_count=len(published), held_reason=held))
-        digest = DigestInfo(name=name, captured_at=aware(moment), paper_count=len(published),
-                            held_reason=held)
+                     .values(paper_count=digest.paper_count, held_reason=digest.held_reason))
         # Planned with the digest, for the subscribers active now: a backfill of old
         # snapshots never floods someone who subscribed today.
         conn.execute(insert(t.deliveries).from_select(
@@ -123,9 +140,25 @@ def record(conn: Connection, snapshots: Sequence[Snapshot], baseline: bool, now:
             select(literal(digest_id), t.subscribers.c.id, literal("pending"), literal(0))
             .where(t.subscribers.c.status == "active"),
         ))
+    if finish is not None:
+        finish()
+    return _results(counts, digest), published
+
+
+def _results(counts: Sequence[tuple[Snapshot, int, int]],
+             digest: DigestInfo | None) -> list[IngestResult]:
     return [IngestResult(path=s.path, captured_at=s.captured_at, papers=count, new=new,
                          digest=digest if new else None, status="ingested")
-            for s, count, new in results], published
+            for s, count, new in counts]
+
+
+def _stored(new: Sequence[Listing], first: int, first_seen: datetime, name: str,
+            source: str) -> list[StoredPaper]:
+    """The digest's papers from one snapshot, numbered from `first`, as the store keeps them."""
+    return [StoredPaper(key=n.paper.key, paper=n.paper, first_seen=first_seen, digest=name,
+                        position=position, source=source, rank=n.rank, comments=n.comments,
+                        upvotes=n.upvotes)
+            for position, n in enumerate(new, first)]
 
 
 def _one_at_a_time(conn: Connection) -> None:
@@ -195,9 +228,9 @@ def _gain_ids(conn: Connection, seen: list[tuple[Listing, int]], known: dict[str
 
 def _insert_papers(conn: Connection, new: Sequence[Listing], hashes: dict[str, int],
                    snapshot: Snapshot, snapshot_id: int, captured: datetime,
-                   digest_id: int | None, name: str, published: list[StoredPaper]) -> range:
-    """Insert the `new` papers; return their ids, in order. Each one's StoredPaper is added to
-    `published` (when there is a digest) as its row is made.
+                   digest_id: int | None, first: int) -> range:
+    """Insert the `new` papers, numbered in the digest from `first`; return their ids, in
+    order.
 
     The ids are taken before the insert, safe under the ingest lock (papers come only from
     ingests), so nothing is read back: PostgreSQL reserves them from the sequence; SQLite
@@ -211,9 +244,8 @@ def _insert_papers(conn: Connection, new: Sequence[Listing], hashes: dict[str, i
     else:
         last = (conn.scalar(select(func.max(t.papers.c.id))) or 0) + count
     ids = range(last - count + 1, last + 1)
-    rows = _paper_rows(new, ids.start, hashes, snapshot.source, snapshot_id, captured, digest_id,
-                       name, published, _bind(conn, t.papers.c.first_seen_at),
-                       _bind(conn, t.papers.c.published))
+    rows = _paper_rows(new, ids.start, hashes, snapshot_id, captured, digest_id, first,
+                       _bind(conn, t.papers.c.first_seen_at), _bind(conn, t.papers.c.published))
     bulk_insert(conn, t.papers, _PAPER_COLUMNS, rows)
     return ids
 
@@ -378,29 +410,21 @@ _PAPER_COLUMNS = ("id", "key", "key_hash", "title_key", "arxiv_id", "title", "ab
 _SIGHTING_COLUMNS = ("snapshot_id", "paper_id", "rank", "comments", "upvotes")
 
 
-def _paper_rows(new: Sequence[Listing], first_id: int, hashes: dict[str, int], source: str,
-                snapshot_id: int, captured: datetime, digest_id: int | None, name: str,
-                published: list[StoredPaper], stamp: Callable[[datetime], Any],
+def _paper_rows(new: Sequence[Listing], first_id: int, hashes: dict[str, int],
+                snapshot_id: int, captured: datetime, digest_id: int | None, first: int,
+                stamp: Callable[[datetime], Any],
                 day: Callable[[date | None], Any]) -> Iterator[tuple[Any, ...]]:
-    """Each new paper's row, in the order of `_PAPER_COLUMNS`, its StoredPaper added to
-    `published` (when there is a digest) as the row is made. `stamp` and `day` give the
-    driver's value of a time and a date (each distinct one converted once).
+    """Each new paper's row, in the order of `_PAPER_COLUMNS`, numbered in the digest from
+    `first`. `stamp` and `day` give the driver's value of a time and a date (each distinct
+    one converted once).
 
     PostgreSQL's text cannot hold NUL, and no output may carry controls: `clean` drops them
     here, on both backends alike; one check of a row's text finds the (usual) row that has
     none, and only another row is cleaned field by field."""
-    first_seen = aware(captured)
     seen_at = stamp(captured)
     days = {value: day(value) for value in {n.paper.published for n in new}}
-    position = len(published)
-    for pid, n in enumerate(new, first_id):
+    for position, (pid, n) in enumerate(enumerate(new, first_id), first):
         paper = n.paper
-        position += 1
-        if digest_id is not None:
-            published.append(StoredPaper(
-                key=paper.key, paper=paper, first_seen=first_seen, digest=name,
-                position=position, source=source, rank=n.rank, comments=n.comments,
-                upvotes=n.upvotes))
         key, title, abstract = paper.key, paper.title, paper.abstract
         org_handle, org_name, page_url = paper.org_handle, paper.org_name, paper.page_url
         authors, links = "\n".join(paper.authors), "\n".join(paper.links)

@@ -20,7 +20,7 @@ from digest.models import (
     ident_of,
 )
 from digest.store import schema as t
-from digest.store.ingest import record, with_key
+from digest.store.ingest import Prepare, record, with_key
 from digest.store.times import aware
 
 
@@ -33,9 +33,10 @@ class Papers:
         self.conn = conn
 
     def ingest(self, snapshots: Sequence[Snapshot], *, baseline: bool, now: datetime,
-               max_new: int) -> tuple[list[IngestResult], list[StoredPaper]]:
+               max_new: int, prepare: Prepare | None = None,
+               ) -> tuple[list[IngestResult], list[StoredPaper]]:
         """Record snapshots as one cycle (one digest of the new papers); see `Store.ingest_cycle`."""
-        return record(self.conn, snapshots, baseline, now, max_new)
+        return record(self.conn, snapshots, baseline, now, max_new, prepare)
 
     def find_snapshot(self, sha256: str) -> IngestResult | None:
         """Return the earlier ingest of these exact bytes, if any."""
