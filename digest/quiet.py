@@ -130,10 +130,13 @@ def _sha256(path: Path) -> str:
 
 
 def _templates(folder: str | None) -> list[Any] | None:
-    """The override templates' names, sizes and times (as outputs.rendered_with sees them)."""
+    """The override templates' names, sizes and times (as outputs.rendered_with sees them);
+    a folder that is not there differs from an empty one (the full path refuses it)."""
     if not folder:
         return None
     root = Path(folder)
+    if not root.is_dir():
+        return ["no such folder"]
     return sorted([str(path.relative_to(root)), *_stat(path)[1:]]
                   for path in root.rglob("*") if path.is_file())
 
@@ -314,18 +317,20 @@ def _not_modified(url: str, etag: str | None, last_modified: str | None,
                 import ssl
 
                 sock = _tls_context(ssl).wrap_socket(raw, server_hostname=host)
-            sock.sendall(request.encode("ascii"))
-            head = b""
-            while b"\r\n" not in head and len(head) < 8192:
-                left = until - time.monotonic()
-                if left <= 0:
-                    return False
-                sock.settimeout(min(READ_TIMEOUT, left))
-                chunk = sock.recv(8192)
-                if not chunk:
-                    break
-                head += chunk
-            sock.close()
+            try:  # the TLS socket owns the connection now: closed on every way out
+                sock.sendall(request.encode("ascii"))
+                head = b""
+                while b"\r\n" not in head and len(head) < 8192:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        return False
+                    sock.settimeout(min(READ_TIMEOUT, left))
+                    chunk = sock.recv(8192)
+                    if not chunk:
+                        break
+                    head += chunk
+            finally:
+                sock.close()
     except (OSError, ValueError):  # refused, timed out, TLS refused, a bad host name
         return False
     status = head.split(b"\r\n", 1)[0].split()

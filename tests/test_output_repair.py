@@ -39,7 +39,13 @@ def first_run_of_one_capture(tmp_path: Path) -> None:
     ("email.txt", "{% if digest %}\nno end\n", "template email.txt ({templates}/email.txt, line 2): "
      "Unexpected end of template. Jinja was looking for the following tags: 'elif' or 'else' "
      "or 'endif'."),
-], ids=["undefined-name", "undefined-attribute-in-index", "syntax-error"])
+    ("email.html", "{{ papers | length }}\n{{ 1 / 0 }}\n", "template email.html "
+     "({templates}/email.html, line 2): ZeroDivisionError: division by zero"),
+    ("digest.html", '{% from "_paper.html" import paper_card %}{{ paper_card(papers[0], 1, 2, 3) }}',
+     "template digest.html ({templates}/digest.html, line 1): TypeError: macro 'paper_card' "
+     "takes not more than 3 argument(s)"),
+], ids=["undefined-name", "undefined-attribute-in-index", "syntax-error", "raised-by-the-template",
+        "macro-arguments"])
 def test_a_broken_template_changes_nothing(tmp_path: Path, template: str, source: str,
                                            message: str) -> None:
     db = tmp_path / "digest.sqlite3"

@@ -195,6 +195,19 @@ def test_changed_settings_or_templates_break_the_seal(isolated: Path, paths: Pat
     assert paths.run()[0] == "full"
 
 
+def test_a_deleted_empty_templates_folder_takes_the_full_path_and_its_error(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty folder has no files, as a missing one has none: the seal tells them apart."""
+    file_source()
+    Path("mine").mkdir()
+    monkeypatch.setenv("DIGEST_TEMPLATES", "mine")
+    settle(paths)
+    Path("mine").rmdir()
+    _, code, out, err = paths.run()  # the settings refuse it, before any cycle
+    assert code == 2 and "cycle ok" not in out
+    assert err.startswith("error: ") and "does not exist" in err
+
+
 def test_a_changed_file_is_hashed_and_only_other_bytes_break_the_seal(
         isolated: Path, paths: Paths) -> None:
     feed = file_source()
@@ -555,20 +568,72 @@ def test_a_run_the_seal_does_not_cover_asks_the_server_once_for_the_quiet_check(
     assert "click" in json.loads(done.stdout.splitlines()[-1])
 
 
-def test_the_console_script_leaves_its_objects_to_the_exit_not_to_the_collector(
-        isolated: Path) -> None:
+def test_the_console_script_leaves_its_objects_to_the_exit_not_to_the_collector() -> None:
     """Python's shutdown ran full collections over everything a first run made (0.1 s of
-    0.8 s): the command freezes what it made when it is done, whatever the way it ends."""
-    import gc
+    0.8 s): the command freezes what it made when it is done, whatever the way it ends. (In
+    a fresh interpreter: frozen objects in this one would be collected in a later test.)"""
+    probe = ("import gc, sys\nsys.argv = ['digest', '--version']\n"
+             "from digest.cli.entry import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(gc.get_freeze_count())\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.splitlines()[-1]) > 0
 
-    from digest.cli.entry import main as script
 
-    gc.unfreeze()
+def test_a_quiet_run_whose_reader_left_exits_1_without_a_traceback(isolated: Path,
+                                                                  paths: Paths) -> None:
+    """`digest run | head -0`: as the full path (click), exit 1 and no traceback."""
+    file_source()
+    settle(paths)
+    readable, writable = os.pipe()
+    os.close(readable)
+    probe = ("import runpy, sys\nsys.argv = ['digest', 'run']\n"
+             "runpy.run_module('digest', run_name='__main__')\n")
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(sys, "argv", ["digest", "--version"])
-            with pytest.raises(SystemExit):
-                script()
-        assert gc.get_freeze_count() > 0
+        done = subprocess.run([sys.executable, "-c", probe], stdout=writable,
+                              stderr=subprocess.PIPE, text=True)
     finally:
-        gc.unfreeze()
+        os.close(writable)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_a_tls_server_that_stalls_after_the_handshake_leaves_no_socket_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quiet check's deadline ends the wait; the TLS socket (which owns the connection
+    once wrapped) is closed then too, not left to the garbage collector."""
+    import gc
+    import socket
+    import ssl
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[ssl.SSLSocket] = []
+
+    def serve() -> None:  # handshake, then silence
+        for _ in range(3):
+            conn, _ = listener.accept()
+            held.append(context.wrap_socket(conn, server_side=True))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/feed"
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            assert digest.quiet._not_modified(url, '"v1"', None, deadline=0.3) is False
+        server.join(5)
+        assert len(os.listdir("/proc/self/fd")) - len(held) == before
+    finally:
+        gc.enable()
+        for conn in held:
+            conn.close()
+        listener.close()

@@ -11,6 +11,7 @@ try the quiet cycle a second time.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,7 +55,12 @@ def main() -> None:
             report = quiet_cycle(found["--config"], found["--db"], found["--out"],
                                  found["--templates"])
             if report is not None:
-                sys.stdout.write("".join(f"{line}\n" for line in quiet_lines(report)))
+                try:
+                    sys.stdout.write("".join(f"{line}\n" for line in quiet_lines(report)))
+                    sys.stdout.flush()
+                except BrokenPipeError:  # the reader left (`digest run | head -0`): as click,
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                    sys.exit(1)  # exit 1 and no word
                 return
         from digest.cli.main import main as command_line
 

@@ -34,7 +34,9 @@ def check_templates(user_templates: str | None) -> None:
 
 @contextmanager
 def template_errors() -> Iterator[None]:
-    """Turn a Jinja2 error (syntax, undefined name, missing include) into TemplateError."""
+    """Turn a Jinja2 error (syntax, undefined name, missing include), or an error raised by
+    a template's own code (`{{ 1/0 }}`, a macro given too many arguments), into
+    TemplateError. An error raised in our Python (a filter, a view) is a bug: raised as is."""
     import jinja2
 
     try:
@@ -47,6 +49,27 @@ def template_errors() -> Iterator[None]:
         where = _where(Path(filename).name if filename else None, filename, line)
         raise TemplateError(where, " ".join((exc.message or type(exc).__name__).split()),
                             FIX) from None
+    except Exception as exc:
+        filename, line = _template_frame(exc.__traceback__)
+        if filename is None or not _raised_by_template(exc.__traceback__):
+            raise
+        where = _where(Path(filename).name, filename, line)
+        raise TemplateError(where, " ".join(f"{type(exc).__name__}: {exc}".split()), FIX) from None
+
+
+def _raised_by_template(tb: TracebackType | None) -> bool:
+    """Whether the innermost frame is template code or Jinja2's own runtime (which checks a
+    macro's arguments; publish.templating stands in for part of it), not the Python a
+    template calls."""
+    from digest.publish import templating
+
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    filename = tb.tb_frame.f_code.co_filename
+    is_template = not filename.endswith(".py") and not filename.startswith("<")
+    return is_template or Path(filename).parent.name == "jinja2" or filename == templating.__file__
 
 
 def _is_template(name: str) -> bool:
