@@ -445,17 +445,24 @@ def test_a_deferred_delivery_is_never_sealed_and_the_next_run_sends_it(
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_an_https_source_is_checked_with_the_certificates_httpx_trusts(
-        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+def tls_server_context(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A server TLS context for 127.0.0.1 with a fresh self-signed certificate, which the
+    client side trusts (SSL_CERT_FILE, as httpx and the quiet check read it)."""
     import ssl
 
-    cert, key = isolated / "cert.pem", isolated / "key.pem"
+    cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    return context
+
+
+def test_an_https_source_is_checked_with_the_certificates_httpx_trusts(
+        isolated: Path, paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    context = tls_server_context(isolated, monkeypatch)
     server = FixtureServer()
     server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
     with server:
@@ -607,13 +614,7 @@ def test_a_tls_server_that_stalls_after_the_handshake_leaves_no_socket_open(
     import ssl
     import threading
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context = tls_server_context(tmp_path, monkeypatch)
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[ssl.SSLSocket] = []
 
