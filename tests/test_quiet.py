@@ -605,6 +605,7 @@ def test_a_quiet_run_whose_reader_left_exits_1_without_a_traceback(isolated: Pat
     assert (done.returncode, done.stderr) == (1, "")
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_a_tls_server_that_stalls_after_the_handshake_leaves_no_socket_open(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The quiet check's deadline ends the wait; the TLS socket (which owns the connection
