@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES
 
+import digest.errors
 import digest.outputs
 import digest.publish.output
 from digest.cli.main import main
@@ -211,3 +212,33 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
         return "zombie"
+
+
+@pytest.mark.parametrize("raised", [
+    digest.errors.OutputError("out/digests/x.md", "no space left on device", "free space"),
+    digest.errors.StoreError("s", "a store error", "fix it"),
+])
+def test_the_childs_error_is_raised_here_with_its_class_and_line(
+        raised: Exception, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk in the child is the parent's OutputError, word for word."""
+    monkeypatch.setattr(digest.publish.output, "_can_fork", lambda: True)
+
+    def failing() -> list[tuple[Path, Path]]:
+        raise raised
+
+    finish = digest.publish.output.stage_aside(digest.publish.output.FORK_MIN_PAPERS, failing)
+    with pytest.raises(type(raised)) as caught:
+        finish()
+    assert caught.value.args == raised.args
+
+
+def test_a_bug_in_the_child_is_raised_here_with_its_traceback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(digest.publish.output, "_can_fork", lambda: True)
+
+    def buggy() -> list[tuple[Path, Path]]:
+        return [(Path("a"), Path("b"))][2]  # IndexError
+
+    finish = digest.publish.output.stage_aside(digest.publish.output.FORK_MIN_PAPERS, buggy)
+    with pytest.raises(RuntimeError, match="(?s)staging the outputs failed:.*IndexError"):
+        finish()

@@ -181,7 +181,7 @@ def stage_aside(papers: int, work: Staging) -> Staging:
         report = json.loads(data)
         if "error" in report:
             kind, where, what, fix = report["error"]
-            raise getattr(errors, kind, DigestError)(where, what, fix)
+            raise _error_class(kind)(where, what, fix)
         if "crash" in report:
             raise RuntimeError(f"staging the outputs failed:\n{report['crash']}")
         staged = []
@@ -191,6 +191,15 @@ def stage_aside(papers: int, work: Staging) -> Staging:
         return staged
 
     return finish
+
+
+def _error_class(name: str) -> type[DigestError]:
+    """The child's error class by name: one of digest.errors made of (where, what, fix)."""
+    found = getattr(errors, name, None)
+    if (isinstance(found, type) and issubclass(found, DigestError)
+            and not issubclass(found, errors.ConfigErrors)):
+        return found
+    return DigestError
 
 
 def _can_fork() -> bool:

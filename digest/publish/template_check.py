@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from digest.errors import TemplateError
+from digest.errors import DigestError, TemplateError
 
 # Jinja2 and the renderer are imported in the functions: a cycle with nothing to render
 # (the bundled templates, nothing new) never loads them.
@@ -49,6 +49,8 @@ def template_errors() -> Iterator[None]:
         where = _where(Path(filename).name if filename else None, filename, line)
         raise TemplateError(where, " ".join((exc.message or type(exc).__name__).split()),
                             FIX) from None
+    except DigestError:  # already one line (a full disk while a stream is staged)
+        raise
     except Exception as exc:
         filename, line = _template_frame(exc.__traceback__)
         if filename is None or not _raised_by_template(exc.__traceback__):
